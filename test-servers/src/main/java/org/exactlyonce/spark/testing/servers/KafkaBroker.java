@@ -1,0 +1,228 @@
+package org.exactlyonce.spark.testing.servers;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.SecureRandom;
+import java.time.Duration;
+import java.util.Base64;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.common.serialization.StringSerializer;
+
+/**
+ * A real Kafka broker (KRaft, combined broker and controller) in a child JVM, from the jars of
+ * {@code org.apache.kafka:kafka_2.13}. Start, stop, kill -9 and restart keep its log directory.
+ */
+public final class KafkaBroker implements AutoCloseable {
+  private static final String CLASSPATH_RESOURCE =
+      "/org/exactlyonce/spark/testing/servers/kafka-broker.classpath";
+
+  private final Path dir;
+  private final int port;
+  private final int controllerPort;
+  private ForkedJvm jvm;
+
+  private KafkaBroker(Path dir) {
+    this.dir = dir;
+    this.port = Ports.free();
+    this.controllerPort = Ports.free();
+  }
+
+  /** Formats a new log directory under {@code dir} and starts the broker on free ports. */
+  public static KafkaBroker start(Path dir) {
+    KafkaBroker broker = new KafkaBroker(dir);
+    broker.format();
+    broker.startProcess();
+    return broker;
+  }
+
+  /** {@code 127.0.0.1:port}. */
+  public String bootstrapServers() {
+    return "127.0.0.1:" + port;
+  }
+
+  /** The pid of the broker JVM. */
+  public long pid() {
+    return jvm.pid();
+  }
+
+  private void format() {
+    try {
+      Files.createDirectories(dir);
+      Properties p = new Properties();
+      p.setProperty("process.roles", "broker,controller");
+      p.setProperty("node.id", "1");
+      p.setProperty("controller.quorum.voters", "1@127.0.0.1:" + controllerPort);
+      p.setProperty(
+          "listeners",
+          "PLAINTEXT://127.0.0.1:" + port + ",CONTROLLER://127.0.0.1:" + controllerPort);
+      p.setProperty("advertised.listeners", "PLAINTEXT://127.0.0.1:" + port);
+      p.setProperty("controller.listener.names", "CONTROLLER");
+      p.setProperty("inter.broker.listener.name", "PLAINTEXT");
+      p.setProperty("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT");
+      p.setProperty("log.dirs", dir.resolve("data").toString());
+      p.setProperty("num.partitions", "1");
+      p.setProperty("auto.create.topics.enable", "false");
+      p.setProperty("offsets.topic.replication.factor", "1");
+      p.setProperty("offsets.topic.num.partitions", "4");
+      p.setProperty("transaction.state.log.replication.factor", "1");
+      p.setProperty("transaction.state.log.min.isr", "1");
+      p.setProperty("transaction.state.log.num.partitions", "4");
+      p.setProperty("group.initial.rebalance.delay.ms", "0");
+      // A restart after kill -9 otherwise waits for the dead broker's session to expire.
+      p.setProperty("broker.session.timeout.ms", "2000");
+      p.setProperty("broker.heartbeat.interval.ms", "500");
+      try (var out = Files.newBufferedWriter(config())) {
+        p.store(out, "written by KafkaBroker");
+      }
+      Files.writeString(
+          dir.resolve("log4j2.properties"),
+          "rootLogger.level=INFO\nrootLogger.appenderRef.f.ref=F\nappender.f.type=File\n"
+              + "appender.f.name=F\nappender.f.fileName="
+              + dir.resolve("server.log")
+              + "\nappender.f.layout.type=PatternLayout\n"
+              + "appender.f.layout.pattern=[%d] %p %m (%c)%n\n");
+      byte[] id = new byte[16];
+      new SecureRandom().nextBytes(id);
+      String clusterId = Base64.getUrlEncoder().withoutPadding().encodeToString(id);
+      ForkedJvm.run(
+          "kafka-storage-format",
+          ServerClasspath.read(CLASSPATH_RESOURCE),
+          List.of("-Xmx256m", "-Dlog4j2.configurationFile=" + dir.resolve("log4j2.properties")),
+          "kafka.tools.StorageTool",
+          List.of("format", "-t", clusterId, "-c", config().toString()),
+          dir.resolve("format.log"));
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  private Path config() {
+    return dir.resolve("server.properties");
+  }
+
+  private void startProcess() {
+    jvm =
+        ForkedJvm.start(
+            "kafka-broker",
+            ServerClasspath.read(CLASSPATH_RESOURCE),
+            List.of(
+                "-Xms256m",
+                "-Xmx512m",
+                "-XX:+UseG1GC",
+                "-Djava.net.preferIPv4Stack=true",
+                "-Dlog4j2.configurationFile=" + dir.resolve("log4j2.properties")),
+            "kafka.Kafka",
+            List.of(config().toString()),
+            dir.resolve("stdout.log"));
+    awaitReady();
+  }
+
+  private void awaitReady() {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(90);
+    Exception last = null;
+    while (System.nanoTime() < deadline) {
+      if (!jvm.isAlive()) {
+        throw new IllegalStateException("the Kafka broker exited at start:\n" + jvm.tail());
+      }
+      if (Ports.accepts(port)) {
+        try (Admin admin = admin()) {
+          admin.describeCluster().nodes().get(5, TimeUnit.SECONDS);
+          // The broker answers metadata before its group coordinator is ready; a topic create
+          // proves the controller is up too.
+          admin.listTopics().names().get(5, TimeUnit.SECONDS);
+          return;
+        } catch (Exception e) {
+          last = e;
+        }
+      }
+      Ports.sleep(200);
+    }
+    throw new IllegalStateException(
+        "the Kafka broker did not become ready: " + last + "\n" + jvm.tail());
+  }
+
+  /** An admin client for this broker; close it. */
+  public Admin admin() {
+    return Admin.create(
+        Map.of(
+            AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG,
+            bootstrapServers(),
+            AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG,
+            10_000,
+            AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG,
+            20_000));
+  }
+
+  /** Creates {@code topic} with {@code partitions} partitions and waits until it exists. */
+  public void createTopic(String topic, int partitions) {
+    try (Admin admin = admin()) {
+      admin
+          .createTopics(List.of(new NewTopic(topic, partitions, (short) 1)))
+          .all()
+          .get(30, TimeUnit.SECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException(e);
+    } catch (ExecutionException | java.util.concurrent.TimeoutException e) {
+      throw new IllegalStateException("cannot create topic " + topic, e);
+    }
+  }
+
+  /** A string producer with idempotence on; close it. */
+  public KafkaProducer<String, String> producer() {
+    return new KafkaProducer<>(
+        Map.of(
+            ProducerConfig.BOOTSTRAP_SERVERS_CONFIG,
+            bootstrapServers(),
+            ProducerConfig.ACKS_CONFIG,
+            "all",
+            ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG,
+            true,
+            ProducerConfig.LINGER_MS_CONFIG,
+            5),
+        new StringSerializer(),
+        new StringSerializer());
+  }
+
+  /** Graceful stop (SIGTERM): the broker flushes and closes its logs. */
+  public void stop() {
+    if (jvm != null && jvm.isAlive()) {
+      jvm.stop(30);
+      Ports.awaitClosed(port, Duration.ofSeconds(30));
+    }
+  }
+
+  /** SIGKILL: the broker gets no chance to flush. */
+  public void kill() {
+    if (jvm != null) {
+      jvm.kill();
+    }
+  }
+
+  /** Starts the broker again on the same ports and log directory. */
+  public void restart() {
+    stop();
+    startProcess();
+  }
+
+  @Override
+  public void close() {
+    kill();
+  }
+
+  @Override
+  public String toString() {
+    return "KafkaBroker(" + bootstrapServers() + ", " + jvm + ")";
+  }
+}
