@@ -1,0 +1,71 @@
+package org.exactlyonce.spark;
+
+import java.util.List;
+
+/**
+ * What one batch wrote for one sink, built on the driver from the commits of all its ranges.
+ * Immutable.
+ *
+ * @param pipelineId the sink's pipeline id
+ * @param batchTimeMs Spark's batch time (for logs only: identity comes from the ranges)
+ * @param commits one entry per offset range of the batch
+ * @param millis wall time of the whole output operation on the driver
+ */
+public record BatchResult(
+    PipelineId pipelineId, long batchTimeMs, List<PartitionCommit> commits, long millis) {
+
+  public BatchResult {
+    commits = List.copyOf(commits);
+  }
+
+  /** Kafka records read by this attempt (replayed ranges count zero). */
+  public long recordsIn() {
+    return commits.stream().mapToLong(PartitionCommit::recordsIn).sum();
+  }
+
+  /** Outputs written. */
+  public long rowsWritten() {
+    return commits.stream().mapToLong(PartitionCommit::rowsWritten).sum();
+  }
+
+  /** Ranges skipped because they were already committed (replays). */
+  public long replaysSkipped() {
+    return count(CommitOutcome.ALREADY_COMMITTED);
+  }
+
+  /** Ranges of which a prefix had been committed by an older attempt. */
+  public long rangesTrimmed() {
+    return count(CommitOutcome.TRIMMED);
+  }
+
+  /** The slowest commit of the batch, in milliseconds. */
+  public long maxCommitMillis() {
+    return commits.stream().mapToLong(PartitionCommit::millis).max().orElse(0);
+  }
+
+  private long count(CommitOutcome outcome) {
+    return commits.stream().filter(c -> c.outcome() == outcome).count();
+  }
+
+  @Override
+  public String toString() {
+    return "batch "
+        + batchTimeMs
+        + " of "
+        + pipelineId
+        + ": records="
+        + recordsIn()
+        + " rows="
+        + rowsWritten()
+        + " ranges="
+        + commits.size()
+        + " replaysSkipped="
+        + replaysSkipped()
+        + " trimmed="
+        + rangesTrimmed()
+        + " maxCommitMs="
+        + maxCommitMillis()
+        + " ms="
+        + millis;
+  }
+}

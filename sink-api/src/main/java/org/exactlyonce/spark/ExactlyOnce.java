@@ -1,0 +1,147 @@
+package org.exactlyonce.spark;
+
+import java.util.Collection;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.spark.streaming.api.java.JavaInputDStream;
+import org.apache.spark.streaming.api.java.JavaStreamingContext;
+import org.apache.spark.streaming.kafka010.ConsumerStrategies;
+import org.apache.spark.streaming.kafka010.KafkaUtils;
+import org.apache.spark.streaming.kafka010.LocationStrategies;
+import org.exactlyonce.spark.internal.KafkaParams;
+import org.exactlyonce.spark.internal.PipelineGuard;
+import org.exactlyonce.spark.internal.StartOffsets;
+import org.exactlyonce.spark.internal.TransactionalBatch;
+import org.exactlyonce.spark.spi.ExactlyOnceSink;
+import org.exactlyonce.spark.spi.OffsetStore;
+import org.exactlyonce.spark.spi.TransactionalSink;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Entry point: create the Kafka direct stream from the offsets a sink stored, then write it exactly
+ * once.
+ *
+ * <pre>{@code
+ * var clicks = JdbcSink.<Click>transactional("clicks-to-postgres")
+ *     .connection(JdbcSettings.url(url).user("app").passwordFromEnv("PGPASSWORD"))
+ *     .table("clicks").columns("click_id", "campaign_id", "ts")
+ *     .values(c -> List.of(c.id(), c.campaign(), c.ts()))
+ *     .build();
+ * var stream = ExactlyOnce.directStream(ssc, kafkaParams, List.of("clicks"), clicks);
+ * ExactlyOnce.foreachRDD(stream, record -> List.of(Click.parse(record.value())), clicks);
+ * }</pre>
+ */
+public final class ExactlyOnce {
+  private static final Logger LOG = LoggerFactory.getLogger(ExactlyOnce.class);
+
+  private ExactlyOnce() {}
+
+  /**
+   * Creates a direct stream over {@code topics} that starts where {@code sink} stored its offsets;
+   * partitions it never stored start at their earliest offset.
+   *
+   * @see #directStream(JavaStreamingContext, Map, Collection, StartPosition, ExactlyOnceSink...)
+   */
+  public static <K, V> ExactlyOnceStream<K, V> directStream(
+      JavaStreamingContext ssc,
+      Map<String, Object> kafkaParams,
+      Collection<String> topics,
+      ExactlyOnceSink sink) {
+    return directStream(ssc, kafkaParams, topics, StartPosition.earliest(), sink);
+  }
+
+  /**
+   * Creates a direct stream over {@code topics} for one or more sinks, before the streaming context
+   * starts. For each sink it validates the configuration against the backend, takes a new writer
+   * epoch (fencing any older driver of the same pipeline id), loads the stored offsets, resolves
+   * {@code start} for partitions with none and stores those <em>before</em> the first batch. The
+   * stream starts, per partition, at the lowest offset over the sinks; each sink skips what it
+   * already committed.
+   *
+   * <p>The consumer settings must not enable auto-commit; {@code auto.offset.reset} is set to
+   * {@code earliest} (it only applies to partitions added while the job runs) and {@code group.id}
+   * defaults to {@code exactly-once-<pipeline id>}.
+   *
+   * @throws SinkConfigurationException if the settings, a topic or a sink's backend is wrong
+   * @throws OffsetMismatchException if a stored offset is no longer in Kafka or lies past its end
+   */
+  public static <K, V> ExactlyOnceStream<K, V> directStream(
+      JavaStreamingContext ssc,
+      Map<String, Object> kafkaParams,
+      Collection<String> topics,
+      StartPosition start,
+      ExactlyOnceSink... sinks) {
+    if (topics == null || topics.isEmpty()) {
+      throw new SinkConfigurationException("no topic given: name at least one topic to read");
+    }
+    if (sinks.length == 0) {
+      throw new SinkConfigurationException("no sink given: pass the sinks this stream writes to");
+    }
+    Set<PipelineId> ids = new TreeSet<>();
+    for (ExactlyOnceSink s : sinks) {
+      if (!ids.add(s.pipelineId())) {
+        throw new SinkConfigurationException(
+            "two sinks share pipeline id '"
+                + s.pipelineId()
+                + "': each output needs its own id, or their offsets would overwrite each other");
+      }
+    }
+    Map<String, Object> params =
+        KafkaParams.forDirectStream(kafkaParams, "exactly-once-" + ids.iterator().next());
+
+    Map<PipelineId, Long> epochs = new LinkedHashMap<>();
+    Map<TopicPartition, Long> from = new HashMap<>();
+    try (StartOffsets kafka = new StartOffsets(params, topics)) {
+      for (ExactlyOnceSink sink : sinks) {
+        try (OffsetStore store = sink.openOffsetStore()) {
+          store.validate();
+          long epoch = store.takeWriterEpoch();
+          Map<TopicPartition, Long> stored = new HashMap<>(store.storedOffsets());
+          kafka.checkStored(sink.pipelineId(), stored);
+          List<TopicPartition> missing =
+              kafka.partitions().stream().filter(tp -> !stored.containsKey(tp)).toList();
+          if (!missing.isEmpty()) {
+            Map<TopicPartition, Long> resolved = kafka.resolve(start, missing);
+            store.storeStartOffsets(resolved, epoch);
+            stored.putAll(resolved);
+            LOG.info(
+                "pipeline '{}': stored start offsets ({}) {}", sink.pipelineId(), start, resolved);
+          }
+          for (TopicPartition tp : kafka.partitions()) {
+            from.merge(tp, stored.get(tp), Math::min);
+          }
+          epochs.put(sink.pipelineId(), epoch);
+          LOG.info(
+              "pipeline '{}': writer epoch {}, starting at {}", sink.pipelineId(), epoch, stored);
+        }
+      }
+    }
+    JavaInputDStream<ConsumerRecord<K, V>> dstream =
+        KafkaUtils.createDirectStream(
+            ssc,
+            LocationStrategies.PreferConsistent(),
+            ConsumerStrategies.<K, V>Subscribe(topics, params, from));
+    return new ExactlyOnceStream<>(dstream, epochs, from, new PipelineGuard(ssc));
+  }
+
+  /**
+   * Writes every record of {@code stream} through {@code mapper} to {@code sink}, exactly once:
+   * partition i of each batch is committed together with its offset range i. A replayed range (task
+   * retry, speculative copy, restart) is recognised and writes nothing. The first batch that fails
+   * after Spark's task retries stops the streaming context; nothing after it is written.
+   *
+   * @param mapper maps one record to its outputs; must be deterministic
+   */
+  public static <K, V, R> void foreachRDD(
+      ExactlyOnceStream<K, V> stream, RecordMapper<K, V, R> mapper, TransactionalSink<R> sink) {
+    long epoch = stream.writerEpoch(sink.pipelineId());
+    stream.dstream().foreachRDD(new TransactionalBatch<>(sink, mapper, epoch, stream.guard()));
+  }
+}

@@ -1,0 +1,116 @@
+package org.exactlyonce.spark.internal;
+
+import java.util.Collections;
+import java.util.Iterator;
+import java.util.NoSuchElementException;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.exactlyonce.spark.ExactlyOnceException;
+import org.exactlyonce.spark.RecordMapper;
+import org.exactlyonce.spark.SourceRange;
+import org.exactlyonce.spark.spi.PartitionOutputs;
+
+/** The outputs of one direct-stream partition: its records, trimmed and mapped lazily. */
+public final class MappedPartition<K, V, R> implements PartitionOutputs<R> {
+  private final Iterator<ConsumerRecord<K, V>> records;
+  private final RecordMapper<K, V, R> mapper;
+  private final SourceRange range;
+  private long recordsRead;
+  private boolean opened;
+
+  public MappedPartition(
+      Iterator<ConsumerRecord<K, V>> records, RecordMapper<K, V, R> mapper, SourceRange range) {
+    this.records = records;
+    this.mapper = mapper;
+    this.range = range;
+  }
+
+  @Override
+  public long recordsRead() {
+    return recordsRead;
+  }
+
+  @Override
+  public Iterator<R> from(long offset) {
+    if (opened) {
+      throw new IllegalStateException("the outputs of " + range + " can be read only once");
+    }
+    opened = true;
+    return new Iterator<>() {
+      private Iterator<R> current = Collections.emptyIterator();
+
+      @Override
+      public boolean hasNext() {
+        while (!current.hasNext()) {
+          if (!records.hasNext()) {
+            return false;
+          }
+          ConsumerRecord<K, V> record = records.next();
+          check(record);
+          if (record.offset() < offset) {
+            continue; // committed by an earlier attempt: trimmed
+          }
+          recordsRead++;
+          current = map(record);
+        }
+        return true;
+      }
+
+      @Override
+      public R next() {
+        if (!hasNext()) {
+          throw new NoSuchElementException();
+        }
+        return current.next();
+      }
+    };
+  }
+
+  private void check(ConsumerRecord<K, V> record) {
+    if (record.partition() != range.partition()
+        || !record.topic().equals(range.topic())
+        || record.offset() < range.from()
+        || record.offset() >= range.until()) {
+      throw new ExactlyOnceException(
+          "record "
+              + record.topic()
+              + "-"
+              + record.partition()
+              + "@"
+              + record.offset()
+              + " is outside the offset range "
+              + range
+              + " of its RDD partition: the RDD no longer maps partition i to offset range i"
+              + " (was it repartitioned or shuffled?). Write per-record outputs from the direct"
+              + " stream itself, or use a per-batch sink for results computed after a shuffle.");
+    }
+  }
+
+  private Iterator<R> map(ConsumerRecord<K, V> record) {
+    Iterable<R> outputs;
+    try {
+      outputs = mapper.apply(record);
+    } catch (Exception e) {
+      throw new ExactlyOnceException(
+          "the record mapper failed on record "
+              + record.topic()
+              + "-"
+              + record.partition()
+              + "@"
+              + record.offset()
+              + ": "
+              + e,
+          e);
+    }
+    if (outputs == null) {
+      throw new ExactlyOnceException(
+          "the record mapper returned null for record "
+              + record.topic()
+              + "-"
+              + record.partition()
+              + "@"
+              + record.offset()
+              + "; return an empty list to write nothing for a record");
+    }
+    return outputs.iterator();
+  }
+}

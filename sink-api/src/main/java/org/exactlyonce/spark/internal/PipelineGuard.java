@@ -1,0 +1,96 @@
+package org.exactlyonce.spark.internal;
+
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.Consumer;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.spark.streaming.api.java.JavaStreamingContext;
+import org.exactlyonce.spark.BatchResult;
+import org.exactlyonce.spark.PipelineId;
+import org.exactlyonce.spark.PipelineStoppedException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Driver-side state of one exactly-once stream: the first failure (after which nothing may write),
+ * the offsets this driver saw committed, and the batch listeners. Thread-safe.
+ */
+public final class PipelineGuard {
+  private static final Logger LOG = LoggerFactory.getLogger(PipelineGuard.class);
+
+  private final JavaStreamingContext ssc;
+  private final AtomicReference<Throwable> failure = new AtomicReference<>();
+  private final Map<PipelineId, Map<TopicPartition, Long>> committed = new ConcurrentHashMap<>();
+  private final List<Consumer<BatchResult>> listeners = new CopyOnWriteArrayList<>();
+
+  public PipelineGuard(JavaStreamingContext ssc) {
+    this.ssc = ssc;
+  }
+
+  /** Throws if an earlier batch failed: after a failure no batch may write or advance offsets. */
+  public void checkRunning() {
+    Throwable first = failure.get();
+    if (first != null) {
+      throw new PipelineStoppedException(
+          "an earlier batch failed, so this batch writes nothing; restart the job to resume from"
+              + " the stored offsets",
+          first);
+    }
+  }
+
+  /**
+   * Records the first failure and stops the streaming context in the background (stopping from a
+   * batch's own thread would wait for that batch, which waits for the stop).
+   */
+  public void fail(Throwable error) {
+    if (failure.compareAndSet(null, error)) {
+      LOG.error("exactly-once output failed; stopping the streaming context", error);
+      Thread stopper =
+          new Thread(
+              () -> {
+                try {
+                  ssc.stop(true, false);
+                } catch (RuntimeException e) {
+                  LOG.warn("stopping the streaming context after a failure failed", e);
+                }
+              },
+              "exactly-once-stop");
+      stopper.setDaemon(true);
+      stopper.start();
+    }
+  }
+
+  /** The first failure, or null. */
+  public Throwable failure() {
+    return failure.get();
+  }
+
+  /** The offset this driver last saw committed for {@code tp}, or -1. */
+  public long lastCommitted(PipelineId pipeline, TopicPartition tp) {
+    return committed.getOrDefault(pipeline, Map.of()).getOrDefault(tp, -1L);
+  }
+
+  public void recordCommitted(PipelineId pipeline, TopicPartition tp, long offset) {
+    committed
+        .computeIfAbsent(pipeline, p -> new ConcurrentHashMap<>())
+        .merge(tp, offset, Math::max);
+  }
+
+  public void addListener(Consumer<BatchResult> listener) {
+    listeners.add(listener);
+  }
+
+  public void publish(BatchResult result) {
+    LOG.info("{}", result);
+    for (Consumer<BatchResult> l : listeners) {
+      try {
+        l.accept(result);
+      } catch (RuntimeException e) {
+        LOG.warn("a batch listener failed; the batch itself is committed", e);
+      }
+    }
+  }
+}

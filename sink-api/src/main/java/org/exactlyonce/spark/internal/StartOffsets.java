@@ -1,0 +1,130 @@
+package org.exactlyonce.spark.internal;
+
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.common.PartitionInfo;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.errors.TimeoutException;
+import org.exactlyonce.spark.OffsetMismatchException;
+import org.exactlyonce.spark.PipelineId;
+import org.exactlyonce.spark.SinkConfigurationException;
+import org.exactlyonce.spark.StartPosition;
+
+/** Looks up the partitions of the subscribed topics and the offsets Kafka holds for them. */
+public final class StartOffsets implements AutoCloseable {
+  private final KafkaConsumer<byte[], byte[]> consumer;
+  private final Object servers;
+  private final List<TopicPartition> partitions = new ArrayList<>();
+  private final Map<TopicPartition, Long> beginning;
+  private final Map<TopicPartition, Long> end;
+
+  public StartOffsets(Map<String, Object> streamParams, Collection<String> topics) {
+    Map<String, Object> params = KafkaParams.forMetadataConsumer(streamParams);
+    this.servers = params.get("bootstrap.servers");
+    this.consumer = new KafkaConsumer<>(params);
+    try {
+      for (String topic : topics) {
+        List<PartitionInfo> infos = consumer.partitionsFor(topic);
+        if (infos == null || infos.isEmpty()) {
+          throw new SinkConfigurationException(
+              "topic '" + topic + "' does not exist at " + servers + ": create it first");
+        }
+        infos.forEach(i -> partitions.add(new TopicPartition(i.topic(), i.partition())));
+      }
+      this.beginning = consumer.beginningOffsets(partitions);
+      this.end = consumer.endOffsets(partitions);
+    } catch (TimeoutException e) {
+      consumer.close();
+      throw new SinkConfigurationException(
+          "Kafka at bootstrap.servers=" + servers + " did not answer: check the address", e);
+    } catch (RuntimeException e) {
+      consumer.close();
+      throw e;
+    }
+  }
+
+  /** The partitions of the subscribed topics as they are now. */
+  public List<TopicPartition> partitions() {
+    return partitions;
+  }
+
+  /**
+   * Resolves {@code position} to a concrete offset for each partition in {@code missing}.
+   *
+   * @throws SinkConfigurationException if an explicit position lacks a partition
+   */
+  public Map<TopicPartition, Long> resolve(
+      StartPosition position, Collection<TopicPartition> missing) {
+    Map<TopicPartition, Long> out = new HashMap<>();
+    for (TopicPartition tp : missing) {
+      switch (position.kind()) {
+        case EARLIEST -> out.put(tp, beginning.get(tp));
+        case LATEST -> out.put(tp, end.get(tp));
+        case EXPLICIT -> {
+          Long o = position.offsets().get(tp);
+          if (o == null) {
+            throw new SinkConfigurationException(
+                "the explicit start position has no offset for "
+                    + tp
+                    + ", which has no stored offset either: add it to StartPosition.offsets(...)");
+          }
+          out.put(tp, o);
+        }
+        default -> throw new IllegalStateException(position.kind().name());
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Checks stored offsets against what Kafka holds.
+   *
+   * @throws OffsetMismatchException if records between a stored offset and Kafka's earliest were
+   *     deleted, or a stored offset lies past the end of its partition
+   */
+  public void checkStored(PipelineId pipeline, Map<TopicPartition, Long> stored) {
+    List<String> problems = new ArrayList<>();
+    for (TopicPartition tp : partitions) {
+      Long s = stored.get(tp);
+      if (s == null) {
+        continue;
+      }
+      if (s < beginning.get(tp)) {
+        problems.add(
+            tp
+                + ": stored offset "
+                + s
+                + " is before Kafka's earliest "
+                + beginning.get(tp)
+                + " (retention deleted records that were never written: they are lost)");
+      } else if (s > end.get(tp)) {
+        problems.add(
+            tp
+                + ": stored offset "
+                + s
+                + " is past the partition's end "
+                + end.get(tp)
+                + " (was the topic recreated, or do the offsets belong to another cluster?)");
+      }
+    }
+    if (!problems.isEmpty()) {
+      throw new OffsetMismatchException(
+          "pipeline '"
+              + pipeline
+              + "' cannot start: "
+              + String.join("; ", problems)
+              + ". Nothing was written. Inspect the stored offsets; to accept the loss, reset"
+              + " them to offsets Kafka holds.",
+          List.of());
+    }
+  }
+
+  @Override
+  public void close() {
+    consumer.close();
+  }
+}

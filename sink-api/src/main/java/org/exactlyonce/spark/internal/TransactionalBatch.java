@@ -1,0 +1,188 @@
+package org.exactlyonce.spark.internal;
+
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.spark.api.java.JavaRDD;
+import org.apache.spark.api.java.function.Function2;
+import org.apache.spark.api.java.function.VoidFunction2;
+import org.apache.spark.streaming.Time;
+import org.apache.spark.streaming.kafka010.HasOffsetRanges;
+import org.apache.spark.streaming.kafka010.OffsetRange;
+import org.exactlyonce.spark.BatchResult;
+import org.exactlyonce.spark.CommitOutcome;
+import org.exactlyonce.spark.ExactlyOnceException;
+import org.exactlyonce.spark.OffsetMismatchException;
+import org.exactlyonce.spark.PartitionCommit;
+import org.exactlyonce.spark.RecordMapper;
+import org.exactlyonce.spark.SourceRange;
+import org.exactlyonce.spark.WriterFencedException;
+import org.exactlyonce.spark.spi.TransactionalSink;
+
+/**
+ * The body of {@code foreachRDD} for a transactional sink: partition i of the batch commits offset
+ * range i on its executor; the driver collects the outcomes, publishes them and stops the pipeline
+ * on the first failure.
+ */
+public final class TransactionalBatch<K, V, R>
+    implements VoidFunction2<JavaRDD<ConsumerRecord<K, V>>, Time> {
+  private static final long serialVersionUID = 1L;
+
+  private final TransactionalSink<R> sink;
+  private final RecordMapper<K, V, R> mapper;
+  private final long epoch;
+  // Driver-only state. foreachRDD functions are not serialised unless Spark checkpointing is on,
+  // which this library does not need (offsets live in the sink).
+  private final transient PipelineGuard guard;
+
+  public TransactionalBatch(
+      TransactionalSink<R> sink, RecordMapper<K, V, R> mapper, long epoch, PipelineGuard guard) {
+    this.sink = sink;
+    this.mapper = mapper;
+    this.epoch = epoch;
+    this.guard = guard;
+  }
+
+  @Override
+  public void call(JavaRDD<ConsumerRecord<K, V>> rdd, Time time) {
+    guard.checkRunning();
+    long started = System.currentTimeMillis();
+    try {
+      OffsetRange[] ranges = rangesOf(rdd);
+      List<PartitionCommit> commits =
+          rdd.mapPartitionsWithIndex(new CommitPartition<>(sink, mapper, epoch, ranges), false)
+              .collect();
+      BatchResult result =
+          new BatchResult(
+              sink.pipelineId(),
+              time.milliseconds(),
+              commits,
+              System.currentTimeMillis() - started);
+      checkOutcomes(result);
+      guard.publish(result);
+    } catch (RuntimeException | Error e) {
+      guard.fail(e);
+      throw e;
+    }
+  }
+
+  /**
+   * The offset ranges of a direct-stream RDD, partition i holding range i.
+   *
+   * @throws ExactlyOnceException if the RDD no longer maps its partitions to offset ranges
+   */
+  public static OffsetRange[] rangesOf(JavaRDD<?> rdd) {
+    if (!(rdd.rdd() instanceof HasOffsetRanges)) {
+      throw new ExactlyOnceException(
+          "the RDD "
+              + rdd.rdd()
+              + " does not come straight from the Kafka direct stream, so its partitions no longer"
+              + " map to offset ranges (a shuffle, repartition or transformation came between):"
+              + " per-record exactly-once output needs the direct stream's own RDD. For results"
+              + " computed after a shuffle, use a per-batch sink.");
+    }
+    OffsetRange[] ranges = ((HasOffsetRanges) rdd.rdd()).offsetRanges();
+    if (ranges.length != rdd.getNumPartitions()) {
+      throw new ExactlyOnceException(
+          "the RDD has "
+              + rdd.getNumPartitions()
+              + " partitions for "
+              + ranges.length
+              + " offset ranges; use a per-batch sink for results computed after a shuffle");
+    }
+    return ranges;
+  }
+
+  private void checkOutcomes(BatchResult result) {
+    List<PartitionCommit> fenced = new ArrayList<>();
+    List<PartitionCommit> mismatched = new ArrayList<>();
+    for (PartitionCommit c : result.commits()) {
+      switch (c.outcome()) {
+        case FENCED -> fenced.add(c);
+        case GAP -> {
+          // A stored offset below what this driver saw committed moved backwards: someone reset it.
+          long seen = guard.lastCommitted(sink.pipelineId(), c.range().topicPartition());
+          mismatched.add(
+              seen > c.storedBefore()
+                  ? new PartitionCommit(
+                      c.range(),
+                      CommitOutcome.REGRESSION,
+                      c.storedBefore(),
+                      c.recordsIn(),
+                      c.rowsWritten(),
+                      c.millis())
+                  : c);
+        }
+        case REGRESSION -> mismatched.add(c);
+        default ->
+            guard.recordCommitted(sink.pipelineId(), c.range().topicPartition(), c.range().until());
+      }
+    }
+    if (!fenced.isEmpty()) {
+      throw new WriterFencedException(
+          "pipeline '"
+              + sink.pipelineId()
+              + "': another instance started with the same pipeline id and took over (this"
+              + " driver's writer epoch "
+              + epoch
+              + " is no longer current). This driver stops without writing "
+              + fenced.size()
+              + " range(s); the other instance goes on from the stored offsets.");
+    }
+    if (!mismatched.isEmpty()) {
+      StringBuilder msg =
+          new StringBuilder("pipeline '").append(sink.pipelineId()).append("' stops: ");
+      for (PartitionCommit c : mismatched) {
+        msg.append(c.range().topicPartition())
+            .append(
+                c.outcome() == CommitOutcome.GAP
+                    ? " GAP: stored offset "
+                    : " REGRESSION: stored offset ")
+            .append(c.storedBefore())
+            .append(
+                c.outcome() == CommitOutcome.GAP ? " is before the range " : " moved back below ")
+            .append(
+                c.outcome() == CommitOutcome.GAP
+                    ? c.range().toString()
+                    : String.valueOf(
+                        guard.lastCommitted(sink.pipelineId(), c.range().topicPartition())))
+            .append("; ");
+      }
+      msg.append(
+          "committing would lose records, so nothing of these ranges was written. This happens"
+              + " when an earlier batch failed and the stream moved on, or the stored offsets were"
+              + " changed by hand: restart the job (it resumes from the stored offsets).");
+      throw new OffsetMismatchException(msg.toString(), mismatched);
+    }
+  }
+
+  /** Runs on executors: commits range i of partition i. Holds no reference to the driver. */
+  private static final class CommitPartition<K, V, R>
+      implements Function2<Integer, Iterator<ConsumerRecord<K, V>>, Iterator<PartitionCommit>> {
+    private static final long serialVersionUID = 1L;
+    private final TransactionalSink<R> sink;
+    private final RecordMapper<K, V, R> mapper;
+    private final long epoch;
+    private final OffsetRange[] ranges;
+
+    CommitPartition(
+        TransactionalSink<R> sink, RecordMapper<K, V, R> mapper, long epoch, OffsetRange[] ranges) {
+      this.sink = sink;
+      this.mapper = mapper;
+      this.epoch = epoch;
+      this.ranges = ranges;
+    }
+
+    @Override
+    public Iterator<PartitionCommit> call(Integer index, Iterator<ConsumerRecord<K, V>> records) {
+      SourceRange range = SourceRange.of(ranges[index]);
+      if (range.isEmpty()) {
+        // Nothing to write: no need to open a transaction (idle topics would pay one per batch).
+        return List.of(new PartitionCommit(range, CommitOutcome.COMMITTED, -1, 0, 0, 0)).iterator();
+      }
+      return List.of(sink.commit(epoch, range, new MappedPartition<>(records, mapper, range)))
+          .iterator();
+    }
+  }
+}

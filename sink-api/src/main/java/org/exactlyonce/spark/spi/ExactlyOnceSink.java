@@ -1,0 +1,24 @@
+package org.exactlyonce.spark.spi;
+
+import java.io.Serializable;
+import org.exactlyonce.spark.PipelineId;
+
+/**
+ * A sink: serialisable configuration of where outputs and offsets go. It is shipped to executors
+ * with every batch, so it holds settings, never connections; a backend opens connections on the
+ * executor and reuses them across batches of that JVM.
+ */
+public interface ExactlyOnceSink extends Serializable {
+
+  /** The pipeline whose offsets this sink stores. */
+  PipelineId pipelineId();
+
+  /**
+   * Opens the driver-side view of this sink's offset store. Called once when the stream is created,
+   * before the first batch.
+   *
+   * @throws org.exactlyonce.spark.SinkConfigurationException if the backend cannot be reached or
+   *     its tables do not have the expected shape
+   */
+  OffsetStore openOffsetStore();
+}

@@ -1,0 +1,41 @@
+package org.exactlyonce.spark.spi;
+
+import java.util.Map;
+import org.apache.kafka.common.TopicPartition;
+
+/**
+ * The driver's view of where a sink stores its offsets and its writer epoch. Not thread-safe; used
+ * by the driver thread that creates the stream, then closed.
+ */
+public interface OffsetStore extends AutoCloseable {
+
+  /**
+   * Checks the sink's configuration against the backend (tables, columns, types), creating the
+   * offset tables if they are missing.
+   *
+   * @throws org.exactlyonce.spark.SinkConfigurationException naming what is wrong and the fix
+   */
+  void validate();
+
+  /**
+   * Takes a new writer epoch for the pipeline: every commit of an older epoch is refused from now
+   * on ({@link org.exactlyonce.spark.CommitOutcome#FENCED}).
+   *
+   * @return the new epoch, greater than every earlier one of this pipeline
+   */
+  long takeWriterEpoch();
+
+  /** The stored offset (next offset to process) of every partition this pipeline has stored. */
+  Map<TopicPartition, Long> storedOffsets();
+
+  /**
+   * Stores start offsets for partitions that have none yet; a partition that already has a stored
+   * offset keeps it.
+   *
+   * @throws org.exactlyonce.spark.WriterFencedException if {@code epoch} is no longer current
+   */
+  void storeStartOffsets(Map<TopicPartition, Long> offsets, long epoch);
+
+  @Override
+  void close();
+}
