@@ -1,0 +1,176 @@
+package org.exactlyonce.spark.jdbc;
+
+import java.io.Serializable;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Properties;
+import java.util.TreeMap;
+import org.exactlyonce.spark.SinkConfigurationException;
+
+/**
+ * How to connect to the database: URL, user, password and driver properties (for example {@code
+ * sslmode}, passed to the driver unchanged). Serialisable, so it travels to executors; a password
+ * read from an environment variable is read where the connection is opened, so it never travels.
+ * The password never appears in {@link #toString()}. Immutable: every method returns a copy.
+ */
+public final class JdbcSettings implements Serializable {
+  private static final long serialVersionUID = 1L;
+
+  private final String url;
+  private final String user;
+  private final String password;
+  private final String passwordEnv;
+  private final TreeMap<String, String> properties;
+  private final int maxPoolSize;
+
+  private JdbcSettings(
+      String url,
+      String user,
+      String password,
+      String passwordEnv,
+      TreeMap<String, String> properties,
+      int maxPoolSize) {
+    this.url = url;
+    this.user = user;
+    this.password = password;
+    this.passwordEnv = passwordEnv;
+    this.properties = properties;
+    this.maxPoolSize = maxPoolSize;
+  }
+
+  /**
+   * Settings for the JDBC {@code url}, for example {@code jdbc:postgresql://db:5432/ads}.
+   *
+   * @throws SinkConfigurationException if the URL is not a {@code jdbc:postgresql:} URL
+   */
+  public static JdbcSettings url(String url) {
+    if (url == null || !url.startsWith("jdbc:postgresql:")) {
+      throw new SinkConfigurationException(
+          "JDBC url '"
+              + url
+              + "' is not supported: use a PostgreSQL URL such as"
+              + " jdbc:postgresql://host:5432/database");
+    }
+    return new JdbcSettings(url, null, null, null, new TreeMap<>(), 4);
+  }
+
+  /** Connects as {@code user}. */
+  public JdbcSettings user(String user) {
+    return new JdbcSettings(url, user, password, passwordEnv, properties, maxPoolSize);
+  }
+
+  /**
+   * Uses {@code password}. Prefer {@link #passwordFromEnv(String)}: this one travels with tasks.
+   */
+  public JdbcSettings password(String password) {
+    return new JdbcSettings(url, user, password, null, properties, maxPoolSize);
+  }
+
+  /**
+   * Reads the password from environment variable {@code name} wherever a connection is opened
+   * (driver and executors), so it never travels with tasks.
+   */
+  public JdbcSettings passwordFromEnv(String name) {
+    return new JdbcSettings(url, user, null, name, properties, maxPoolSize);
+  }
+
+  /** Sets a driver property, for example {@code property("sslmode", "verify-full")}. */
+  public JdbcSettings property(String key, String value) {
+    TreeMap<String, String> p = new TreeMap<>(properties);
+    p.put(key, value);
+    return new JdbcSettings(url, user, password, passwordEnv, p, maxPoolSize);
+  }
+
+  /**
+   * The most connections one executor JVM keeps to this database (default 4): at least the number
+   * of tasks an executor runs at once.
+   */
+  public JdbcSettings maxPoolSize(int size) {
+    if (size < 1) {
+      throw new SinkConfigurationException("maxPoolSize must be at least 1, got " + size);
+    }
+    return new JdbcSettings(url, user, password, passwordEnv, properties, size);
+  }
+
+  public String url() {
+    return url;
+  }
+
+  public String user() {
+    return user;
+  }
+
+  public int maxPoolSize() {
+    return maxPoolSize;
+  }
+
+  /** The driver properties, password included (resolved now). */
+  public Properties toProperties() {
+    Properties p = new Properties();
+    properties.forEach(p::setProperty);
+    // Rewrites batched INSERTs into multi-row statements: several times faster, same semantics.
+    p.putIfAbsent("reWriteBatchedInserts", "true");
+    if (user != null) {
+      p.setProperty("user", user);
+    }
+    String pw = resolvePassword();
+    if (pw != null) {
+      p.setProperty("password", pw);
+    }
+    return p;
+  }
+
+  private String resolvePassword() {
+    if (passwordEnv == null) {
+      return password;
+    }
+    String pw = System.getenv(passwordEnv);
+    if (pw == null) {
+      throw new SinkConfigurationException(
+          "environment variable "
+              + passwordEnv
+              + " (the database password, see passwordFromEnv) is not set on this host; set it on"
+              + " the driver and on every executor (spark.executorEnv."
+              + passwordEnv
+              + ")");
+    }
+    return pw;
+  }
+
+  @Override
+  public boolean equals(Object o) {
+    if (!(o instanceof JdbcSettings)) {
+      return false;
+    }
+    JdbcSettings s = (JdbcSettings) o;
+    return url.equals(s.url)
+        && Objects.equals(user, s.user)
+        && Objects.equals(password, s.password)
+        && Objects.equals(passwordEnv, s.passwordEnv)
+        && properties.equals(s.properties)
+        && maxPoolSize == s.maxPoolSize;
+  }
+
+  @Override
+  public int hashCode() {
+    return Objects.hash(url, user, password, passwordEnv, properties, maxPoolSize);
+  }
+
+  /** The settings with the password masked. */
+  @Override
+  public String toString() {
+    Map<String, String> shown = new TreeMap<>(properties);
+    shown.replaceAll((k, v) -> k.toLowerCase().contains("password") ? "****" : v);
+    return "JdbcSettings{url="
+        + url
+        + ", user="
+        + user
+        + ", password="
+        + (passwordEnv != null ? "from env " + passwordEnv : password != null ? "****" : "none")
+        + ", properties="
+        + shown
+        + ", maxPoolSize="
+        + maxPoolSize
+        + "}";
+  }
+}

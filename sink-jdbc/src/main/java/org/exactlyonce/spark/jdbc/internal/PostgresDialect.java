@@ -1,0 +1,138 @@
+package org.exactlyonce.spark.jdbc.internal;
+
+import java.io.Serializable;
+import java.util.List;
+import java.util.stream.Collectors;
+
+/**
+ * Every SQL statement the JDBC sinks run, in one place. Identifiers are validated {@link
+ * SqlIdentifier}s; every value is a bind parameter.
+ */
+public final class PostgresDialect implements Serializable {
+  private static final long serialVersionUID = 1L;
+
+  private final SqlIdentifier offsets;
+  private final SqlIdentifier writers;
+
+  public PostgresDialect(SqlIdentifier offsets, SqlIdentifier writers) {
+    this.offsets = offsets;
+    this.writers = writers;
+  }
+
+  public SqlIdentifier offsetsTable() {
+    return offsets;
+  }
+
+  public SqlIdentifier writersTable() {
+    return writers;
+  }
+
+  /** The offsets table: one row per (pipeline, topic, partition), the next offset to process. */
+  public String createOffsetsTable() {
+    return "CREATE TABLE IF NOT EXISTS "
+        + offsets.sql()
+        + " (\n"
+        + "  pipeline_id     varchar(200) NOT NULL,\n"
+        + "  topic           varchar(255) NOT NULL,\n"
+        + "  kafka_partition integer      NOT NULL,\n"
+        + "  until_offset    bigint       NOT NULL,\n"
+        + "  writer_epoch    bigint       NOT NULL,\n"
+        + "  updated_at      timestamptz  NOT NULL DEFAULT now(),\n"
+        + "  PRIMARY KEY (pipeline_id, topic, kafka_partition)\n"
+        + ")";
+  }
+
+  /** The writers table: the current writer epoch of each pipeline (fencing). */
+  public String createWritersTable() {
+    return "CREATE TABLE IF NOT EXISTS "
+        + writers.sql()
+        + " (\n"
+        + "  pipeline_id  varchar(200) PRIMARY KEY,\n"
+        + "  writer_epoch bigint       NOT NULL,\n"
+        + "  taken_at     timestamptz  NOT NULL DEFAULT now(),\n"
+        + "  taken_by     varchar(255)\n"
+        + ")";
+  }
+
+  /** Expected columns of the offsets table and their {@code information_schema} data types. */
+  public static final List<List<String>> OFFSETS_COLUMNS =
+      List.of(
+          List.of("pipeline_id", "character varying", "text"),
+          List.of("topic", "character varying", "text"),
+          List.of("kafka_partition", "integer"),
+          List.of("until_offset", "bigint"),
+          List.of("writer_epoch", "bigint"));
+
+  /** Expected columns of the writers table. */
+  public static final List<List<String>> WRITERS_COLUMNS =
+      List.of(
+          List.of("pipeline_id", "character varying", "text"), List.of("writer_epoch", "bigint"));
+
+  /** Columns of a table: name and data type. Binds: schema (null = search path), table. */
+  public String columnsOf() {
+    return "SELECT column_name, data_type FROM information_schema.columns"
+        + " WHERE table_name = :table"
+        + " AND table_schema = COALESCE(:schema, current_schema())";
+  }
+
+  /** Takes the next writer epoch. Binds: pipeline, by. Returns the new epoch. */
+  public String takeEpoch() {
+    return "INSERT INTO "
+        + writers.sql()
+        + " AS w (pipeline_id, writer_epoch, taken_by) VALUES (:pipeline, 1, :by)"
+        + " ON CONFLICT (pipeline_id) DO UPDATE"
+        + " SET writer_epoch = w.writer_epoch + 1, taken_at = now(), taken_by = excluded.taken_by"
+        + " RETURNING writer_epoch";
+  }
+
+  /**
+   * Reads the current epoch and holds a shared lock until commit: taking a new epoch waits for
+   * commits in flight, and every commit that starts later sees the new epoch.
+   */
+  public String lockEpoch() {
+    return "SELECT writer_epoch FROM " + writers.sql() + " WHERE pipeline_id = :pipeline FOR SHARE";
+  }
+
+  public String storedOffsets() {
+    return "SELECT topic, kafka_partition, until_offset FROM "
+        + offsets.sql()
+        + " WHERE pipeline_id = :pipeline";
+  }
+
+  /** Locks the offset row of one partition until commit. */
+  public String lockOffset() {
+    return "SELECT until_offset FROM "
+        + offsets.sql()
+        + " WHERE pipeline_id = :pipeline AND topic = :topic AND kafka_partition = :partition"
+        + " FOR UPDATE";
+  }
+
+  /** Stores an offset for a partition that has none; keeps an existing one. */
+  public String insertOffsetIfAbsent() {
+    return "INSERT INTO "
+        + offsets.sql()
+        + " (pipeline_id, topic, kafka_partition, until_offset, writer_epoch)"
+        + " VALUES (:pipeline, :topic, :partition, :offset, :epoch)"
+        + " ON CONFLICT (pipeline_id, topic, kafka_partition) DO NOTHING";
+  }
+
+  /** Compare-and-set of one offset: advances only from the expected value. */
+  public String advanceOffset() {
+    return "UPDATE "
+        + offsets.sql()
+        + " SET until_offset = :until, writer_epoch = :epoch, updated_at = now()"
+        + " WHERE pipeline_id = :pipeline AND topic = :topic AND kafka_partition = :partition"
+        + " AND until_offset = :expected";
+  }
+
+  /** A positional INSERT into a validated table and columns. */
+  public static String insert(SqlIdentifier table, List<SqlIdentifier> columns) {
+    return "INSERT INTO "
+        + table.sql()
+        + " ("
+        + columns.stream().map(SqlIdentifier::sql).collect(Collectors.joining(", "))
+        + ") VALUES ("
+        + columns.stream().map(c -> "?").collect(Collectors.joining(", "))
+        + ")";
+  }
+}

@@ -1,0 +1,124 @@
+package org.exactlyonce.spark.jdbc;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.io.ByteArrayOutputStream;
+import java.io.ObjectOutputStream;
+import java.util.List;
+import org.exactlyonce.spark.SinkConfigurationException;
+import org.junit.jupiter.api.Test;
+
+class JdbcSinkBuilderTest {
+  private static final JdbcSettings DB = JdbcSettings.url("jdbc:postgresql://db/ads").user("app");
+
+  private static JdbcSink.Builder<String> base() {
+    return JdbcSink.<String>transactional("clicks").connection(DB);
+  }
+
+  @Test
+  void sqlInjectionThroughATableNameIsRefused() {
+    assertThatThrownBy(
+            () -> base().table("clicks; DROP TABLE users").columns("id").values(List::of).build())
+        .isInstanceOf(SinkConfigurationException.class)
+        .hasMessageContaining("is not a plain SQL name");
+  }
+
+  @Test
+  void sqlInjectionThroughAColumnNameIsRefused() {
+    assertThatThrownBy(
+            () -> base().table("clicks").columns("id) VALUES (1); --").values(List::of).build())
+        .isInstanceOf(SinkConfigurationException.class)
+        .hasMessageContaining("column name");
+  }
+
+  @Test
+  void quotedOrOddOffsetsTableNamesAreRefused() {
+    for (String bad : new String[] {"\"eos\"", "a.b.c", "1abc", "eos offsets", ""}) {
+      assertThatThrownBy(
+              () -> base().offsetsTable(bad).table("t").columns("id").values(List::of).build())
+          .as(bad)
+          .isInstanceOf(SinkConfigurationException.class);
+    }
+  }
+
+  @Test
+  void schemaQualifiedNamesAreAccepted() {
+    JdbcSink<String> s =
+        base()
+            .offsetsTable("ops.eos_offsets")
+            .table("ads.clicks")
+            .columns("id")
+            .values(List::of)
+            .build();
+    assertThat(s.toString()).contains("ops.eos_offsets").contains("ads.clicks");
+  }
+
+  @Test
+  void aSinkWithoutAConnectionSaysHowToGiveOne() {
+    assertThatThrownBy(
+            () -> JdbcSink.<String>transactional("clicks").table("t").columns("id").build())
+        .isInstanceOf(SinkConfigurationException.class)
+        .hasMessageContaining("connection(JdbcSettings.url(");
+  }
+
+  @Test
+  void aSinkWithoutAWayToWriteSaysWhatIsMissing() {
+    assertThatThrownBy(() -> base().table("t").build())
+        .isInstanceOf(SinkConfigurationException.class)
+        .hasMessageContaining("say how outputs are written");
+  }
+
+  @Test
+  void writerAndTableMappingTogetherAreAmbiguous() {
+    assertThatThrownBy(() -> base().table("t").writer((h, rows) -> {}).build())
+        .isInstanceOf(SinkConfigurationException.class)
+        .hasMessageContaining("choose one");
+  }
+
+  @Test
+  void aNonPostgresUrlIsRefused() {
+    assertThatThrownBy(() -> JdbcSettings.url("jdbc:mysql://db/x"))
+        .isInstanceOf(SinkConfigurationException.class)
+        .hasMessageContaining("jdbc:postgresql://");
+  }
+
+  @Test
+  void passwordsNeverAppearInToString() {
+    JdbcSettings s =
+        DB.password("s3cret").property("sslpassword", "k3y").property("sslmode", "require");
+    assertThat(s.toString())
+        .doesNotContain("s3cret")
+        .doesNotContain("k3y")
+        .contains("sslmode=require");
+    JdbcSink<String> sink = base().connection(s).table("t").columns("id").values(List::of).build();
+    assertThat(sink.toString()).doesNotContain("s3cret");
+  }
+
+  @Test
+  void aPasswordFromTheEnvironmentDoesNotTravelWithTheSink() throws Exception {
+    JdbcSink<String> sink =
+        base()
+            .connection(DB.password("s3cret").passwordFromEnv("SOME_PG_PASSWORD"))
+            .table("t")
+            .columns("id")
+            .values(List::of)
+            .build();
+    ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+    try (ObjectOutputStream out = new ObjectOutputStream(bytes)) {
+      out.writeObject(sink);
+    }
+    String serialised = bytes.toString(java.nio.charset.StandardCharsets.ISO_8859_1);
+    assertThat(serialised).contains("SOME_PG_PASSWORD").doesNotContain("s3cret");
+    assertThat(sink.toString()).contains("from env SOME_PG_PASSWORD");
+  }
+
+  @Test
+  void aMissingPasswordVariableIsNamedWithTheFix() {
+    JdbcSettings s = DB.passwordFromEnv("EOS_TEST_VARIABLE_THAT_IS_NOT_SET");
+    assertThatThrownBy(s::toProperties)
+        .isInstanceOf(SinkConfigurationException.class)
+        .hasMessageContaining("EOS_TEST_VARIABLE_THAT_IS_NOT_SET")
+        .hasMessageContaining("spark.executorEnv");
+  }
+}

@@ -1,0 +1,309 @@
+package org.exactlyonce.spark.tests;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.stream.Collectors;
+import java.util.stream.LongStream;
+import org.apache.kafka.common.TopicPartition;
+import org.exactlyonce.spark.CommitOutcome;
+import org.exactlyonce.spark.PartitionCommit;
+import org.exactlyonce.spark.SinkConfigurationException;
+import org.exactlyonce.spark.SourceRange;
+import org.exactlyonce.spark.jdbc.JdbcSettings;
+import org.exactlyonce.spark.jdbc.JdbcSink;
+import org.exactlyonce.spark.jdbc.JdbcWriter;
+import org.exactlyonce.spark.spi.OffsetStore;
+import org.exactlyonce.spark.tests.JdbcTestSupport.Out;
+import org.jdbi.v3.core.statement.PreparedBatch;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/** Strategy T against a real PostgreSQL: the commit decision, replays, failures and fencing. */
+class TransactionalJdbcSinkIT {
+  private static final String TOPIC = "clicks";
+  private static final TopicPartition TP = new TopicPartition(TOPIC, 0);
+
+  private JdbcTestSupport db;
+  private JdbcSink<Out> sink;
+  private long epoch;
+
+  @BeforeEach
+  void setUp() {
+    db = new JdbcTestSupport();
+    sink = tableSink("p1");
+    epoch = start(sink, 0);
+  }
+
+  private JdbcSink<Out> tableSink(String pipeline) {
+    return JdbcSink.<Out>transactional(pipeline)
+        .connection(db.settings)
+        .table("out")
+        .columns("id", "topic", "kafka_partition", "src_offset")
+        .values(JdbcTestSupport::values)
+        .batchSize(100)
+        .build();
+  }
+
+  /** What the driver does at start: validate, take an epoch, store the start offset. */
+  private static long start(JdbcSink<?> s, long startOffset) {
+    try (OffsetStore store = s.openOffsetStore()) {
+      store.validate();
+      long e = store.takeWriterEpoch();
+      store.storeStartOffsets(Map.of(TP, startOffset), e);
+      return e;
+    }
+  }
+
+  private PartitionCommit commit(long from, long until) {
+    return sink.commit(
+        epoch,
+        SourceRange.of(TOPIC, 0, from, until),
+        JdbcTestSupport.outputs(TOPIC, 0, from, until));
+  }
+
+  private static List<String> ids(long from, long until) {
+    return LongStream.range(from, until).mapToObj(o -> TOPIC + "-0-" + o).toList();
+  }
+
+  @Test
+  void freshRangeIsWrittenWithItsOffsetInOneCommit() {
+    PartitionCommit c = commit(0, 250);
+
+    assertThat(c.outcome()).isEqualTo(CommitOutcome.COMMITTED);
+    assertThat(c.rowsWritten()).isEqualTo(250);
+    assertThat(c.recordsIn()).isEqualTo(250);
+    assertThat(db.allIds()).containsExactlyInAnyOrderElementsOf(ids(0, 250));
+    assertThat(db.stored("p1")).containsEntry(TP, 250L);
+  }
+
+  @Test
+  void replayedRangeIsASuccessThatWritesNothing() {
+    commit(0, 100);
+    commit(100, 200);
+
+    PartitionCommit replay = commit(0, 100);
+
+    assertThat(replay.outcome()).isEqualTo(CommitOutcome.ALREADY_COMMITTED);
+    assertThat(replay.outcome().isSuccess()).isTrue();
+    assertThat(replay.rowsWritten()).isZero();
+    assertThat(db.allIds()).containsExactlyInAnyOrderElementsOf(ids(0, 200));
+    assertThat(db.stored("p1")).containsEntry(TP, 200L);
+  }
+
+  @Test
+  void rangeWhosePrefixAZombieCommittedWritesOnlyTheRest() {
+    commit(0, 40); // the zombie's shorter attempt
+
+    PartitionCommit c = commit(0, 100);
+
+    assertThat(c.outcome()).isEqualTo(CommitOutcome.TRIMMED);
+    assertThat(c.rowsWritten()).isEqualTo(60);
+    assertThat(db.allIds()).containsExactlyInAnyOrderElementsOf(ids(0, 100));
+    assertThat(db.stored("p1")).containsEntry(TP, 100L);
+  }
+
+  @Test
+  void rangeAfterAGapIsRefusedAndWritesNothing() {
+    commit(0, 100);
+
+    PartitionCommit c = commit(150, 200);
+
+    assertThat(c.outcome()).isEqualTo(CommitOutcome.GAP);
+    assertThat(c.storedBefore()).isEqualTo(100);
+    assertThat(db.count()).isEqualTo(100);
+    assertThat(db.stored("p1")).containsEntry(TP, 100L);
+  }
+
+  @Test
+  void concurrentCopiesOfOneRangeWriteItOnce() throws Exception {
+    // A writer that dawdles inside its transaction, so the second copy runs into the row lock
+    // while the first one is still writing (a speculative task against the original).
+    CountDownLatch firstIsWriting = new CountDownLatch(1);
+    JdbcWriter<Out> slow =
+        (handle, rows) -> {
+          PreparedBatch b =
+              handle.prepareBatch(
+                  "INSERT INTO out (id, topic, kafka_partition, src_offset) VALUES (?, ?, ?, ?)");
+          rows.forEach(r -> b.add(JdbcTestSupport.values(r).toArray()));
+          b.execute();
+          firstIsWriting.countDown();
+          Thread.sleep(300);
+        };
+    JdbcSink<Out> slowSink =
+        JdbcSink.<Out>transactional("p1")
+            .connection(db.settings)
+            .writer(slow)
+            .batchSize(100)
+            .build();
+    ExecutorService pool = Executors.newFixedThreadPool(2);
+    try {
+      SourceRange r = SourceRange.of(TOPIC, 0, 0, 500);
+      Future<PartitionCommit> a =
+          pool.submit(() -> slowSink.commit(epoch, r, JdbcTestSupport.outputs(TOPIC, 0, 0, 500)));
+      assertThat(firstIsWriting.await(30, TimeUnit.SECONDS)).isTrue();
+      Future<PartitionCommit> b =
+          pool.submit(() -> slowSink.commit(epoch, r, JdbcTestSupport.outputs(TOPIC, 0, 0, 500)));
+
+      List<CommitOutcome> outcomes =
+          List.of(a.get(60, TimeUnit.SECONDS).outcome(), b.get(60, TimeUnit.SECONDS).outcome());
+      assertThat(outcomes)
+          .containsExactlyInAnyOrder(CommitOutcome.COMMITTED, CommitOutcome.ALREADY_COMMITTED);
+    } finally {
+      pool.shutdownNow();
+    }
+    assertThat(db.allIds()).containsExactlyInAnyOrderElementsOf(ids(0, 500));
+  }
+
+  @Test
+  void taskFailingAfterHalfItsRowsLeavesNothingAndTheRetryCompletesTheRange() {
+    AtomicInteger chunks = new AtomicInteger();
+    JdbcWriter<Out> failsOnSecondChunkOnce =
+        (handle, rows) -> {
+          PreparedBatch b =
+              handle.prepareBatch(
+                  "INSERT INTO out (id, topic, kafka_partition, src_offset) VALUES (?, ?, ?, ?)");
+          rows.forEach(r -> b.add(JdbcTestSupport.values(r).toArray()));
+          b.execute();
+          if (chunks.incrementAndGet() == 5) {
+            throw new IllegalStateException("injected: executor lost after 500 of 1000 rows");
+          }
+        };
+    JdbcSink<Out> flaky =
+        JdbcSink.<Out>transactional("p1")
+            .connection(db.settings)
+            .writer(failsOnSecondChunkOnce)
+            .batchSize(100)
+            .build();
+    SourceRange r = SourceRange.of(TOPIC, 0, 0, 1000);
+
+    assertThatThrownBy(() -> flaky.commit(epoch, r, JdbcTestSupport.outputs(TOPIC, 0, 0, 1000)))
+        .hasMessageContaining("injected");
+    assertThat(db.count()).as("rows visible after the failed attempt").isZero();
+    assertThat(db.stored("p1")).containsEntry(TP, 0L);
+
+    PartitionCommit retry = flaky.commit(epoch, r, JdbcTestSupport.outputs(TOPIC, 0, 0, 1000));
+    assertThat(retry.outcome()).isEqualTo(CommitOutcome.COMMITTED);
+    assertThat(db.allIds()).containsExactlyInAnyOrderElementsOf(ids(0, 1000));
+  }
+
+  @Test
+  void olderWriterIsFencedOnceANewerOneStartsAndWritesNothingMore() {
+    commit(0, 100);
+    long newer = start(tableSink("p1"), 0); // a second driver on the same pipeline id
+
+    PartitionCommit old = commit(100, 200);
+    assertThat(old.outcome()).isEqualTo(CommitOutcome.FENCED);
+    assertThat(db.count()).isEqualTo(100);
+
+    PartitionCommit fresh =
+        sink.commit(
+            newer, SourceRange.of(TOPIC, 0, 100, 200), JdbcTestSupport.outputs(TOPIC, 0, 100, 200));
+    assertThat(fresh.outcome()).isEqualTo(CommitOutcome.COMMITTED);
+    assertThat(newer).isGreaterThan(epoch);
+    assertThat(db.allIds()).containsExactlyInAnyOrderElementsOf(ids(0, 200));
+  }
+
+  @Test
+  void twoPipelinesKeepSeparateOffsets() {
+    commit(0, 100);
+    JdbcSink<Out> other = tableSink("p2");
+    long otherEpoch = start(other, 0);
+    other.commit(
+        otherEpoch, SourceRange.of(TOPIC, 0, 0, 10), JdbcTestSupport.outputs(TOPIC, 0, 0, 10));
+
+    assertThat(db.stored("p1")).containsEntry(TP, 100L);
+    assertThat(db.stored("p2")).containsEntry(TP, 10L);
+  }
+
+  @Test
+  void missingOutputTableIsNamedBeforeTheStreamStarts() {
+    JdbcSink<Out> s =
+        JdbcSink.<Out>transactional("p3")
+            .connection(db.settings)
+            .table("no_such_table")
+            .columns("id")
+            .values(o -> List.of(o.id()))
+            .build();
+    assertThatThrownBy(() -> start(s, 0))
+        .isInstanceOf(SinkConfigurationException.class)
+        .hasMessageContaining("'no_such_table' does not exist");
+  }
+
+  @Test
+  void missingColumnIsNamedWithTheColumnsTheTableHas() {
+    JdbcSink<Out> s =
+        JdbcSink.<Out>transactional("p3")
+            .connection(db.settings)
+            .table("out")
+            .columns("id", "campaign")
+            .values(o -> List.of(o.id(), "x"))
+            .build();
+    assertThatThrownBy(() -> start(s, 0))
+        .isInstanceOf(SinkConfigurationException.class)
+        .hasMessageContaining("no column 'campaign'")
+        .hasMessageContaining("src_offset");
+  }
+
+  @Test
+  void offsetsTableOfTheWrongShapeIsRefused() {
+    db.execute("CREATE TABLE bad_offsets (pipeline_id text, topic text, kafka_partition text)");
+    JdbcSink<Out> s =
+        JdbcSink.<Out>transactional("p3")
+            .connection(db.settings)
+            .offsetsTable("bad_offsets")
+            .table("out")
+            .columns("id")
+            .values(o -> List.of(o.id()))
+            .build();
+    assertThatThrownBy(() -> start(s, 0))
+        .isInstanceOf(SinkConfigurationException.class)
+        .hasMessageContaining("offsets table 'bad_offsets' has the wrong shape")
+        .hasMessageContaining("kafka_partition");
+  }
+
+  @Test
+  void unreachableDatabaseIsAConfigurationErrorWithoutThePassword() {
+    JdbcSink<Out> s =
+        JdbcSink.<Out>transactional("p3")
+            .connection(
+                JdbcSettings.url("jdbc:postgresql://127.0.0.1:1/nope")
+                    .user("app")
+                    .password("s3cret"))
+            .table("out")
+            .columns("id")
+            .values(o -> List.of(o.id()))
+            .build();
+    assertThatThrownBy(() -> start(s, 0))
+        .isInstanceOf(SinkConfigurationException.class)
+        .hasMessageContaining("cannot connect")
+        .hasMessageNotContaining("s3cret");
+  }
+
+  @Test
+  void offsetTablesAreCreatedOnDemand() {
+    List<String> tables;
+    try (var c = db.connect();
+        var rs =
+            c.createStatement()
+                .executeQuery(
+                    "SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'eos_%'")) {
+      tables = new java.util.ArrayList<>();
+      while (rs.next()) {
+        tables.add(rs.getString(1));
+      }
+    } catch (java.sql.SQLException e) {
+      throw new IllegalStateException(e);
+    }
+    assertThat(tables).containsExactlyInAnyOrder("eos_offsets", "eos_writers");
+    assertThat(db.allIds().stream().collect(Collectors.toSet())).isEmpty();
+  }
+}
