@@ -1,0 +1,2 @@
+/** Runnable example jobs. */
+package org.exactlyonce.spark.examples;

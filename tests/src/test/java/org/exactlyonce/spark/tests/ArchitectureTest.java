@@ -1,0 +1,65 @@
+package org.exactlyonce.spark.tests;
+
+import static com.tngtech.archunit.lang.syntax.ArchRuleDefinition.noClasses;
+
+import com.tngtech.archunit.core.domain.JavaClasses;
+import com.tngtech.archunit.core.importer.ClassFileImporter;
+import com.tngtech.archunit.core.importer.ImportOption;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/** The module boundaries the design asks for, checked on the compiled classes. */
+class ArchitectureTest {
+  private static JavaClasses classes;
+
+  @BeforeAll
+  static void importClasses() {
+    classes =
+        new ClassFileImporter()
+            .withImportOption(ImportOption.Predefined.DO_NOT_INCLUDE_TESTS)
+            .importPackages("org.exactlyonce.spark");
+  }
+
+  @Test
+  void sinkApiDependsOnNoBackend() {
+    noClasses()
+        .that()
+        .resideInAnyPackage(
+            "org.exactlyonce.spark", "org.exactlyonce.spark.spi", "org.exactlyonce.spark.internal")
+        .should()
+        .dependOnClassesThat()
+        .resideInAnyPackage(
+            "org.jdbi..",
+            "org.postgresql..",
+            "com.zaxxer..",
+            "com.datastax..",
+            "org.exactlyonce.spark.jdbc..",
+            "org.exactlyonce.spark.cassandra..",
+            "org.exactlyonce.spark.kafka..",
+            "org.exactlyonce.spark.testing..")
+        .check(classes);
+  }
+
+  @Test
+  void librariesDoNotDependOnTheTestServers() {
+    noClasses()
+        .that()
+        .resideOutsideOfPackages(
+            "org.exactlyonce.spark.testing..", "org.exactlyonce.spark.examples..")
+        .should()
+        .dependOnClassesThat()
+        .resideInAnyPackage("org.exactlyonce.spark.testing..", "io.zonky..")
+        .check(classes);
+  }
+
+  @Test
+  void examplesUseOnlyThePublicApi() {
+    noClasses()
+        .that()
+        .resideInAPackage("org.exactlyonce.spark.examples..")
+        .should()
+        .dependOnClassesThat()
+        .resideInAPackage("..internal..")
+        .check(classes);
+  }
+}
