@@ -68,6 +68,11 @@ public final class ClicksToPostgres implements Callable<Integer> {
   @Option(names = "--jdbc-user", description = "database user (default ${DEFAULT-VALUE})")
   String jdbcUser = "postgres";
 
+  @Option(
+      names = "--jdbc-password-env",
+      description = "environment variable holding the database password")
+  String jdbcPasswordEnv;
+
   @Option(names = "--master", description = "Spark master (default ${DEFAULT-VALUE})")
   String master = "local[2,4]";
 
@@ -93,6 +98,9 @@ public final class ClicksToPostgres implements Callable<Integer> {
       jdbcUser = pg.user();
     }
     JdbcSettings db = JdbcSettings.url(jdbcUrl).user(jdbcUser);
+    if (jdbcPasswordEnv != null) {
+      db = db.passwordFromEnv(jdbcPasswordEnv);
+    }
     createTable(db);
     produce();
 

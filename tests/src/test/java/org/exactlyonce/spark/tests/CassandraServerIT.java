@@ -13,7 +13,7 @@ class CassandraServerIT {
 
   private static CqlSession connect(CassandraServer c) {
     return CqlSession.builder()
-        .addContactPoint(new InetSocketAddress("127.0.0.1", c.nativePort()))
+        .addContactPoint(new InetSocketAddress(c.host(), c.nativePort()))
         .withLocalDatacenter(c.localDatacenter())
         .build();
   }

@@ -30,7 +30,7 @@ final class JdbcTestSupport {
   JdbcTestSupport() {
     PostgresServer pg = TestServers.postgres();
     this.url = pg.createDatabase();
-    this.settings = JdbcSettings.url(url).user(pg.user());
+    this.settings = JdbcSettings.url(url).user(pg.user()).password(pg.password());
     // No unique key on purpose: a duplicate write must show up as a second row.
     execute(
         "CREATE TABLE out (id text NOT NULL, topic text NOT NULL, kafka_partition int NOT NULL,"

@@ -15,7 +15,7 @@ class PostgresServerIT {
   @Test
   void answersSelectVersion() throws Exception {
     PostgresServer pg = TestServers.postgres();
-    try (Connection c = DriverManager.getConnection(pg.createDatabase(), pg.user(), "");
+    try (Connection c = DriverManager.getConnection(pg.createDatabase(), pg.user(), pg.password());
         ResultSet rs = c.createStatement().executeQuery("SELECT version()")) {
       assertThat(rs.next()).isTrue();
       assertThat(rs.getString(1)).startsWith("PostgreSQL 14");

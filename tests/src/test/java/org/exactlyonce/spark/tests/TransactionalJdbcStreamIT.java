@@ -250,6 +250,48 @@ class TransactionalJdbcStreamIT {
   }
 
   @Test
+  void partitionsAddedWhileTheJobRunsAreReadFromTheirEarliestOffset() throws Exception {
+    produce(200);
+    Map<String, Object> params = kafkaParams();
+    params.put("metadata.max.age.ms", 500); // notice the new partitions quickly
+    JavaStreamingContext ssc = new JavaStreamingContext(sc, Durations.milliseconds(500));
+    JdbcSink<Out> sink = sink();
+    ExactlyOnceStream<String, String> stream =
+        ExactlyOnce.directStream(ssc, params, List.of(topic), sink);
+    ExactlyOnce.foreachRDD(
+        stream, r -> List.of(new Out(r.value(), r.topic(), r.partition(), r.offset())), sink);
+    ssc.start();
+    try {
+      await().atMost(Duration.ofSeconds(60)).until(() -> db.count() >= 200);
+      try (var admin = kafka.admin()) {
+        admin
+            .createPartitions(
+                Map.of(topic, org.apache.kafka.clients.admin.NewPartitions.increaseTo(6)))
+            .all()
+            .get();
+      }
+      // Written to the new partitions before the job has noticed them: must not be skipped.
+      try (KafkaProducer<String, String> p = kafka.producer()) {
+        for (int i = 0; i < 100; i++) {
+          String id = "new-partition-" + i;
+          produced.add(id);
+          p.send(new ProducerRecord<>(topic, 4 + i % 2, id, id));
+        }
+      }
+      await().atMost(Duration.ofSeconds(60)).until(() -> db.count() >= 300);
+    } finally {
+      ssc.stop(false, true);
+    }
+    assertThat(db.allIds())
+        .hasSize(300)
+        .doesNotHaveDuplicates()
+        .containsExactlyInAnyOrderElementsOf(produced);
+    assertThat(db.stored("clicks-to-postgres"))
+        .containsEntry(new TopicPartition(topic, 4), 50L)
+        .containsEntry(new TopicPartition(topic, 5), 50L);
+  }
+
+  @Test
   void anRddThatNoLongerMapsPartitionsToRangesIsRefusedWithTheFix() {
     produce(100);
     OffsetRange[] ranges = new OffsetRange[4];

@@ -74,14 +74,26 @@ public final class CassandraServer implements AutoCloseable {
           "-Dio.netty.allocator.maxOrder=11");
 
   private final Path dir;
+  private final String host;
   private final int nativePort;
   private final int storagePort;
+  private final String datacenter;
   private ForkedJvm jvm;
 
-  private CassandraServer(Path dir) {
+  private CassandraServer(Path dir, String host, int nativePort, String datacenter) {
     this.dir = dir;
-    this.nativePort = Ports.free();
-    this.storagePort = Ports.free();
+    this.host = host;
+    this.nativePort = nativePort;
+    this.storagePort = dir == null ? -1 : Ports.free();
+    this.datacenter = datacenter;
+  }
+
+  /**
+   * A node that runs elsewhere (a Testcontainers container, a local install): it cannot be stopped,
+   * killed or restarted from here.
+   */
+  public static CassandraServer external(String host, int nativePort, String datacenter) {
+    return new CassandraServer(null, host, nativePort, datacenter);
   }
 
   /**
@@ -89,23 +101,41 @@ public final class CassandraServer implements AutoCloseable {
    * dataDir} (a tmpfs such as /dev/shm keeps batch commit-log sync fast).
    */
   public static CassandraServer start(Path dir) {
-    CassandraServer server = new CassandraServer(dir);
+    CassandraServer server = new CassandraServer(dir, "127.0.0.1", Ports.free(), "datacenter1");
     server.configure();
     server.startProcess();
     return server;
   }
 
-  /** The CQL port on 127.0.0.1. */
+  /** The host of the CQL port. */
+  public String host() {
+    return host;
+  }
+
+  /** The CQL port. */
   public int nativePort() {
     return nativePort;
   }
 
   /** The local data center of the node, for driver configuration. */
   public String localDatacenter() {
-    return "datacenter1";
+    return datacenter;
+  }
+
+  private void requireEmbedded() {
+    if (dir == null) {
+      throw new UnsupportedOperationException(
+          "the external Cassandra at "
+              + host
+              + ":"
+              + nativePort
+              + " cannot be stopped, killed or restarted from here: fault-injection tests need the"
+              + " embedded node (unset EOS_TEST_CASSANDRA_HOST)");
+    }
   }
 
   public long pid() {
+    requireEmbedded();
     return jvm.pid();
   }
 
@@ -207,6 +237,7 @@ public final class CassandraServer implements AutoCloseable {
 
   /** SIGKILL: nothing is flushed; the commit log is replayed at restart. */
   public void kill() {
+    requireEmbedded();
     if (jvm != null) {
       jvm.kill();
       Ports.awaitClosed(nativePort, Duration.ofSeconds(30));
@@ -215,17 +246,20 @@ public final class CassandraServer implements AutoCloseable {
 
   /** Starts the node again on the same data and ports. */
   public void restart() {
+    requireEmbedded();
     stop();
     startProcess();
   }
 
   @Override
   public void close() {
-    kill();
+    if (jvm != null) {
+      jvm.kill();
+    }
   }
 
   @Override
   public String toString() {
-    return "CassandraServer(127.0.0.1:" + nativePort + ", " + jvm + ")";
+    return "CassandraServer(" + host + ":" + nativePort + ", " + jvm + ")";
   }
 }

@@ -28,6 +28,7 @@ public final class KafkaBroker implements AutoCloseable {
       "/org/exactlyonce/spark/testing/servers/kafka-broker.classpath";
 
   private final Path dir;
+  private final String bootstrapServers;
   private final int port;
   private final int controllerPort;
   private ForkedJvm jvm;
@@ -36,6 +37,22 @@ public final class KafkaBroker implements AutoCloseable {
     this.dir = dir;
     this.port = Ports.free();
     this.controllerPort = Ports.free();
+    this.bootstrapServers = "127.0.0.1:" + port;
+  }
+
+  private KafkaBroker(String bootstrapServers) {
+    this.dir = null;
+    this.port = -1;
+    this.controllerPort = -1;
+    this.bootstrapServers = bootstrapServers;
+  }
+
+  /**
+   * A cluster that runs elsewhere (a Testcontainers container, a local install): tests create
+   * topics on it, but it cannot be stopped, killed or restarted from here.
+   */
+  public static KafkaBroker external(String bootstrapServers) {
+    return new KafkaBroker(bootstrapServers);
   }
 
   /** Formats a new log directory under {@code dir} and starts the broker on free ports. */
@@ -48,12 +65,23 @@ public final class KafkaBroker implements AutoCloseable {
 
   /** {@code 127.0.0.1:port}. */
   public String bootstrapServers() {
-    return "127.0.0.1:" + port;
+    return bootstrapServers;
   }
 
   /** The pid of the broker JVM. */
   public long pid() {
+    requireEmbedded();
     return jvm.pid();
+  }
+
+  private void requireEmbedded() {
+    if (dir == null) {
+      throw new UnsupportedOperationException(
+          "the external Kafka at "
+              + bootstrapServers
+              + " cannot be stopped, killed or restarted from here: fault-injection tests need the"
+              + " embedded broker (unset EOS_TEST_KAFKA_BOOTSTRAP)");
+    }
   }
 
   private void format() {
@@ -100,7 +128,9 @@ public final class KafkaBroker implements AutoCloseable {
           ServerClasspath.read(CLASSPATH_RESOURCE),
           List.of("-Xmx256m", "-Dlog4j2.configurationFile=" + dir.resolve("log4j2.properties")),
           "kafka.tools.StorageTool",
-          List.of("format", "-t", clusterId, "-c", config().toString()),
+          // "--cluster-id=<id>", not "-t <id>": a random id may start with '-' and would then be
+          // parsed as an option (seen: "argument --cluster-id/-t: expected one argument").
+          List.of("format", "--cluster-id=" + clusterId, "--config", config().toString()),
           dir.resolve("format.log"));
     } catch (IOException e) {
       throw new UncheckedIOException(e);
@@ -205,6 +235,7 @@ public final class KafkaBroker implements AutoCloseable {
 
   /** SIGKILL: the broker gets no chance to flush. */
   public void kill() {
+    requireEmbedded();
     if (jvm != null) {
       jvm.kill();
     }
@@ -212,13 +243,16 @@ public final class KafkaBroker implements AutoCloseable {
 
   /** Starts the broker again on the same ports and log directory. */
   public void restart() {
+    requireEmbedded();
     stop();
     startProcess();
   }
 
   @Override
   public void close() {
-    kill();
+    if (jvm != null) {
+      jvm.kill();
+    }
   }
 
   @Override

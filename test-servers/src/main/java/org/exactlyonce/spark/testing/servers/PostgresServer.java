@@ -6,6 +6,7 @@ import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.sql.Connection;
+import java.sql.DriverManager;
 import java.sql.SQLException;
 import java.sql.Statement;
 import java.time.Duration;
@@ -20,17 +21,32 @@ public final class PostgresServer implements AutoCloseable {
   private static final AtomicInteger DATABASES = new AtomicInteger();
 
   private final Path dataDir;
+  private final String host;
   private final int port;
+  private final String user;
+  private final String password;
   private EmbeddedPostgres pg;
 
-  private PostgresServer(Path dataDir) {
+  private PostgresServer(Path dataDir, String host, int port, String user, String password) {
     this.dataDir = dataDir;
-    this.port = Ports.free();
+    this.host = host;
+    this.port = port;
+    this.user = user;
+    this.password = password;
+  }
+
+  /**
+   * A server that runs elsewhere (a Testcontainers container, a local install): tests create their
+   * databases on it, but it cannot be stopped, killed or restarted from here.
+   */
+  public static PostgresServer external(String host, int port, String user, String password) {
+    return new PostgresServer(null, host, port, user, password);
   }
 
   /** Initialises a data directory under {@code dir} and starts the server on a free port. */
   public static PostgresServer start(Path dir) {
-    PostgresServer server = new PostgresServer(dir.resolve("data"));
+    PostgresServer server =
+        new PostgresServer(dir.resolve("data"), "127.0.0.1", Ports.free(), "postgres", "");
     server.startProcess();
     return server;
   }
@@ -66,18 +82,23 @@ public final class PostgresServer implements AutoCloseable {
 
   /** The JDBC URL of database {@code db} for user postgres. */
   public String jdbcUrl(String db) {
-    return "jdbc:postgresql://127.0.0.1:" + port + "/" + db;
+    return "jdbc:postgresql://" + host + ":" + port + "/" + db;
   }
 
   /** The user every database here belongs to. */
   public String user() {
-    return "postgres";
+    return user;
+  }
+
+  /** The password of {@link #user()} (empty for the embedded server, which trusts loopback). */
+  public String password() {
+    return password;
   }
 
   /** Creates a new, empty database and returns its JDBC URL: a clean slate for one test. */
   public String createDatabase() {
     String name = "test_" + ProcessHandle.current().pid() + "_" + DATABASES.incrementAndGet();
-    try (Connection c = pg.getPostgresDatabase().getConnection();
+    try (Connection c = DriverManager.getConnection(jdbcUrl("postgres"), user, password);
         Statement s = c.createStatement()) {
       s.execute("CREATE DATABASE " + name);
     } catch (SQLException e) {
@@ -88,6 +109,7 @@ public final class PostgresServer implements AutoCloseable {
 
   /** The postmaster's pid, from its pid file. */
   public long pid() {
+    requireEmbedded("has no pid here");
     try {
       return Long.parseLong(Files.readAllLines(dataDir.resolve("postmaster.pid")).get(0).trim());
     } catch (IOException e) {
@@ -97,6 +119,7 @@ public final class PostgresServer implements AutoCloseable {
 
   /** SIGKILL to the postmaster: no checkpoint, no clean shutdown; restart runs crash recovery. */
   public void kill() {
+    requireEmbedded("cannot be killed from here");
     long pid = pid();
     ProcessHandle.of(pid).ifPresent(ProcessHandle::destroyForcibly);
     Ports.awaitClosed(port, Duration.ofSeconds(30));
@@ -112,16 +135,32 @@ public final class PostgresServer implements AutoCloseable {
 
   /** Fast shutdown: open transactions are rolled back, connections dropped. */
   public void stop() {
+    requireEmbedded("cannot be stopped from here");
     closeQuietly();
     Ports.awaitClosed(port, Duration.ofSeconds(30));
   }
 
   /** Starts the server again on the same data directory and port. */
   public void restart() {
+    requireEmbedded("cannot be restarted from here");
     if (Ports.accepts(port)) {
       stop();
     }
     startProcess();
+  }
+
+  private void requireEmbedded(String what) {
+    if (dataDir == null) {
+      throw new UnsupportedOperationException(
+          "the external PostgreSQL at "
+              + host
+              + ":"
+              + port
+              + " "
+              + what
+              + ": fault-injection"
+              + " tests need the embedded server (unset EOS_TEST_POSTGRES_HOST)");
+    }
   }
 
   private void closeQuietly() {

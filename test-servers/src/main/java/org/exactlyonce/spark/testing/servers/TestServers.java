@@ -10,6 +10,13 @@ import java.nio.file.Path;
  * (also when a test fails). Tests share them and isolate themselves with fresh databases, topics,
  * keyspaces and pipeline ids.
  *
+ * <p>Where servers already run (a Testcontainers container, a local install), point the tests at
+ * them with environment variables (or system properties of the same name in lower case with dots,
+ * e.g. {@code eos.test.kafka.bootstrap}): {@code EOS_TEST_KAFKA_BOOTSTRAP}; {@code
+ * EOS_TEST_POSTGRES_HOST}, {@code EOS_TEST_POSTGRES_PORT}, {@code EOS_TEST_POSTGRES_USER}, {@code
+ * EOS_TEST_POSTGRES_PASSWORD}; {@code EOS_TEST_CASSANDRA_HOST}, {@code EOS_TEST_CASSANDRA_PORT},
+ * {@code EOS_TEST_CASSANDRA_DC}. Tests that kill or restart a server need the embedded ones.
+ *
  * <p>Server files go under {@code target/test-servers} of the working directory (Cassandra's data
  * under /dev/shm when it exists, which keeps its batch commit-log sync fast).
  */
@@ -27,7 +34,15 @@ public final class TestServers {
   /** The shared PostgreSQL server. */
   public static synchronized PostgresServer postgres() {
     if (postgres == null) {
-      postgres = PostgresServer.start(newDir("postgres", false));
+      String host = setting("EOS_TEST_POSTGRES_HOST", null);
+      postgres =
+          host == null
+              ? PostgresServer.start(newDir("postgres", false))
+              : PostgresServer.external(
+                  host,
+                  Integer.parseInt(setting("EOS_TEST_POSTGRES_PORT", "5432")),
+                  setting("EOS_TEST_POSTGRES_USER", "postgres"),
+                  setting("EOS_TEST_POSTGRES_PASSWORD", ""));
     }
     return postgres;
   }
@@ -35,7 +50,11 @@ public final class TestServers {
   /** The shared Kafka broker. */
   public static synchronized KafkaBroker kafka() {
     if (kafka == null) {
-      kafka = KafkaBroker.start(newDir("kafka", false));
+      String bootstrap = setting("EOS_TEST_KAFKA_BOOTSTRAP", null);
+      kafka =
+          bootstrap == null
+              ? KafkaBroker.start(newDir("kafka", false))
+              : KafkaBroker.external(bootstrap);
     }
     return kafka;
   }
@@ -43,9 +62,26 @@ public final class TestServers {
   /** The shared Cassandra node. */
   public static synchronized CassandraServer cassandra() {
     if (cassandra == null) {
-      cassandra = CassandraServer.start(newDir("cassandra", true));
+      String host = setting("EOS_TEST_CASSANDRA_HOST", null);
+      cassandra =
+          host == null
+              ? CassandraServer.start(newDir("cassandra", true))
+              : CassandraServer.external(
+                  host,
+                  Integer.parseInt(setting("EOS_TEST_CASSANDRA_PORT", "9042")),
+                  setting("EOS_TEST_CASSANDRA_DC", "datacenter1"));
     }
     return cassandra;
+  }
+
+  /** A system property (lower case, dots) or else an environment variable, or else the default. */
+  static String setting(String envName, String defaultValue) {
+    String prop = System.getProperty(envName.toLowerCase(java.util.Locale.ROOT).replace('_', '.'));
+    if (prop != null && !prop.isBlank()) {
+      return prop;
+    }
+    String env = System.getenv(envName);
+    return env != null && !env.isBlank() ? env : defaultValue;
   }
 
   /** A new, empty folder for a server's files. */
