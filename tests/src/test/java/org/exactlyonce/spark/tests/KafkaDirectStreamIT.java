@@ -11,7 +11,6 @@ import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
-import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.spark.api.java.JavaSparkContext;
@@ -47,13 +46,13 @@ class KafkaDirectStreamIT {
     String topic = "smoke-" + System.nanoTime();
     kafka.createTopic(topic, 4);
     Set<String> sent = new HashSet<>();
-    try (KafkaProducer<String, String> p = kafka.producer()) {
-      for (int i = 0; i < 10_000; i++) {
-        String v = "v" + i;
-        sent.add(v);
-        p.send(new ProducerRecord<>(topic, "k" + i, v));
-      }
+    List<ProducerRecord<String, String>> input = new ArrayList<>();
+    for (int i = 0; i < 10_000; i++) {
+      String v = "v" + i;
+      sent.add(v);
+      input.add(new ProducerRecord<>(topic, "k" + i, v));
     }
+    kafka.send(input);
 
     Map<String, Object> params = new HashMap<>();
     params.put("bootstrap.servers", kafka.bootstrapServers());

@@ -12,7 +12,6 @@ import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicBoolean;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
-import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.serialization.StringDeserializer;
@@ -70,13 +69,13 @@ class TransactionalJdbcStreamIT {
   }
 
   private void produce(int n) {
-    try (KafkaProducer<String, String> p = kafka.producer()) {
-      for (int i = 0; i < n; i++) {
-        String id = "click-" + produced.size();
-        produced.add(id);
-        p.send(new ProducerRecord<>(topic, id, id));
-      }
+    List<ProducerRecord<String, String>> records = new ArrayList<>();
+    for (int i = 0; i < n; i++) {
+      String id = "click-" + produced.size();
+      produced.add(id);
+      records.add(new ProducerRecord<>(topic, id, id));
     }
+    kafka.send(records);
   }
 
   private Map<String, Object> kafkaParams() {
@@ -271,13 +270,13 @@ class TransactionalJdbcStreamIT {
             .get();
       }
       // Written to the new partitions before the job has noticed them: must not be skipped.
-      try (KafkaProducer<String, String> p = kafka.producer()) {
-        for (int i = 0; i < 100; i++) {
-          String id = "new-partition-" + i;
-          produced.add(id);
-          p.send(new ProducerRecord<>(topic, 4 + i % 2, id, id));
-        }
+      List<ProducerRecord<String, String>> records = new ArrayList<>();
+      for (int i = 0; i < 100; i++) {
+        String id = "new-partition-" + i;
+        produced.add(id);
+        records.add(new ProducerRecord<>(topic, 4 + i % 2, id, id));
       }
+      kafka.send(records);
       await().atMost(Duration.ofSeconds(60)).until(() -> db.count() >= 300);
     } finally {
       ssc.stop(false, true);
