@@ -9,23 +9,32 @@ import java.util.List;
  * @param pipelineId the sink's pipeline id
  * @param batchTimeMs Spark's batch time (for logs only: identity comes from the ranges)
  * @param commits one entry per offset range of the batch
+ * @param recordsIn Kafka records read by this attempt (replayed ranges count zero)
+ * @param rowsWritten outputs written
  * @param millis wall time of the whole output operation on the driver
  */
 public record BatchResult(
-    PipelineId pipelineId, long batchTimeMs, List<PartitionCommit> commits, long millis) {
+    PipelineId pipelineId,
+    long batchTimeMs,
+    List<PartitionCommit> commits,
+    long recordsIn,
+    long rowsWritten,
+    long millis) {
 
   public BatchResult {
     commits = List.copyOf(commits);
   }
 
-  /** Kafka records read by this attempt (replayed ranges count zero). */
-  public long recordsIn() {
-    return commits.stream().mapToLong(PartitionCommit::recordsIn).sum();
-  }
-
-  /** Outputs written. */
-  public long rowsWritten() {
-    return commits.stream().mapToLong(PartitionCommit::rowsWritten).sum();
+  /** A result whose records and rows are the sums over its per-range commits. */
+  public static BatchResult ofRanges(
+      PipelineId pipelineId, long batchTimeMs, List<PartitionCommit> commits, long millis) {
+    return new BatchResult(
+        pipelineId,
+        batchTimeMs,
+        commits,
+        commits.stream().mapToLong(PartitionCommit::recordsIn).sum(),
+        commits.stream().mapToLong(PartitionCommit::rowsWritten).sum(),
+        millis);
   }
 
   /** Ranges skipped because they were already committed (replays). */
@@ -54,9 +63,9 @@ public record BatchResult(
         + " of "
         + pipelineId
         + ": records="
-        + recordsIn()
+        + recordsIn
         + " rows="
-        + rowsWritten()
+        + rowsWritten
         + " ranges="
         + commits.size()
         + " replaysSkipped="

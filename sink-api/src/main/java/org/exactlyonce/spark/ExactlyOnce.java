@@ -9,16 +9,22 @@ import java.util.Set;
 import java.util.TreeSet;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.spark.api.java.JavaRDD;
+import org.apache.spark.api.java.function.Function;
 import org.apache.spark.streaming.api.java.JavaInputDStream;
 import org.apache.spark.streaming.api.java.JavaStreamingContext;
 import org.apache.spark.streaming.kafka010.ConsumerStrategies;
 import org.apache.spark.streaming.kafka010.KafkaUtils;
 import org.apache.spark.streaming.kafka010.LocationStrategies;
+import org.exactlyonce.spark.internal.IdempotentBatch;
 import org.exactlyonce.spark.internal.KafkaParams;
+import org.exactlyonce.spark.internal.PerBatch;
 import org.exactlyonce.spark.internal.PipelineGuard;
 import org.exactlyonce.spark.internal.StartOffsets;
 import org.exactlyonce.spark.internal.TransactionalBatch;
+import org.exactlyonce.spark.spi.BatchSink;
 import org.exactlyonce.spark.spi.ExactlyOnceSink;
+import org.exactlyonce.spark.spi.IdempotentSink;
 import org.exactlyonce.spark.spi.OffsetStore;
 import org.exactlyonce.spark.spi.TransactionalSink;
 import org.slf4j.Logger;
@@ -143,5 +149,36 @@ public final class ExactlyOnce {
       ExactlyOnceStream<K, V> stream, RecordMapper<K, V, R> mapper, TransactionalSink<R> sink) {
     long epoch = stream.writerEpoch(sink.pipelineId());
     stream.dstream().foreachRDD(new TransactionalBatch<>(sink, mapper, epoch, stream.guard()));
+  }
+
+  /**
+   * Writes every record of {@code stream} through {@code mapper} to an idempotent {@code sink}:
+   * executors upsert each output under a deterministic key, then the driver advances the offsets of
+   * all ranges at once. A replay rewrites the same keys. The first failed batch stops the streaming
+   * context.
+   *
+   * @param mapper maps one record to its outputs; must be deterministic
+   */
+  public static <K, V, R> void foreachRDD(
+      ExactlyOnceStream<K, V> stream, RecordMapper<K, V, R> mapper, IdempotentSink<R> sink) {
+    long epoch = stream.writerEpoch(sink.pipelineId());
+    stream.dstream().foreachRDD(new IdempotentBatch<>(sink, mapper, epoch, stream.guard()));
+  }
+
+  /**
+   * Computes results from each whole batch with {@code compute} (shuffles, joins and aggregations
+   * allowed) and writes them to {@code sink} together with the offsets of every range of the batch,
+   * in one atomic step: the batch is one exactly-once unit. Use it for aggregates, whose output
+   * partitions no longer map to offset ranges.
+   *
+   * @param compute turns the batch's records into results; must be deterministic for a given set of
+   *     records
+   */
+  public static <K, V, R> void foreachBatch(
+      ExactlyOnceStream<K, V> stream,
+      Function<JavaRDD<ConsumerRecord<K, V>>, JavaRDD<R>> compute,
+      BatchSink<R> sink) {
+    long epoch = stream.writerEpoch(sink.pipelineId());
+    stream.dstream().foreachRDD(new PerBatch<>(sink, compute, epoch, stream.guard()));
   }
 }

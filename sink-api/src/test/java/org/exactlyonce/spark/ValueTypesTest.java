@@ -40,7 +40,7 @@ class ValueTypesTest {
     SourceRange b = SourceRange.of("t", 1, 0, 10);
     SourceRange c = SourceRange.of("t", 2, 0, 10);
     BatchResult r =
-        new BatchResult(
+        BatchResult.ofRanges(
             PipelineId.of("p"),
             1000,
             List.of(

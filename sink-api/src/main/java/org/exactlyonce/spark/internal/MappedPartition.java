@@ -8,6 +8,7 @@ import org.exactlyonce.spark.ExactlyOnceException;
 import org.exactlyonce.spark.RecordMapper;
 import org.exactlyonce.spark.SourceRange;
 import org.exactlyonce.spark.spi.PartitionOutputs;
+import org.exactlyonce.spark.spi.PartitionOutputs.Positioned;
 
 /** The outputs of one direct-stream partition: its records, trimmed and mapped lazily. */
 public final class MappedPartition<K, V, R> implements PartitionOutputs<R> {
@@ -31,12 +32,30 @@ public final class MappedPartition<K, V, R> implements PartitionOutputs<R> {
 
   @Override
   public Iterator<R> from(long offset) {
+    Iterator<Positioned<R>> it = positionedFrom(offset);
+    return new Iterator<>() {
+      @Override
+      public boolean hasNext() {
+        return it.hasNext();
+      }
+
+      @Override
+      public R next() {
+        return it.next().value();
+      }
+    };
+  }
+
+  @Override
+  public Iterator<Positioned<R>> positionedFrom(long offset) {
     if (opened) {
       throw new IllegalStateException("the outputs of " + range + " can be read only once");
     }
     opened = true;
     return new Iterator<>() {
       private Iterator<R> current = Collections.emptyIterator();
+      private ConsumerRecord<K, V> source;
+      private int index;
 
       @Override
       public boolean hasNext() {
@@ -51,16 +70,19 @@ public final class MappedPartition<K, V, R> implements PartitionOutputs<R> {
           }
           recordsRead++;
           current = map(record);
+          source = record;
+          index = 0;
         }
         return true;
       }
 
       @Override
-      public R next() {
+      public Positioned<R> next() {
         if (!hasNext()) {
           throw new NoSuchElementException();
         }
-        return current.next();
+        return new Positioned<>(
+            current.next(), source.topic(), source.partition(), source.offset(), index++);
       }
     };
   }

@@ -43,7 +43,9 @@ public final class PipelineGuard {
 
   /**
    * Records the first failure and stops the streaming context in the background (stopping from a
-   * batch's own thread would wait for that batch, which waits for the stop).
+   * batch's own thread would wait for that batch, which waits for the stop). The SparkContext is
+   * left to its owner: {@code awaitTermination()} throws the failure, and a job's main method
+   * usually exits on it.
    */
   public void fail(Throwable error) {
     if (failure.compareAndSet(null, error)) {
@@ -52,7 +54,7 @@ public final class PipelineGuard {
           new Thread(
               () -> {
                 try {
-                  ssc.stop(true, false);
+                  ssc.stop(false, false);
                 } catch (RuntimeException e) {
                   LOG.warn("stopping the streaming context after a failure failed", e);
                 }

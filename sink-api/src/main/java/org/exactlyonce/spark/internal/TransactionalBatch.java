@@ -1,6 +1,5 @@
 package org.exactlyonce.spark.internal;
 
-import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.List;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -13,11 +12,9 @@ import org.apache.spark.streaming.kafka010.OffsetRange;
 import org.exactlyonce.spark.BatchResult;
 import org.exactlyonce.spark.CommitOutcome;
 import org.exactlyonce.spark.ExactlyOnceException;
-import org.exactlyonce.spark.OffsetMismatchException;
 import org.exactlyonce.spark.PartitionCommit;
 import org.exactlyonce.spark.RecordMapper;
 import org.exactlyonce.spark.SourceRange;
-import org.exactlyonce.spark.WriterFencedException;
 import org.exactlyonce.spark.spi.TransactionalSink;
 
 /**
@@ -54,12 +51,12 @@ public final class TransactionalBatch<K, V, R>
           rdd.mapPartitionsWithIndex(new CommitPartition<>(sink, mapper, epoch, ranges), false)
               .collect();
       BatchResult result =
-          new BatchResult(
+          BatchResult.ofRanges(
               sink.pipelineId(),
               time.milliseconds(),
               commits,
               System.currentTimeMillis() - started);
-      checkOutcomes(result);
+      Outcomes.check(guard, sink.pipelineId(), epoch, result.commits());
       guard.publish(result);
     } catch (RuntimeException | Error e) {
       guard.fail(e);
@@ -92,69 +89,6 @@ public final class TransactionalBatch<K, V, R>
               + " offset ranges; use a per-batch sink for results computed after a shuffle");
     }
     return ranges;
-  }
-
-  private void checkOutcomes(BatchResult result) {
-    List<PartitionCommit> fenced = new ArrayList<>();
-    List<PartitionCommit> mismatched = new ArrayList<>();
-    for (PartitionCommit c : result.commits()) {
-      switch (c.outcome()) {
-        case FENCED -> fenced.add(c);
-        case GAP -> {
-          // A stored offset below what this driver saw committed moved backwards: someone reset it.
-          long seen = guard.lastCommitted(sink.pipelineId(), c.range().topicPartition());
-          mismatched.add(
-              seen > c.storedBefore()
-                  ? new PartitionCommit(
-                      c.range(),
-                      CommitOutcome.REGRESSION,
-                      c.storedBefore(),
-                      c.recordsIn(),
-                      c.rowsWritten(),
-                      c.millis())
-                  : c);
-        }
-        case REGRESSION -> mismatched.add(c);
-        default ->
-            guard.recordCommitted(sink.pipelineId(), c.range().topicPartition(), c.range().until());
-      }
-    }
-    if (!fenced.isEmpty()) {
-      throw new WriterFencedException(
-          "pipeline '"
-              + sink.pipelineId()
-              + "': another instance started with the same pipeline id and took over (this"
-              + " driver's writer epoch "
-              + epoch
-              + " is no longer current). This driver stops without writing "
-              + fenced.size()
-              + " range(s); the other instance goes on from the stored offsets.");
-    }
-    if (!mismatched.isEmpty()) {
-      StringBuilder msg =
-          new StringBuilder("pipeline '").append(sink.pipelineId()).append("' stops: ");
-      for (PartitionCommit c : mismatched) {
-        msg.append(c.range().topicPartition())
-            .append(
-                c.outcome() == CommitOutcome.GAP
-                    ? " GAP: stored offset "
-                    : " REGRESSION: stored offset ")
-            .append(c.storedBefore())
-            .append(
-                c.outcome() == CommitOutcome.GAP ? " is before the range " : " moved back below ")
-            .append(
-                c.outcome() == CommitOutcome.GAP
-                    ? c.range().toString()
-                    : String.valueOf(
-                        guard.lastCommitted(sink.pipelineId(), c.range().topicPartition())))
-            .append("; ");
-      }
-      msg.append(
-          "committing would lose records, so nothing of these ranges was written. This happens"
-              + " when an earlier batch failed and the stream moved on, or the stored offsets were"
-              + " changed by hand: restart the job (it resumes from the stored offsets).");
-      throw new OffsetMismatchException(msg.toString(), mismatched);
-    }
   }
 
   /** Runs on executors: commits range i of partition i. Holds no reference to the driver. */

@@ -36,6 +36,17 @@ public interface OffsetStore extends AutoCloseable {
    */
   void storeStartOffsets(Map<TopicPartition, Long> offsets, long epoch);
 
+  /**
+   * Advances the stored offsets of {@code ranges} in one atomic step, each a compare-and-set on its
+   * range's start (used by strategies that write before they commit offsets). A range whose offset
+   * is already at or past its end is {@code ALREADY_COMMITTED}; a range whose stored offset is
+   * before its start is a {@code GAP} and nothing is advanced.
+   *
+   * @return one commit per range, {@code FENCED} for all if {@code epoch} is no longer current
+   */
+  java.util.List<org.exactlyonce.spark.PartitionCommit> commitRanges(
+      long epoch, java.util.List<org.exactlyonce.spark.SourceRange> ranges);
+
   @Override
   void close();
 }

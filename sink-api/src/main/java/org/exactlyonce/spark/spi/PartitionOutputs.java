@@ -3,7 +3,8 @@ package org.exactlyonce.spark.spi;
 import java.util.Iterator;
 
 /**
- * The outputs of one RDD partition, produced lazily from its Kafka records. Read at most once.
+ * The outputs of one RDD partition, produced lazily from its Kafka records. Read at most once,
+ * through one of the two iterators.
  *
  * @param <R> the output type
  */
@@ -15,6 +16,24 @@ public interface PartitionOutputs<R> {
    */
   Iterator<R> from(long offset);
 
-  /** The records read so far by the iterator {@link #from(long)} returned. */
+  /**
+   * Like {@link #from(long)}, each output with its source position: the record's topic, partition
+   * and offset, and its index among the outputs of that record. The position is a deterministic
+   * key: a replay produces the same positions.
+   */
+  Iterator<Positioned<R>> positionedFrom(long offset);
+
+  /** The records read so far. */
   long recordsRead();
+
+  /**
+   * An output and where it came from.
+   *
+   * @param value the output
+   * @param topic the source record's topic
+   * @param partition the source record's partition
+   * @param offset the source record's offset
+   * @param index the output's index among the outputs of its record (0 for the first)
+   */
+  record Positioned<R>(R value, String topic, int partition, long offset, int index) {}
 }

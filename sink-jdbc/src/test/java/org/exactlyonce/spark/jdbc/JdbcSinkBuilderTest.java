@@ -121,4 +121,101 @@ class JdbcSinkBuilderTest {
         .hasMessageContaining("EOS_TEST_VARIABLE_THAT_IS_NOT_SET")
         .hasMessageContaining("spark.executorEnv");
   }
+
+  @Test
+  void anIdempotentSinkRefusesAccumulatingWritesAndNamesTheStrategiesThatAllowThem() {
+    assertThatThrownBy(
+            () ->
+                JdbcSink.<String>idempotent("totals")
+                    .connection(DB)
+                    .table("totals")
+                    .columns("campaign", "total")
+                    .values(s -> List.of(s, 1))
+                    .upsertOn("campaign")
+                    .accumulating("total")
+                    .versionFromSourceOffset("version")
+                    .build())
+        .isInstanceOf(SinkConfigurationException.class)
+        .hasMessageContaining("not idempotent")
+        .hasMessageContaining("JdbcSink.transactional(...)")
+        .hasMessageContaining("JdbcSink.perBatch(...)");
+  }
+
+  @Test
+  void anIdempotentSinkWithoutADeterministicKeyIsRefused() {
+    assertThatThrownBy(
+            () ->
+                JdbcSink.<String>idempotent("users")
+                    .connection(DB)
+                    .table("users")
+                    .columns("user_id")
+                    .values(List::of)
+                    .upsertOn("user_id")
+                    .build())
+        .isInstanceOf(SinkConfigurationException.class)
+        .hasMessageContaining("versionFromSourceOffset")
+        .hasMessageContaining("keyedBySourcePosition");
+  }
+
+  @Test
+  void anIdempotentSinkRefusesACustomWriter() {
+    assertThatThrownBy(
+            () ->
+                JdbcSink.<String>idempotent("users").connection(DB).writer((h, rows) -> {}).build())
+        .isInstanceOf(SinkConfigurationException.class)
+        .hasMessageContaining("cannot check that a custom writer");
+  }
+
+  @Test
+  void accumulatingWithoutAnUpsertKeyIsRefused() {
+    assertThatThrownBy(
+            () ->
+                JdbcSink.<String>perBatch("totals")
+                    .connection(DB)
+                    .table("totals")
+                    .columns("campaign", "total")
+                    .values(s -> List.of(s, 1))
+                    .accumulating("total")
+                    .build())
+        .isInstanceOf(SinkConfigurationException.class)
+        .hasMessageContaining("upsertOn");
+  }
+
+  @Test
+  void upsertsGenerateAGuardedConflictClause() {
+    String sql =
+        JdbcSink.<String>idempotent("users")
+            .connection(DB)
+            .table("users")
+            .columns("user_id", "name")
+            .values(s -> List.of(s, s))
+            .upsertOn("user_id")
+            .versionFromSourceOffset("version")
+            .build()
+            .toString();
+    assertThat(sql)
+        .contains(
+            "ON CONFLICT (user_id) DO UPDATE SET name = excluded.name, version = excluded.version")
+        .contains("WHERE cur.version < excluded.version");
+    String totals =
+        JdbcSink.<String>perBatch("totals")
+            .connection(DB)
+            .table("totals")
+            .columns("campaign", "total")
+            .values(s -> List.of(s, 1))
+            .upsertOn("campaign")
+            .accumulating("total")
+            .build()
+            .toString();
+    assertThat(totals).contains("SET total = cur.total + excluded.total");
+  }
+
+  @Test
+  void stagingNeedsATableMapping() {
+    assertThatThrownBy(
+            () ->
+                JdbcSink.<String>perBatch("x").connection(DB).writer((h, r) -> {}).staged().build())
+        .isInstanceOf(SinkConfigurationException.class)
+        .hasMessageContaining("staged()");
+  }
 }

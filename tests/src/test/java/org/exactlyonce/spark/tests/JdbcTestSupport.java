@@ -68,6 +68,17 @@ final class JdbcTestSupport {
     return allIds().size();
   }
 
+  /** Rows of {@code table}. */
+  long count(String table) {
+    try (Connection c = connect();
+        ResultSet rs = c.createStatement().executeQuery("SELECT count(*) FROM " + table)) {
+      rs.next();
+      return rs.getLong(1);
+    } catch (SQLException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
   /** The stored offsets of {@code pipeline}. */
   Map<TopicPartition, Long> stored(String pipeline) {
     Map<TopicPartition, Long> out = new HashMap<>();

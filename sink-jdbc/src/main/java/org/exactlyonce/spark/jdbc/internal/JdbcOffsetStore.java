@@ -2,13 +2,19 @@ package org.exactlyonce.spark.jdbc.internal;
 
 import java.lang.management.ManagementFactory;
 import java.sql.SQLException;
+import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import org.apache.kafka.common.TopicPartition;
+import org.exactlyonce.spark.CommitOutcome;
+import org.exactlyonce.spark.PartitionCommit;
 import org.exactlyonce.spark.PipelineId;
 import org.exactlyonce.spark.SinkConfigurationException;
+import org.exactlyonce.spark.SourceRange;
 import org.exactlyonce.spark.WriterFencedException;
+import org.exactlyonce.spark.internal.CommitDecision;
 import org.exactlyonce.spark.jdbc.JdbcSettings;
 import org.exactlyonce.spark.spi.OffsetStore;
 import org.jdbi.v3.core.Handle;
@@ -20,27 +26,29 @@ public final class JdbcOffsetStore implements OffsetStore {
   private final PipelineId pipeline;
   private final JdbcSettings settings;
   private final PostgresDialect dialect;
-  private final SqlIdentifier table;
-  private final List<SqlIdentifier> columns;
+  private final TableMapping<?> mapping;
   private final Handle handle;
+  private final List<String> extraDdl;
 
   /**
    * Connects to the database.
    *
-   * @param table the output table to check, or null when a custom writer is used
    * @throws SinkConfigurationException if the database cannot be reached
    */
-  public JdbcOffsetStore(
-      PipelineId pipeline,
-      JdbcSettings settings,
-      PostgresDialect dialect,
-      SqlIdentifier table,
-      List<SqlIdentifier> columns) {
-    this.pipeline = pipeline;
-    this.settings = settings;
-    this.dialect = dialect;
-    this.table = table;
-    this.columns = columns;
+  public JdbcOffsetStore(JdbcSpec<?> spec) {
+    this(spec, List.of());
+  }
+
+  /**
+   * Connects to the database; {@link #validate()} also runs {@code extraDdl} (for example a staging
+   * table) after checking the output table.
+   */
+  public JdbcOffsetStore(JdbcSpec<?> spec, List<String> extraDdl) {
+    this.extraDdl = List.copyOf(extraDdl);
+    this.pipeline = spec.pipelineId();
+    this.settings = spec.settings();
+    this.dialect = spec.dialect();
+    this.mapping = spec.mapping();
     try {
       this.handle = Jdbi.create(settings.url(), settings.toProperties()).open();
     } catch (RuntimeException e) {
@@ -60,7 +68,8 @@ public final class JdbcOffsetStore implements OffsetStore {
     createIfMissing(dialect.createWritersTable());
     checkShape(dialect.offsetsTable(), PostgresDialect.OFFSETS_COLUMNS, "offsets table");
     checkShape(dialect.writersTable(), PostgresDialect.WRITERS_COLUMNS, "writers table");
-    if (table != null) {
+    if (mapping != null) {
+      SqlIdentifier table = mapping.table();
       Map<String, String> actual = columnsOf(table);
       if (actual.isEmpty()) {
         throw new SinkConfigurationException(
@@ -70,7 +79,7 @@ public final class JdbcOffsetStore implements OffsetStore {
                 + settings.user()
                 + "): create it before starting the job");
       }
-      for (SqlIdentifier c : columns) {
+      for (SqlIdentifier c : mapping.allColumns()) {
         if (!actual.containsKey(c.name())) {
           throw new SinkConfigurationException(
               "output table '"
@@ -82,6 +91,39 @@ public final class JdbcOffsetStore implements OffsetStore {
                   + "): fix the sink's columns(...) or the table");
         }
       }
+      checkUniqueKey(table, mapping.conflictKey());
+    }
+    for (String ddl : extraDdl) {
+      createIfMissing(ddl);
+    }
+  }
+
+  /** ON CONFLICT needs a unique index on exactly the key columns. */
+  private void checkUniqueKey(SqlIdentifier table, List<SqlIdentifier> key) {
+    if (key.isEmpty()) {
+      return;
+    }
+    List<String> wanted = key.stream().map(SqlIdentifier::name).sorted().toList();
+    List<List<String>> unique =
+        handle
+            .createQuery(dialect.uniqueIndexes())
+            .bind("table", table.sql())
+            .map((rs, ctx) -> List.of((String[]) rs.getArray(1).getArray()))
+            .list();
+    if (unique.stream().noneMatch(cols -> cols.stream().sorted().toList().equals(wanted))) {
+      throw new SinkConfigurationException(
+          "output table '"
+              + table
+              + "' has no unique index on exactly "
+              + wanted
+              + " (it has "
+              + unique
+              + "), so a replay could not find and overwrite the rows it wrote before. Add one:"
+              + " CREATE UNIQUE INDEX ON "
+              + table
+              + " ("
+              + String.join(", ", wanted)
+              + ")");
     }
   }
 
@@ -185,6 +227,56 @@ public final class JdbcOffsetStore implements OffsetStore {
                       .add());
           batch.execute();
         });
+  }
+
+  @Override
+  public List<PartitionCommit> commitRanges(long epoch, List<SourceRange> ranges) {
+    long started = System.nanoTime();
+    // A fixed lock order (topic, partition) keeps two committers from deadlocking.
+    List<SourceRange> ordered =
+        ranges.stream()
+            .sorted(Comparator.comparing(SourceRange::topic).thenComparing(SourceRange::partition))
+            .toList();
+    return handle.inTransaction(
+        h -> {
+          List<PartitionCommit> out = new ArrayList<>();
+          if (!OffsetRows.epochIsCurrent(h, dialect, pipeline, epoch)) {
+            for (SourceRange r : ordered) {
+              out.add(new PartitionCommit(r, CommitOutcome.FENCED, -1, 0, 0, 0));
+            }
+            return out;
+          }
+          for (SourceRange r : ordered) {
+            long stored = OffsetRows.lock(h, dialect, pipeline, r);
+            CommitOutcome o = CommitDecision.decide(stored, r);
+            if (o == CommitOutcome.COMMITTED || o == CommitOutcome.TRIMMED) {
+              OffsetRows.advance(h, dialect, pipeline, epoch, r, stored);
+            }
+            out.add(
+                new PartitionCommit(r, o, stored, 0, 0, (System.nanoTime() - started) / 1_000_000));
+          }
+          return out;
+        });
+  }
+
+  /** The open connection, for sinks that run their driver-side transaction through the store. */
+  public Handle handle() {
+    return handle;
+  }
+
+  /** See {@link OffsetRows#epochIsCurrent}. */
+  public boolean epochIsCurrent(Handle h, long epoch) {
+    return OffsetRows.epochIsCurrent(h, dialect, pipeline, epoch);
+  }
+
+  /** See {@link OffsetRows#lock}. */
+  public long lock(Handle h, SourceRange range) {
+    return OffsetRows.lock(h, dialect, pipeline, range);
+  }
+
+  /** See {@link OffsetRows#advance}. */
+  public void advance(Handle h, long epoch, SourceRange range, long expected) {
+    OffsetRows.advance(h, dialect, pipeline, epoch, range, expected);
   }
 
   @Override

@@ -2,7 +2,6 @@ package org.exactlyonce.spark.jdbc.internal;
 
 import java.io.Serializable;
 import java.util.List;
-import java.util.stream.Collectors;
 
 /**
  * Every SQL statement the JDBC sinks run, in one place. Identifiers are validated {@link
@@ -75,6 +74,13 @@ public final class PostgresDialect implements Serializable {
         + " AND table_schema = COALESCE(:schema, current_schema())";
   }
 
+  /** The column sets of the unique indexes of a table. Binds: table (as in SQL). */
+  public String uniqueIndexes() {
+    return "SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_index i"
+        + " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)"
+        + " WHERE i.indrelid = to_regclass(:table) AND i.indisunique GROUP BY i.indexrelid";
+  }
+
   /** Takes the next writer epoch. Binds: pipeline, by. Returns the new epoch. */
   public String takeEpoch() {
     return "INSERT INTO "
@@ -123,16 +129,5 @@ public final class PostgresDialect implements Serializable {
         + " SET until_offset = :until, writer_epoch = :epoch, updated_at = now()"
         + " WHERE pipeline_id = :pipeline AND topic = :topic AND kafka_partition = :partition"
         + " AND until_offset = :expected";
-  }
-
-  /** A positional INSERT into a validated table and columns. */
-  public static String insert(SqlIdentifier table, List<SqlIdentifier> columns) {
-    return "INSERT INTO "
-        + table.sql()
-        + " ("
-        + columns.stream().map(SqlIdentifier::sql).collect(Collectors.joining(", "))
-        + ") VALUES ("
-        + columns.stream().map(c -> "?").collect(Collectors.joining(", "))
-        + ")";
   }
 }

@@ -1,0 +1,135 @@
+package org.exactlyonce.spark.internal;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Map;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.spark.api.java.JavaRDD;
+import org.apache.spark.api.java.function.Function2;
+import org.apache.spark.api.java.function.VoidFunction2;
+import org.apache.spark.streaming.Time;
+import org.apache.spark.streaming.kafka010.OffsetRange;
+import org.exactlyonce.spark.BatchResult;
+import org.exactlyonce.spark.CommitOutcome;
+import org.exactlyonce.spark.PartitionCommit;
+import org.exactlyonce.spark.RecordMapper;
+import org.exactlyonce.spark.SourceRange;
+import org.exactlyonce.spark.spi.IdempotentSink;
+import org.exactlyonce.spark.spi.OffsetStore;
+
+/**
+ * The body of {@code foreachRDD} for an idempotent sink: decide each range against the stored
+ * offsets, let the executors upsert, then advance every offset at once on the driver.
+ */
+public final class IdempotentBatch<K, V, R>
+    implements VoidFunction2<JavaRDD<ConsumerRecord<K, V>>, Time> {
+  private static final long serialVersionUID = 1L;
+
+  private final IdempotentSink<R> sink;
+  private final RecordMapper<K, V, R> mapper;
+  private final long epoch;
+  private final transient PipelineGuard guard;
+
+  public IdempotentBatch(
+      IdempotentSink<R> sink, RecordMapper<K, V, R> mapper, long epoch, PipelineGuard guard) {
+    this.sink = sink;
+    this.mapper = mapper;
+    this.epoch = epoch;
+    this.guard = guard;
+  }
+
+  @Override
+  public void call(JavaRDD<ConsumerRecord<K, V>> rdd, Time time) {
+    guard.checkRunning();
+    long started = System.currentTimeMillis();
+    try (OffsetStore store = sink.openOffsetStore()) {
+      OffsetRange[] ranges = TransactionalBatch.rangesOf(rdd);
+      Map<TopicPartition, Long> stored = store.storedOffsets();
+      long[] from = new long[ranges.length];
+      List<PartitionCommit> decided = new ArrayList<>();
+      List<SourceRange> toCommit = new ArrayList<>();
+      for (int i = 0; i < ranges.length; i++) {
+        SourceRange r = SourceRange.of(ranges[i]);
+        // No stored offset: a partition added while the job runs, read from its earliest offset.
+        long s = stored.getOrDefault(r.topicPartition(), r.from());
+        CommitOutcome o = r.isEmpty() ? CommitOutcome.COMMITTED : CommitDecision.decide(s, r);
+        from[i] = o == CommitOutcome.COMMITTED || o == CommitOutcome.TRIMMED ? s : -1;
+        if (from[i] >= 0 && !r.isEmpty()) {
+          toCommit.add(r);
+        } else {
+          decided.add(new PartitionCommit(r, o, r.isEmpty() ? -1 : s, 0, 0, 0));
+        }
+      }
+      // A gap fails the batch before anything is written.
+      Outcomes.check(
+          guard,
+          sink.pipelineId(),
+          epoch,
+          decided.stream().filter(c -> !c.outcome().isSuccess()).toList());
+
+      List<long[]> written =
+          rdd.mapPartitionsWithIndex(new WritePartition<>(sink, mapper, ranges, from), false)
+              .collect();
+      FaultPoints.reach(FaultPoints.IDEMPOTENT_BEFORE_OFFSET_COMMIT);
+
+      Map<SourceRange, long[]> counts = new HashMap<>();
+      for (long[] w : written) {
+        counts.put(SourceRange.of(ranges[(int) w[0]]), w);
+      }
+      List<PartitionCommit> commits = new ArrayList<>(decided);
+      for (PartitionCommit c : store.commitRanges(epoch, toCommit)) {
+        long[] w = counts.get(c.range());
+        commits.add(
+            new PartitionCommit(
+                c.range(), c.outcome(), c.storedBefore(), w[1], w[2], c.millis() + w[3]));
+      }
+      Outcomes.check(guard, sink.pipelineId(), epoch, commits);
+      guard.publish(
+          BatchResult.ofRanges(
+              sink.pipelineId(),
+              time.milliseconds(),
+              commits,
+              System.currentTimeMillis() - started));
+    } catch (RuntimeException | Error e) {
+      guard.fail(e);
+      throw e;
+    }
+  }
+
+  /** Runs on executors: upserts partition i from its decided offset; returns its counts. */
+  private static final class WritePartition<K, V, R>
+      implements Function2<Integer, Iterator<ConsumerRecord<K, V>>, Iterator<long[]>> {
+    private static final long serialVersionUID = 1L;
+    private final IdempotentSink<R> sink;
+    private final RecordMapper<K, V, R> mapper;
+    private final OffsetRange[] ranges;
+    private final long[] from;
+
+    WritePartition(
+        IdempotentSink<R> sink, RecordMapper<K, V, R> mapper, OffsetRange[] ranges, long[] from) {
+      this.sink = sink;
+      this.mapper = mapper;
+      this.ranges = ranges;
+      this.from = from;
+    }
+
+    @Override
+    public Iterator<long[]> call(Integer index, Iterator<ConsumerRecord<K, V>> records) {
+      SourceRange range = SourceRange.of(ranges[index]);
+      if (from[index] < 0 || range.isEmpty()) {
+        return List.of(new long[] {index, 0, 0, 0}).iterator();
+      }
+      long started = System.nanoTime();
+      MappedPartition<K, V, R> outputs = new MappedPartition<>(records, mapper, range);
+      long rows = sink.write(range, from[index], outputs);
+      return List.of(
+              new long[] {
+                index, outputs.recordsRead(), rows, (System.nanoTime() - started) / 1_000_000
+              })
+          .iterator();
+    }
+  }
+}

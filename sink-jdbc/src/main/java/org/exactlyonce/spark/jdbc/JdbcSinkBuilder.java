@@ -1,0 +1,200 @@
+package org.exactlyonce.spark.jdbc;
+
+import java.util.ArrayList;
+import java.util.List;
+import org.exactlyonce.spark.PipelineId;
+import org.exactlyonce.spark.SinkConfigurationException;
+import org.exactlyonce.spark.jdbc.internal.JdbcSpec;
+import org.exactlyonce.spark.jdbc.internal.PostgresDialect;
+import org.exactlyonce.spark.jdbc.internal.SqlIdentifier;
+import org.exactlyonce.spark.jdbc.internal.TableMapping;
+import org.exactlyonce.spark.jdbc.internal.TableMapping.VersionSource;
+
+/**
+ * What every JDBC sink builder shares: the connection, the offset tables, and how outputs are
+ * written (a table with columns and values, optionally upserted on a key, or a custom writer).
+ * Configuration is validated by {@code build()}; the database itself is checked when the stream is
+ * created. Not thread-safe.
+ *
+ * @param <R> the output type
+ * @param <B> the concrete builder
+ */
+public abstract class JdbcSinkBuilder<R, B extends JdbcSinkBuilder<R, B>> {
+  final PipelineId pipelineId;
+  private JdbcSettings settings;
+  private String offsetsTable = "eos_offsets";
+  private String writersTable = "eos_writers";
+  String table;
+  private List<String> columns;
+  private RowValues<R> values;
+  JdbcWriter<R> writer;
+  private int batchSize = 1000;
+  private List<String> keys = List.of();
+  List<String> accumulating = List.of();
+  String versionColumn;
+  VersionSource versionSource = VersionSource.NONE;
+  VersionFunction<R> versionFunction;
+  List<String> positionColumns = List.of();
+
+  JdbcSinkBuilder(PipelineId pipelineId) {
+    this.pipelineId = pipelineId;
+  }
+
+  abstract B self();
+
+  /** Where to connect. Required. */
+  public B connection(JdbcSettings settings) {
+    this.settings = settings;
+    return self();
+  }
+
+  /** The offsets table, {@code name} or {@code schema.name}; default {@code eos_offsets}. */
+  public B offsetsTable(String name) {
+    this.offsetsTable = name;
+    return self();
+  }
+
+  /** The writer-epoch table, {@code name} or {@code schema.name}; default {@code eos_writers}. */
+  public B writersTable(String name) {
+    this.writersTable = name;
+    return self();
+  }
+
+  /** The output table, {@code name} or {@code schema.name}; use with columns and values. */
+  public B table(String name) {
+    this.table = name;
+    return self();
+  }
+
+  /** The output columns, in the order {@link #values(RowValues)} returns their values. */
+  public B columns(String... names) {
+    this.columns = List.of(names);
+    return self();
+  }
+
+  /** The column values of one output. Must be deterministic. */
+  public B values(RowValues<R> values) {
+    this.values = values;
+    return self();
+  }
+
+  /**
+   * Upserts on {@code keyColumns} (which need a unique index): an output whose key exists replaces
+   * the stored row's other columns ({@code INSERT ... ON CONFLICT DO UPDATE}).
+   */
+  public B upsertOn(String... keyColumns) {
+    this.keys = List.of(keyColumns);
+    return self();
+  }
+
+  /**
+   * With {@link #upsertOn}: these columns are added to the stored value instead of replacing it
+   * ({@code total = total + excluded.total}), for running totals. Exactly-once only where the write
+   * and the offsets commit together (transactional and per-batch sinks).
+   */
+  public B accumulating(String... columnNames) {
+    this.accumulating = List.of(columnNames);
+    return self();
+  }
+
+  /** Writes outputs with custom SQL instead of a table and columns. */
+  public B writer(JdbcWriter<R> writer) {
+    this.writer = writer;
+    return self();
+  }
+
+  /** Outputs per JDBC batch (default 1000); a partition is written in several batches. */
+  public B batchSize(int batchSize) {
+    this.batchSize = batchSize;
+    return self();
+  }
+
+  /** Validates what every sink needs and returns the shared configuration. */
+  JdbcSpec<R> spec() {
+    if (settings == null) {
+      throw new SinkConfigurationException(
+          "sink '"
+              + pipelineId
+              + "': no connection: call connection(JdbcSettings.url(\"jdbc:postgresql://...\"))");
+    }
+    if (batchSize < 1) {
+      throw new SinkConfigurationException("batchSize must be at least 1, got " + batchSize);
+    }
+    PostgresDialect dialect =
+        new PostgresDialect(
+            SqlIdentifier.parse("offsets table", offsetsTable, true),
+            SqlIdentifier.parse("writers table", writersTable, true));
+    boolean mapping = table != null || columns != null || values != null;
+    if (writer != null && mapping) {
+      throw new SinkConfigurationException(
+          "sink '"
+              + pipelineId
+              + "': both writer(...) and table/columns/values are set: choose one");
+    }
+    if (writer != null) {
+      if (!keys.isEmpty() || !accumulating.isEmpty()) {
+        throw new SinkConfigurationException(
+            "sink '"
+                + pipelineId
+                + "': upsertOn/accumulating apply to a table mapping, not to a custom writer(...):"
+                + " write the ON CONFLICT clause in the writer's SQL");
+      }
+      return new JdbcSpec<>(pipelineId, settings, dialect, null, writer, batchSize);
+    }
+    if (table == null || columns == null || columns.isEmpty() || values == null) {
+      throw new SinkConfigurationException(
+          "sink '"
+              + pipelineId
+              + "': say how outputs are written: table(\"name\").columns(\"a\", \"b\")"
+              + ".values(row -> List.of(row.a(), row.b())), or writer((handle, rows) -> ...)");
+    }
+    List<SqlIdentifier> cols = identifiers("column", columns);
+    List<SqlIdentifier> keyCols = identifiers("key column", keys);
+    List<SqlIdentifier> accCols = identifiers("accumulating column", accumulating);
+    SqlIdentifier version =
+        versionColumn == null ? null : SqlIdentifier.parse("version column", versionColumn, false);
+    List<SqlIdentifier> posCols = identifiers("source position column", positionColumns);
+    List<String> names = new ArrayList<>(cols.stream().map(SqlIdentifier::name).toList());
+    if (version != null) {
+      names.add(version.name());
+    }
+    names.addAll(posCols.stream().map(SqlIdentifier::name).toList());
+    if (names.stream().distinct().count() != names.size()) {
+      throw new SinkConfigurationException(
+          "sink '" + pipelineId + "': a column is listed twice in " + names);
+    }
+    for (SqlIdentifier k : keyCols) {
+      if (!names.contains(k.name())) {
+        throw new SinkConfigurationException(
+            "upsert key column '" + k.name() + "' is not among the sink's columns " + names);
+      }
+    }
+    if (!accCols.isEmpty() && keyCols.isEmpty()) {
+      throw new SinkConfigurationException(
+          "accumulating(...) adds to the row with the same key: name the key with upsertOn(...)");
+    }
+    for (SqlIdentifier a : accCols) {
+      if (!cols.stream().anyMatch(c -> c.name().equals(a.name()))
+          || keyCols.stream().anyMatch(k -> k.name().equals(a.name()))) {
+        throw new SinkConfigurationException(
+            "accumulating column '" + a.name() + "' must be one of the non-key columns " + columns);
+      }
+    }
+    TableMapping<R> m =
+        new TableMapping<>(
+            SqlIdentifier.parse("table", table, true),
+            cols,
+            values,
+            keyCols,
+            accCols,
+            version,
+            versionSource,
+            versionFunction,
+            posCols);
+    return new JdbcSpec<>(pipelineId, settings, dialect, m, null, batchSize);
+  }
+
+  private static List<SqlIdentifier> identifiers(String what, List<String> names) {
+    return names.stream().map(n -> SqlIdentifier.parse(what, n, false)).toList();
+  }
+}

@@ -1,0 +1,73 @@
+package org.exactlyonce.spark.jdbc.internal;
+
+import java.io.Serializable;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
+import org.exactlyonce.spark.PipelineId;
+import org.exactlyonce.spark.jdbc.JdbcSettings;
+import org.exactlyonce.spark.jdbc.JdbcWriter;
+import org.exactlyonce.spark.spi.PartitionOutputs.Positioned;
+import org.jdbi.v3.core.Handle;
+
+/**
+ * The validated configuration every JDBC sink shares: where to connect, where offsets live, and how
+ * outputs are written (a table mapping or the user's writer). Immutable and serialisable.
+ */
+public record JdbcSpec<R>(
+    PipelineId pipelineId,
+    JdbcSettings settings,
+    PostgresDialect dialect,
+    TableMapping<R> mapping,
+    JdbcWriter<R> writer,
+    int batchSize)
+    implements Serializable {
+
+  /** The writer of outputs: the table mapping, or the user's writer given plain values. */
+  public RowWriter<R> rowWriter() {
+    if (mapping != null) {
+      return mapping;
+    }
+    JdbcWriter<R> w = writer;
+    return (h, rows) -> w.write(h, rows.stream().map(Positioned::value).toList());
+  }
+
+  /** Writes {@code rows} through {@code h} in chunks of the batch size; returns the count. */
+  public long writeAll(Handle h, Iterator<Positioned<R>> rows) throws Exception {
+    RowWriter<R> w = rowWriter();
+    long written = 0;
+    List<Positioned<R>> chunk = new ArrayList<>(Math.min(batchSize, 1024));
+    while (rows.hasNext()) {
+      chunk.add(rows.next());
+      if (chunk.size() == batchSize) {
+        w.write(h, chunk);
+        written += chunk.size();
+        chunk = new ArrayList<>(Math.min(batchSize, 1024));
+      }
+    }
+    if (!chunk.isEmpty()) {
+      w.write(h, chunk);
+      written += chunk.size();
+    }
+    return written;
+  }
+
+  /** A description without secrets, for toString. */
+  public String describe(String strategy) {
+    return "JdbcSink."
+        + strategy
+        + "{pipeline="
+        + pipelineId
+        + ", "
+        + settings
+        + ", offsets="
+        + dialect.offsetsTable()
+        + ", writers="
+        + dialect.writersTable()
+        + ", "
+        + (mapping == null ? "custom writer" : mapping.insertSql())
+        + ", batchSize="
+        + batchSize
+        + "}";
+  }
+}

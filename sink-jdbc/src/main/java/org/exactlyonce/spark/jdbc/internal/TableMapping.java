@@ -1,0 +1,246 @@
+package org.exactlyonce.spark.jdbc.internal;
+
+import java.math.BigDecimal;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Collectors;
+import org.exactlyonce.spark.ExactlyOnceException;
+import org.exactlyonce.spark.jdbc.RowValues;
+import org.exactlyonce.spark.jdbc.VersionFunction;
+import org.exactlyonce.spark.spi.PartitionOutputs.Positioned;
+import org.jdbi.v3.core.Handle;
+import org.jdbi.v3.core.statement.PreparedBatch;
+
+/**
+ * Outputs mapped to a table: the user's columns, then an optional version column, then optional
+ * source-position columns; written as batched INSERTs with the conflict clause of the mode. Within
+ * one chunk, rows with the same key are merged first (PostgreSQL refuses to update one row twice in
+ * a statement): accumulating columns are added, a versioned row keeps the highest version,
+ * otherwise the later row wins.
+ */
+public final class TableMapping<R> implements RowWriter<R> {
+  private static final long serialVersionUID = 1L;
+
+  /** How the version of a versioned upsert is derived. */
+  public enum VersionSource {
+    NONE,
+    SOURCE_OFFSET,
+    FUNCTION
+  }
+
+  private final SqlIdentifier table;
+  private final List<SqlIdentifier> userColumns;
+  private final RowValues<R> values;
+  private final List<SqlIdentifier> keys;
+  private final List<SqlIdentifier> accumulating;
+  private final SqlIdentifier versionColumn;
+  private final VersionSource versionSource;
+  private final VersionFunction<R> versionFunction;
+  private final List<SqlIdentifier> positionColumns;
+  private final String insert;
+  private final int[] keyIndexes;
+  private final int[] accumulatingIndexes;
+  private final int versionIndex;
+
+  public TableMapping(
+      SqlIdentifier table,
+      List<SqlIdentifier> userColumns,
+      RowValues<R> values,
+      List<SqlIdentifier> keys,
+      List<SqlIdentifier> accumulating,
+      SqlIdentifier versionColumn,
+      VersionSource versionSource,
+      VersionFunction<R> versionFunction,
+      List<SqlIdentifier> positionColumns) {
+    this.table = table;
+    this.userColumns = List.copyOf(userColumns);
+    this.values = values;
+    this.keys = List.copyOf(keys);
+    this.accumulating = List.copyOf(accumulating);
+    this.versionColumn = versionColumn;
+    this.versionSource = versionSource;
+    this.versionFunction = versionFunction;
+    this.positionColumns = List.copyOf(positionColumns);
+    List<SqlIdentifier> all = allColumns();
+    this.keyIndexes = indexes(all, keys);
+    this.accumulatingIndexes = indexes(all, accumulating);
+    this.versionIndex = versionColumn == null ? -1 : userColumns.size();
+    this.insert = buildInsert(all);
+  }
+
+  private static int[] indexes(List<SqlIdentifier> all, List<SqlIdentifier> some) {
+    List<String> names = all.stream().map(SqlIdentifier::name).toList();
+    return some.stream().mapToInt(c -> names.indexOf(c.name())).toArray();
+  }
+
+  public SqlIdentifier table() {
+    return table;
+  }
+
+  /** Every column the INSERT names, in value order. */
+  public List<SqlIdentifier> allColumns() {
+    List<SqlIdentifier> all = new ArrayList<>(userColumns);
+    if (versionColumn != null) {
+      all.add(versionColumn);
+    }
+    all.addAll(positionColumns);
+    return all;
+  }
+
+  /** The columns a unique index must cover for the conflict clause, or empty for plain inserts. */
+  public List<SqlIdentifier> conflictKey() {
+    return positionColumns.isEmpty() ? keys : positionColumns;
+  }
+
+  /** The conflict clause of the INSERT ({@code ""} for plain inserts). */
+  public String conflictClause() {
+    int at = insert.indexOf(" ON CONFLICT");
+    return at < 0 ? "" : insert.substring(at);
+  }
+
+  /** The upsert key columns (empty for plain inserts). */
+  public List<SqlIdentifier> keys() {
+    return keys;
+  }
+
+  /** The columns added on conflict instead of replaced. */
+  public List<SqlIdentifier> accumulating() {
+    return accumulating;
+  }
+
+  /** The INSERT statement, for logs and tests. */
+  public String insertSql() {
+    return insert;
+  }
+
+  private String buildInsert(List<SqlIdentifier> all) {
+    String cols = all.stream().map(SqlIdentifier::sql).collect(Collectors.joining(", "));
+    String params = all.stream().map(c -> "?").collect(Collectors.joining(", "));
+    String sql = "INSERT INTO " + table.sql() + " AS cur (" + cols + ") VALUES (" + params + ")";
+    if (!positionColumns.isEmpty()) {
+      // The position is the key and the mapper is deterministic: a replay writes the same row.
+      return sql + " ON CONFLICT (" + names(positionColumns) + ") DO NOTHING";
+    }
+    if (keys.isEmpty()) {
+      return sql;
+    }
+    List<String> sets = new ArrayList<>();
+    for (SqlIdentifier c : all) {
+      if (keys.stream().anyMatch(k -> k.name().equals(c.name()))) {
+        continue;
+      }
+      boolean adds = accumulating.stream().anyMatch(a -> a.name().equals(c.name()));
+      sets.add(
+          c.sql()
+              + " = "
+              + (adds ? "cur." + c.sql() + " + excluded." + c.sql() : "excluded." + c.sql()));
+    }
+    sql += " ON CONFLICT (" + names(keys) + ")";
+    if (sets.isEmpty()) {
+      return sql + " DO NOTHING";
+    }
+    sql += " DO UPDATE SET " + String.join(", ", sets);
+    if (versionColumn != null) {
+      // Never let a replay of older data overwrite a newer value.
+      sql += " WHERE cur." + versionColumn.sql() + " < excluded." + versionColumn.sql();
+    }
+    return sql;
+  }
+
+  private static String names(List<SqlIdentifier> cols) {
+    return cols.stream().map(SqlIdentifier::sql).collect(Collectors.joining(", "));
+  }
+
+  @Override
+  public void write(Handle handle, List<Positioned<R>> rows) {
+    PreparedBatch batch = handle.prepareBatch(insert);
+    for (Object[] row : merge(rows)) {
+      batch.add(row);
+    }
+    batch.execute();
+  }
+
+  private List<Object[]> merge(List<Positioned<R>> rows) {
+    if (keys.isEmpty() || !positionColumns.isEmpty()) {
+      return rows.stream().map(this::row).toList();
+    }
+    Map<List<Object>, Object[]> byKey = new LinkedHashMap<>();
+    for (Positioned<R> p : rows) {
+      Object[] row = row(p);
+      List<Object> key = Arrays.stream(keyIndexes).mapToObj(i -> row[i]).toList();
+      byKey.merge(key, row, this::combine);
+    }
+    return new ArrayList<>(byKey.values());
+  }
+
+  private Object[] combine(Object[] earlier, Object[] later) {
+    if (accumulatingIndexes.length > 0) {
+      Object[] sum = later.clone();
+      for (int i : accumulatingIndexes) {
+        sum[i] = add(earlier[i], later[i]);
+      }
+      return sum;
+    }
+    if (versionIndex >= 0 && ((Long) earlier[versionIndex]) > ((Long) later[versionIndex])) {
+      return earlier;
+    }
+    return later;
+  }
+
+  private static Object add(Object a, Object b) {
+    if (a instanceof BigDecimal x && b instanceof BigDecimal y) {
+      return x.add(y);
+    }
+    if ((a instanceof Double || a instanceof Float) && b instanceof Number y) {
+      return ((Number) a).doubleValue() + y.doubleValue();
+    }
+    if (a instanceof Number x && b instanceof Number y) {
+      return x.longValue() + y.longValue();
+    }
+    throw new ExactlyOnceException(
+        "an accumulating column holds " + a + " and " + b + ": only numbers can be added");
+  }
+
+  /** The values of one output, in {@link #allColumns()} order. */
+  public Object[] row(Positioned<R> p) {
+    List<?> v = values.values(p.value());
+    if (v == null || v.size() != userColumns.size()) {
+      throw new ExactlyOnceException(
+          "values(...) returned "
+              + (v == null ? "null" : v.size() + " values")
+              + " for an output of "
+              + p.topic()
+              + "-"
+              + p.partition()
+              + "@"
+              + p.offset()
+              + ", but the sink has "
+              + userColumns.size()
+              + " columns "
+              + userColumns
+              + ": return one value per column, in column order");
+    }
+    Object[] row =
+        new Object[userColumns.size() + (versionColumn == null ? 0 : 1) + positionColumns.size()];
+    int i = 0;
+    for (Object o : v) {
+      row[i++] = o;
+    }
+    if (versionColumn != null) {
+      row[i++] =
+          versionSource == VersionSource.SOURCE_OFFSET
+              ? p.offset()
+              : versionFunction.version(p.value());
+    }
+    if (!positionColumns.isEmpty()) {
+      row[i++] = p.topic();
+      row[i++] = p.partition();
+      row[i++] = p.offset();
+      row[i] = p.index();
+    }
+    return row;
+  }
+}

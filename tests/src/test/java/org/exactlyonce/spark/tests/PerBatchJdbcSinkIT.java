@@ -1,0 +1,179 @@
+package org.exactlyonce.spark.tests;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.sql.ResultSet;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.apache.kafka.common.TopicPartition;
+import org.exactlyonce.spark.CommitOutcome;
+import org.exactlyonce.spark.ExactlyOnce;
+import org.exactlyonce.spark.OffsetMismatchException;
+import org.exactlyonce.spark.SourceRange;
+import org.exactlyonce.spark.internal.FaultPoints;
+import org.exactlyonce.spark.jdbc.JdbcBatchSink;
+import org.exactlyonce.spark.jdbc.JdbcSink;
+import org.exactlyonce.spark.spi.BatchSink.BatchCommit;
+import org.exactlyonce.spark.spi.OffsetStore;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import scala.Tuple2;
+
+/** Strategy T-batch: aggregates after a shuffle, committed with every range of the batch. */
+class PerBatchJdbcSinkIT {
+  private StreamHarness h;
+  private JdbcTestSupport db;
+  private final Map<String, Long> reference = new HashMap<>();
+  private int produced;
+
+  @BeforeEach
+  void setUp() {
+    h = new StreamHarness("conversions", 4);
+    db = new JdbcTestSupport();
+    db.execute("CREATE TABLE conversions (campaign text PRIMARY KEY, total bigint NOT NULL)");
+  }
+
+  @AfterEach
+  void tearDown() {
+    FaultPoints.clear();
+    h.close();
+  }
+
+  private JdbcBatchSink.Builder<Tuple2<String, Long>> builder() {
+    return JdbcSink.<Tuple2<String, Long>>perBatch("conversions-per-campaign")
+        .connection(db.settings)
+        .table("conversions")
+        .columns("campaign", "total")
+        .values(t -> List.of(t._1(), t._2()))
+        .upsertOn("campaign")
+        .accumulating("total");
+  }
+
+  /** Conversions: value = campaign; the reference counts them. */
+  private void produce(int n) {
+    List<String[]> kv = new ArrayList<>();
+    for (int i = 0; i < n; i++) {
+      String campaign = "campaign-" + (produced * 7 + i * 13) % 23;
+      reference.merge(campaign, 1L, Long::sum);
+      kv.add(new String[] {"conversion-" + produced++, campaign});
+    }
+    h.send(kv);
+  }
+
+  private Map<String, Long> totals() {
+    Map<String, Long> out = new HashMap<>();
+    try (var c = db.connect();
+        ResultSet rs =
+            c.createStatement().executeQuery("SELECT campaign, total FROM conversions")) {
+      while (rs.next()) {
+        out.put(rs.getString(1), rs.getLong(2));
+      }
+    } catch (Exception e) {
+      throw new IllegalStateException(e);
+    }
+    return out;
+  }
+
+  private Throwable runUntilCaughtUp(JdbcBatchSink<Tuple2<String, Long>> sink) {
+    return h.run(
+        sink,
+        stream ->
+            ExactlyOnce.foreachBatch(
+                stream,
+                rdd ->
+                    rdd.mapToPair(r -> new Tuple2<>(r.value(), 1L))
+                        .reduceByKey(Long::sum)
+                        .map(t -> t),
+                sink),
+        () -> db.stored("conversions-per-campaign").equals(h.endOffsets()));
+  }
+
+  private void runningTotalsSurviveAFailureBetweenWritingAndCommitting(
+      JdbcBatchSink<Tuple2<String, Long>> sink, String faultPoint) {
+    produce(1500);
+    assertThat(runUntilCaughtUp(sink)).isNull();
+    assertThat(totals()).isEqualTo(reference);
+
+    produce(1500);
+    AtomicBoolean fired = new AtomicBoolean();
+    FaultPoints.set(
+        faultPoint,
+        () -> {
+          if (fired.compareAndSet(false, true)) {
+            throw new IllegalStateException("injected: crash between writing and committing");
+          }
+        });
+    Map<String, Long> before = totals();
+    Throwable failure = runUntilCaughtUp(sink);
+    assertThat(fired).isTrue();
+    assertThat(failure).hasMessageContaining("injected");
+    assertThat(totals()).as("nothing of the failed batch is visible").isEqualTo(before);
+
+    FaultPoints.clear();
+    assertThat(runUntilCaughtUp(sink)).isNull(); // the restarted job replays the failed batch
+    produce(1000);
+    assertThat(runUntilCaughtUp(sink)).isNull();
+
+    assertThat(totals()).isEqualTo(reference);
+    assertThat(reference.values().stream().mapToLong(Long::longValue).sum()).isEqualTo(4000);
+  }
+
+  @Test
+  void collectedRunningTotalsEqualTheInputsCountsDespiteAFailureBeforeCommit() {
+    runningTotalsSurviveAFailureBetweenWritingAndCommitting(
+        builder().build(), FaultPoints.BATCH_BEFORE_COMMIT);
+  }
+
+  @Test
+  void stagedRunningTotalsEqualTheInputsCountsDespiteAFailureBeforePublish() {
+    runningTotalsSurviveAFailureBetweenWritingAndCommitting(
+        builder().staged().build(), FaultPoints.BATCH_BEFORE_PUBLISH);
+    assertThat(db.count("conversions_eos_staging")).as("staging rows left").isZero();
+  }
+
+  @Test
+  void aReplayedBatchWritesNothingAndAPartlyCommittedOneIsAnErrorNamingItsRanges() {
+    JdbcBatchSink<Tuple2<String, Long>> sink = builder().build();
+    TopicPartition p0 = new TopicPartition(h.topic, 0);
+    TopicPartition p1 = new TopicPartition(h.topic, 1);
+    long epoch;
+    try (OffsetStore store = sink.openOffsetStore()) {
+      store.validate();
+      epoch = store.takeWriterEpoch();
+      store.storeStartOffsets(Map.of(p0, 0L, p1, 0L), epoch);
+    }
+    List<SourceRange> batch =
+        List.of(SourceRange.of(h.topic, 0, 0, 10), SourceRange.of(h.topic, 1, 0, 10));
+    var results =
+        h.sc.parallelize(
+            List.of(new Tuple2<>("campaign-1", 5L), new Tuple2<>("campaign-2", 3L)), 2);
+
+    BatchCommit first = sink.commitBatch(epoch, batch, results);
+    BatchCommit replay = sink.commitBatch(epoch, batch, results);
+
+    assertThat(first.commits()).extracting(c -> c.outcome()).containsOnly(CommitOutcome.COMMITTED);
+    assertThat(replay.commits())
+        .extracting(c -> c.outcome())
+        .containsOnly(CommitOutcome.ALREADY_COMMITTED);
+    assertThat(replay.rowsWritten()).isZero();
+    assertThat(totals()).containsOnly(Map.entry("campaign-1", 5L), Map.entry("campaign-2", 3L));
+
+    List<SourceRange> next =
+        List.of(SourceRange.of(h.topic, 0, 10, 20), SourceRange.of(h.topic, 1, 10, 20));
+    db.execute(
+        "UPDATE eos_offsets SET until_offset = 20 WHERE topic = '"
+            + h.topic
+            + "' AND kafka_partition = 0");
+    assertThatThrownBy(() -> sink.commitBatch(epoch, next, results))
+        .isInstanceOf(OffsetMismatchException.class)
+        .hasMessageContaining("partly committed")
+        .hasMessageContaining(h.topic + "-0[10, 20)")
+        .hasMessageContaining(h.topic + "-1[10, 20)");
+    assertThat(totals()).containsOnly(Map.entry("campaign-1", 5L), Map.entry("campaign-2", 3L));
+  }
+}

@@ -1,0 +1,100 @@
+package org.exactlyonce.spark.tests;
+
+import static org.awaitility.Awaitility.await;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import java.util.function.Consumer;
+import org.apache.kafka.clients.admin.OffsetSpec;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.serialization.StringDeserializer;
+import org.apache.spark.api.java.JavaSparkContext;
+import org.apache.spark.streaming.Durations;
+import org.apache.spark.streaming.api.java.JavaStreamingContext;
+import org.exactlyonce.spark.ExactlyOnce;
+import org.exactlyonce.spark.ExactlyOnceStream;
+import org.exactlyonce.spark.spi.ExactlyOnceSink;
+import org.exactlyonce.spark.testing.servers.KafkaBroker;
+import org.exactlyonce.spark.testing.servers.SparkSetup;
+import org.exactlyonce.spark.testing.servers.TestServers;
+
+/** A topic, a Spark context and the loop "start the job, wait for a condition, stop it". */
+final class StreamHarness implements AutoCloseable {
+  final KafkaBroker kafka = TestServers.kafka();
+  final String topic;
+  final int partitions;
+  final JavaSparkContext sc;
+
+  StreamHarness(String prefix, int partitions) {
+    this.topic = prefix + "-" + System.nanoTime();
+    this.partitions = partitions;
+    kafka.createTopic(topic, partitions);
+    this.sc = new JavaSparkContext(SparkSetup.local(prefix, 2, 4));
+  }
+
+  Map<String, Object> kafkaParams() {
+    Map<String, Object> params = new HashMap<>();
+    params.put("bootstrap.servers", kafka.bootstrapServers());
+    params.put("key.deserializer", StringDeserializer.class);
+    params.put("value.deserializer", StringDeserializer.class);
+    params.put("max.poll.records", 1000);
+    return params;
+  }
+
+  /** Sends (key, value) records, each acknowledged. */
+  void send(List<String[]> keyValues) {
+    List<ProducerRecord<String, String>> records = new ArrayList<>();
+    for (String[] kv : keyValues) {
+      records.add(new ProducerRecord<>(topic, kv[0], kv[1]));
+    }
+    kafka.send(records);
+  }
+
+  Map<TopicPartition, Long> endOffsets() {
+    Map<TopicPartition, OffsetSpec> specs = new HashMap<>();
+    for (int p = 0; p < partitions; p++) {
+      specs.put(new TopicPartition(topic, p), OffsetSpec.latest());
+    }
+    Map<TopicPartition, Long> end = new HashMap<>();
+    try (var admin = kafka.admin()) {
+      admin.listOffsets(specs).all().get().forEach((tp, info) -> end.put(tp, info.offset()));
+    } catch (Exception e) {
+      throw new IllegalStateException(e);
+    }
+    return end;
+  }
+
+  /**
+   * Runs a job on {@code sink} wired by {@code wire} until {@code done} or the stream fails, then
+   * stops it; returns the stream's failure (null if none).
+   */
+  Throwable run(
+      ExactlyOnceSink sink,
+      Consumer<ExactlyOnceStream<String, String>> wire,
+      Callable<Boolean> done) {
+    JavaStreamingContext ssc = new JavaStreamingContext(sc, Durations.milliseconds(500));
+    try {
+      ExactlyOnceStream<String, String> stream =
+          ExactlyOnce.directStream(ssc, kafkaParams(), List.of(topic), sink);
+      wire.accept(stream);
+      ssc.start();
+      await()
+          .atMost(Duration.ofSeconds(120))
+          .pollInterval(Duration.ofMillis(200))
+          .until(() -> stream.failure() != null || done.call());
+      return stream.failure();
+    } finally {
+      ssc.stop(false, true);
+    }
+  }
+
+  @Override
+  public void close() {
+    sc.stop();
+  }
+}
