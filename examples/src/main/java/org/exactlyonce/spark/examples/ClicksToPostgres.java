@@ -111,53 +111,57 @@ public final class ClicksToPostgres implements Callable<Integer> {
             .set("spark.ui.enabled", "false")
             .set("spark.driver.host", "127.0.0.1");
     JavaStreamingContext ssc = new JavaStreamingContext(conf, Durations.seconds(1));
+    try {
 
-    Map<String, Object> kafkaParams = new HashMap<>();
-    kafkaParams.put("bootstrap.servers", bootstrapServers);
-    kafkaParams.put("key.deserializer", StringDeserializer.class);
-    kafkaParams.put("value.deserializer", StringDeserializer.class);
-    kafkaParams.put("max.poll.records", 2000);
+      Map<String, Object> kafkaParams = new HashMap<>();
+      kafkaParams.put("bootstrap.servers", bootstrapServers);
+      kafkaParams.put("key.deserializer", StringDeserializer.class);
+      kafkaParams.put("value.deserializer", StringDeserializer.class);
+      kafkaParams.put("max.poll.records", 2000);
 
-    // --- the library, in a dozen lines ----------------------------------------------------
-    JdbcSink<Click> clicks =
-        JdbcSink.<Click>transactional("clicks-to-postgres")
-            .connection(db)
-            .table("clicks")
-            .columns("click_id", "campaign_id", "ts", "src_partition", "src_offset")
-            .values(c -> List.of(c.clickId(), c.campaignId(), c.ts(), c.partition(), c.offset()))
-            .build();
-    ExactlyOnceStream<String, String> stream =
-        ExactlyOnce.directStream(ssc, kafkaParams, List.of(topic), clicks);
-    ExactlyOnce.foreachRDD(stream, record -> List.of(Click.parse(record)), clicks);
-    // ----------------------------------------------------------------------------------------
+      // --- the library, in a dozen lines ----------------------------------------------------
+      JdbcSink<Click> clicks =
+          JdbcSink.<Click>transactional("clicks-to-postgres")
+              .connection(db)
+              .table("clicks")
+              .columns("click_id", "campaign_id", "ts", "src_partition", "src_offset")
+              .values(c -> List.of(c.clickId(), c.campaignId(), c.ts(), c.partition(), c.offset()))
+              .build();
+      ExactlyOnceStream<String, String> stream =
+          ExactlyOnce.directStream(ssc, kafkaParams, List.of(topic), clicks);
+      ExactlyOnce.foreachRDD(stream, record -> List.of(Click.parse(record)), clicks);
+      // ----------------------------------------------------------------------------------------
 
-    AtomicLong written = new AtomicLong();
-    long started = System.nanoTime();
-    stream.onBatch(
-        b -> {
-          long total = written.addAndGet(b.rowsWritten());
-          if (b.recordsIn() > 0 || b.replaysSkipped() > 0) {
-            double secs = (System.nanoTime() - started) / 1e9;
-            System.out.printf(
-                "batch %d: %,d rows written (total %,d, %,.0f rows/s), replays skipped %d,"
-                    + " trimmed %d, slowest commit %d ms%n",
-                b.batchTimeMs(),
-                b.rowsWritten(),
-                total,
-                total / secs,
-                b.replaysSkipped(),
-                b.rangesTrimmed(),
-                b.maxCommitMillis());
-          }
-        });
-    ssc.start();
-    while (rowCount(db) < records && stream.failure() == null) {
-      ssc.awaitTerminationOrTimeout(500);
-    }
-    ssc.stop(true, true); // graceful: the batch in flight commits before the job exits
-    if (stream.failure() != null) {
-      System.out.println("FAILED: " + stream.failure());
-      return 1;
+      AtomicLong written = new AtomicLong();
+      long started = System.nanoTime();
+      stream.onBatch(
+          b -> {
+            long total = written.addAndGet(b.rowsWritten());
+            if (b.recordsIn() > 0 || b.replaysSkipped() > 0) {
+              double secs = (System.nanoTime() - started) / 1e9;
+              System.out.printf(
+                  "batch %d: %,d rows written (total %,d, %,.0f rows/s), replays skipped %d,"
+                      + " trimmed %d, slowest commit %d ms%n",
+                  b.batchTimeMs(),
+                  b.rowsWritten(),
+                  total,
+                  total / secs,
+                  b.replaysSkipped(),
+                  b.rangesTrimmed(),
+                  b.maxCommitMillis());
+            }
+          });
+      ssc.start();
+      while (rowCount(db) < records && stream.failure() == null) {
+        ssc.awaitTerminationOrTimeout(500);
+      }
+      ssc.stop(true, true); // graceful: the batch in flight commits before the job exits
+      if (stream.failure() != null) {
+        System.out.println("FAILED: " + stream.failure());
+        return 1;
+      }
+    } finally {
+      ssc.stop(true, false); // no-op after a graceful stop; frees Spark if anything above threw
     }
     return summary(db);
   }

@@ -3,6 +3,7 @@ package org.exactlyonce.spark.jdbc;
 import java.util.ArrayList;
 import java.util.List;
 import org.exactlyonce.spark.PipelineId;
+import org.exactlyonce.spark.RowValues;
 import org.exactlyonce.spark.SinkConfigurationException;
 import org.exactlyonce.spark.jdbc.internal.JdbcSpec;
 import org.exactlyonce.spark.jdbc.internal.PostgresDialect;

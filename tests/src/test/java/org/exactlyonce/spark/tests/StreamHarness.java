@@ -31,10 +31,17 @@ final class StreamHarness implements AutoCloseable {
   final JavaSparkContext sc;
 
   StreamHarness(String prefix, int partitions) {
+    this(prefix, partitions, Map.of());
+  }
+
+  /** With extra Spark settings, for example a rate limit so that a run has several batches. */
+  StreamHarness(String prefix, int partitions, Map<String, String> sparkConf) {
     this.topic = prefix + "-" + System.nanoTime();
     this.partitions = partitions;
     kafka.createTopic(topic, partitions);
-    this.sc = new JavaSparkContext(SparkSetup.local(prefix, 2, 4));
+    var conf = SparkSetup.local(prefix, 2, 4);
+    sparkConf.forEach(conf::set);
+    this.sc = new JavaSparkContext(conf);
   }
 
   Map<String, Object> kafkaParams() {
@@ -86,6 +93,8 @@ final class StreamHarness implements AutoCloseable {
       await()
           .atMost(Duration.ofSeconds(120))
           .pollInterval(Duration.ofMillis(200))
+          // The probe reads the backend, which a chaos test may have just killed: try again.
+          .ignoreExceptions()
           .until(() -> stream.failure() != null || done.call());
       return stream.failure();
     } finally {

@@ -8,7 +8,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.stream.Collectors;
 import org.exactlyonce.spark.ExactlyOnceException;
-import org.exactlyonce.spark.jdbc.RowValues;
+import org.exactlyonce.spark.RowValues;
 import org.exactlyonce.spark.jdbc.VersionFunction;
 import org.exactlyonce.spark.spi.PartitionOutputs.Positioned;
 import org.jdbi.v3.core.Handle;

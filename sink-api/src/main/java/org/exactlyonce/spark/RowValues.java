@@ -1,4 +1,4 @@
-package org.exactlyonce.spark.jdbc;
+package org.exactlyonce.spark;
 
 import java.io.Serializable;
 import java.util.List;

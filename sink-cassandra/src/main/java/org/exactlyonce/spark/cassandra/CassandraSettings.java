@@ -1,0 +1,280 @@
+package org.exactlyonce.spark.cassandra;
+
+import java.io.Serializable;
+import java.time.Duration;
+import java.util.List;
+import java.util.Objects;
+import org.exactlyonce.spark.SinkConfigurationException;
+
+/**
+ * How to reach Cassandra: contact points, local data center, credentials and consistency. Writes
+ * default to {@code LOCAL_QUORUM}, lightweight transactions to {@code LOCAL_SERIAL}. Serialisable;
+ * a password read from an environment variable is read where the session is opened, so it never
+ * travels with tasks, and no password appears in {@link #toString()}. Immutable.
+ */
+public final class CassandraSettings implements Serializable {
+  private static final long serialVersionUID = 1L;
+
+  private final List<String> contactPoints;
+  private final String localDatacenter;
+  private final String user;
+  private final String password;
+  private final String passwordEnv;
+  private final String writeConsistency;
+  private final String serialConsistency;
+  private final int maxRequestsInFlight;
+  private final Duration requestTimeout;
+
+  private CassandraSettings(
+      List<String> contactPoints,
+      String localDatacenter,
+      String user,
+      String password,
+      String passwordEnv,
+      String writeConsistency,
+      String serialConsistency,
+      int maxRequestsInFlight,
+      Duration requestTimeout) {
+    this.contactPoints = contactPoints;
+    this.localDatacenter = localDatacenter;
+    this.user = user;
+    this.password = password;
+    this.passwordEnv = passwordEnv;
+    this.writeConsistency = writeConsistency;
+    this.serialConsistency = serialConsistency;
+    this.maxRequestsInFlight = maxRequestsInFlight;
+    this.requestTimeout = requestTimeout;
+  }
+
+  /**
+   * Settings for the nodes {@code host:port} (at least one) of data center {@code localDatacenter}.
+   *
+   * @throws SinkConfigurationException if a contact point is not {@code host:port}
+   */
+  public static CassandraSettings contactPoints(String localDatacenter, String... hostPorts) {
+    if (hostPorts.length == 0) {
+      throw new SinkConfigurationException("give at least one Cassandra contact point host:port");
+    }
+    for (String hp : hostPorts) {
+      int colon = hp == null ? -1 : hp.lastIndexOf(':');
+      if (colon <= 0 || !hp.substring(colon + 1).matches("\\d{1,5}")) {
+        throw new SinkConfigurationException(
+            "Cassandra contact point '" + hp + "' is not host:port, for example 10.0.0.5:9042");
+      }
+    }
+    if (localDatacenter == null || localDatacenter.isBlank()) {
+      throw new SinkConfigurationException(
+          "the local data center is required (the driver routes to it), for example \"datacenter1\"");
+    }
+    return new CassandraSettings(
+        List.of(hostPorts),
+        localDatacenter,
+        null,
+        null,
+        null,
+        "LOCAL_QUORUM",
+        "LOCAL_SERIAL",
+        128,
+        Duration.ofSeconds(10));
+  }
+
+  /** Authenticates as {@code user} (with a password from {@link #passwordFromEnv}). */
+  public CassandraSettings user(String user) {
+    return new CassandraSettings(
+        contactPoints,
+        localDatacenter,
+        user,
+        password,
+        passwordEnv,
+        writeConsistency,
+        serialConsistency,
+        maxRequestsInFlight,
+        requestTimeout);
+  }
+
+  /** Uses {@code password}; prefer {@link #passwordFromEnv}, this one travels with tasks. */
+  public CassandraSettings password(String password) {
+    return new CassandraSettings(
+        contactPoints,
+        localDatacenter,
+        user,
+        password,
+        null,
+        writeConsistency,
+        serialConsistency,
+        maxRequestsInFlight,
+        requestTimeout);
+  }
+
+  /** Reads the password from environment variable {@code name} where the session is opened. */
+  public CassandraSettings passwordFromEnv(String name) {
+    return new CassandraSettings(
+        contactPoints,
+        localDatacenter,
+        user,
+        null,
+        name,
+        writeConsistency,
+        serialConsistency,
+        maxRequestsInFlight,
+        requestTimeout);
+  }
+
+  /** The consistency of writes (default {@code LOCAL_QUORUM}), for example {@code QUORUM}. */
+  public CassandraSettings writeConsistency(String level) {
+    return new CassandraSettings(
+        contactPoints,
+        localDatacenter,
+        user,
+        password,
+        passwordEnv,
+        level,
+        serialConsistency,
+        maxRequestsInFlight,
+        requestTimeout);
+  }
+
+  /** The serial consistency of lightweight transactions (default {@code LOCAL_SERIAL}). */
+  public CassandraSettings serialConsistency(String level) {
+    return new CassandraSettings(
+        contactPoints,
+        localDatacenter,
+        user,
+        password,
+        passwordEnv,
+        writeConsistency,
+        level,
+        maxRequestsInFlight,
+        requestTimeout);
+  }
+
+  /** The most asynchronous writes one task keeps in flight (default 128). */
+  public CassandraSettings maxRequestsInFlight(int n) {
+    if (n < 1) {
+      throw new SinkConfigurationException("maxRequestsInFlight must be at least 1, got " + n);
+    }
+    return new CassandraSettings(
+        contactPoints,
+        localDatacenter,
+        user,
+        password,
+        passwordEnv,
+        writeConsistency,
+        serialConsistency,
+        n,
+        requestTimeout);
+  }
+
+  /** The timeout of one request (default 10 s). */
+  public CassandraSettings requestTimeout(Duration timeout) {
+    return new CassandraSettings(
+        contactPoints,
+        localDatacenter,
+        user,
+        password,
+        passwordEnv,
+        writeConsistency,
+        serialConsistency,
+        maxRequestsInFlight,
+        timeout);
+  }
+
+  public List<String> contactPoints() {
+    return contactPoints;
+  }
+
+  public String localDatacenter() {
+    return localDatacenter;
+  }
+
+  public String user() {
+    return user;
+  }
+
+  public String writeConsistency() {
+    return writeConsistency;
+  }
+
+  public String serialConsistency() {
+    return serialConsistency;
+  }
+
+  public int maxRequestsInFlight() {
+    return maxRequestsInFlight;
+  }
+
+  public Duration requestTimeout() {
+    return requestTimeout;
+  }
+
+  /** The password, resolved now (null if none). */
+  public String resolvePassword() {
+    if (passwordEnv == null) {
+      return password;
+    }
+    String pw = System.getenv(passwordEnv);
+    if (pw == null) {
+      throw new SinkConfigurationException(
+          "environment variable "
+              + passwordEnv
+              + " (the Cassandra password, see passwordFromEnv) is not set on this host; set it on"
+              + " the driver and on every executor (spark.executorEnv."
+              + passwordEnv
+              + ")");
+    }
+    return pw;
+  }
+
+  @Override
+  public boolean equals(Object o) {
+    if (!(o instanceof CassandraSettings)) {
+      return false;
+    }
+    CassandraSettings s = (CassandraSettings) o;
+    return contactPoints.equals(s.contactPoints)
+        && localDatacenter.equals(s.localDatacenter)
+        && Objects.equals(user, s.user)
+        && Objects.equals(password, s.password)
+        && Objects.equals(passwordEnv, s.passwordEnv)
+        && writeConsistency.equals(s.writeConsistency)
+        && serialConsistency.equals(s.serialConsistency)
+        && maxRequestsInFlight == s.maxRequestsInFlight
+        && requestTimeout.equals(s.requestTimeout);
+  }
+
+  @Override
+  public int hashCode() {
+    return Objects.hash(
+        contactPoints,
+        localDatacenter,
+        user,
+        password,
+        passwordEnv,
+        writeConsistency,
+        serialConsistency,
+        maxRequestsInFlight,
+        requestTimeout);
+  }
+
+  /** The settings with the password masked. */
+  @Override
+  public String toString() {
+    return "CassandraSettings{contactPoints="
+        + contactPoints
+        + ", localDatacenter="
+        + localDatacenter
+        + ", user="
+        + user
+        + ", password="
+        + (passwordEnv != null ? "from env " + passwordEnv : password != null ? "****" : "none")
+        + ", writeConsistency="
+        + writeConsistency
+        + ", serialConsistency="
+        + serialConsistency
+        + ", maxRequestsInFlight="
+        + maxRequestsInFlight
+        + ", requestTimeout="
+        + requestTimeout
+        + "}";
+  }
+}

@@ -1,0 +1,251 @@
+package org.exactlyonce.spark.cassandra;
+
+import java.util.List;
+import org.exactlyonce.spark.PipelineId;
+import org.exactlyonce.spark.RowValues;
+import org.exactlyonce.spark.SinkConfigurationException;
+import org.exactlyonce.spark.SourceRange;
+import org.exactlyonce.spark.cassandra.internal.CassandraOffsetStore;
+import org.exactlyonce.spark.cassandra.internal.CassandraSpec;
+import org.exactlyonce.spark.cassandra.internal.CassandraSpec.Mode;
+import org.exactlyonce.spark.cassandra.internal.CassandraWriter;
+import org.exactlyonce.spark.cassandra.internal.CqlName;
+import org.exactlyonce.spark.spi.IdempotentSink;
+import org.exactlyonce.spark.spi.OffsetStore;
+import org.exactlyonce.spark.spi.PartitionOutputs;
+
+/**
+ * A Cassandra sink (strategy I): Cassandra has no multi-partition transactions, so every write is
+ * idempotent <em>and</em> order-safe, and offsets are stored after every partition of the batch has
+ * written, in a conditional batch that also checks the writer epoch. Choose the key explicitly:
+ *
+ * <ul>
+ *   <li>{@link Builder#keyedBySourcePosition}: one row per output, primary key (topic, partition,
+ *       offset, index);
+ *   <li>{@link Builder#timestampFromSourceOffset()}: a natural key (the table's primary key among
+ *       the columns) whose records all come from one Kafka partition; the offset is the write
+ *       timestamp, so a replay never overwrites a newer value;
+ *   <li>{@link Builder#timestampFrom}: a natural key fed from several partitions; the output's own
+ *       timestamp (event time, in microseconds) orders its versions;
+ *   <li>{@link Builder#runningTotal}: a bigint total per key, updated by a lightweight transaction
+ *       that remembers the last offset applied per source partition, so a replay adds nothing.
+ * </ul>
+ *
+ * <p>Write timestamps come from the source, not the clock: the table must be written by this sink
+ * only. Counter columns are refused. Immutable, serialisable configuration; one session per
+ * executor JVM.
+ *
+ * @param <R> the output type
+ */
+public final class CassandraSink<R> implements IdempotentSink<R> {
+  private static final long serialVersionUID = 1L;
+
+  private final CassandraSpec<R> spec;
+
+  private CassandraSink(CassandraSpec<R> spec) {
+    this.spec = spec;
+  }
+
+  /**
+   * Starts building an idempotent sink for pipeline {@code pipelineId}.
+   *
+   * @throws SinkConfigurationException if the id is not valid
+   */
+  public static <R> Builder<R> idempotent(String pipelineId) {
+    return new Builder<>(PipelineId.of(pipelineId));
+  }
+
+  @Override
+  public PipelineId pipelineId() {
+    return spec.pipelineId();
+  }
+
+  @Override
+  public OffsetStore openOffsetStore() {
+    return new CassandraOffsetStore(spec);
+  }
+
+  @Override
+  public long write(SourceRange range, long fromOffset, PartitionOutputs<R> outputs) {
+    return CassandraWriter.write(spec, range, outputs.positionedFrom(fromOffset));
+  }
+
+  @Override
+  public String toString() {
+    return "CassandraSink.idempotent{pipeline="
+        + spec.pipelineId()
+        + ", "
+        + spec.settings()
+        + ", offsets="
+        + spec.offsetsTable()
+        + ", table="
+        + spec.table()
+        + spec.columns()
+        + ", mode="
+        + spec.mode()
+        + "}";
+  }
+
+  /**
+   * Builds a {@link CassandraSink}. Not thread-safe.
+   *
+   * @param <R> the output type
+   */
+  public static final class Builder<R> {
+    private final PipelineId pipelineId;
+    private CassandraSettings settings;
+    private String offsetsTable;
+    private String table;
+    private List<String> columns;
+    private RowValues<R> values;
+    private Mode mode;
+    private List<String> positionColumns = List.of();
+    private TimestampFunction<R> timestamp;
+    private String totalColumn;
+    private AmountFunction<R> amount;
+
+    private Builder(PipelineId pipelineId) {
+      this.pipelineId = pipelineId;
+    }
+
+    /** Where to connect. Required. */
+    public Builder<R> connection(CassandraSettings settings) {
+      this.settings = settings;
+      return this;
+    }
+
+    /**
+     * The offsets table, {@code keyspace.table}; default {@code eos_offsets} in the output's
+     * keyspace.
+     */
+    public Builder<R> offsetsTable(String keyspaceTable) {
+      this.offsetsTable = keyspaceTable;
+      return this;
+    }
+
+    /** The output table, {@code keyspace.table}. */
+    public Builder<R> table(String keyspaceTable) {
+      this.table = keyspaceTable;
+      return this;
+    }
+
+    /** The columns the sink writes from each output, in the order {@link #values} returns them. */
+    public Builder<R> columns(String... names) {
+      this.columns = List.of(names);
+      return this;
+    }
+
+    /** The column values of one output. Must be deterministic. */
+    public Builder<R> values(RowValues<R> values) {
+      this.values = values;
+      return this;
+    }
+
+    /**
+     * Keys every output by its source position; the table's primary key must be exactly these
+     * columns (text, int, bigint, int), filled by the sink.
+     */
+    public Builder<R> keyedBySourcePosition(
+        String topicColumn, String partitionColumn, String offsetColumn, String indexColumn) {
+      return mode(Mode.SOURCE_POSITION)
+          .positions(List.of(topicColumn, partitionColumn, offsetColumn, indexColumn));
+    }
+
+    /**
+     * Upserts on the table's primary key with the source offset as write timestamp. Correct only
+     * when every record of a key comes from one Kafka partition (the natural key is the Kafka key).
+     */
+    public Builder<R> timestampFromSourceOffset() {
+      return mode(Mode.NATURAL_KEY_OFFSET_TIMESTAMP);
+    }
+
+    /** Upserts on the table's primary key with {@code micros} of each output as write timestamp. */
+    public Builder<R> timestampFrom(TimestampFunction<R> micros) {
+      this.timestamp = micros;
+      return mode(Mode.NATURAL_KEY_RECORD_TIMESTAMP);
+    }
+
+    /**
+     * Keeps a running total per key (the columns are the table's primary key) in bigint column
+     * {@code totalColumn}, adding {@code amount} of each output exactly once. The table also needs
+     * {@code eos_applied map<text, bigint>}. Each key costs a read and a lightweight transaction
+     * per task: use it for aggregates of moderate key counts.
+     */
+    public Builder<R> runningTotal(String totalColumn, AmountFunction<R> amount) {
+      this.totalColumn = totalColumn;
+      this.amount = amount;
+      return mode(Mode.RUNNING_TOTAL);
+    }
+
+    private Builder<R> mode(Mode m) {
+      if (mode != null && mode != m) {
+        throw new SinkConfigurationException(
+            "sink '"
+                + pipelineId
+                + "': choose one of keyedBySourcePosition, timestampFromSourceOffset,"
+                + " timestampFrom and runningTotal (already chose "
+                + mode
+                + ")");
+      }
+      this.mode = m;
+      return this;
+    }
+
+    private Builder<R> positions(List<String> cols) {
+      this.positionColumns = cols;
+      return this;
+    }
+
+    /**
+     * Validates the configuration (Cassandra itself is checked when the stream is created).
+     *
+     * @throws SinkConfigurationException naming the setting and the fix
+     */
+    public CassandraSink<R> build() {
+      if (settings == null) {
+        throw new SinkConfigurationException(
+            "sink '"
+                + pipelineId
+                + "': no connection: call connection(CassandraSettings"
+                + ".contactPoints(\"datacenter1\", \"host:9042\"))");
+      }
+      if (table == null || columns == null || columns.isEmpty() || values == null) {
+        throw new SinkConfigurationException(
+            "sink '"
+                + pipelineId
+                + "': say what is written: table(\"keyspace.table\")"
+                + ".columns(\"a\", \"b\").values(row -> List.of(row.a(), row.b()))");
+      }
+      if (mode == null) {
+        throw new SinkConfigurationException(
+            "sink '"
+                + pipelineId
+                + "': an idempotent sink needs a deterministic key and an order:"
+                + " keyedBySourcePosition(...), timestampFromSourceOffset() (all of a key's records"
+                + " in one Kafka partition), timestampFrom(...) (a timestamp taken from the record)"
+                + " or runningTotal(...)");
+      }
+      CqlName t = CqlName.table("table", table);
+      CqlName offsets =
+          offsetsTable == null
+              ? new CqlName(t.keyspace(), "eos_offsets")
+              : CqlName.table("offsets table", offsetsTable);
+      List<String> cols = columns.stream().map(c -> CqlName.column("column", c)).toList();
+      List<String> pos =
+          positionColumns.stream().map(c -> CqlName.column("position column", c)).toList();
+      String total = totalColumn == null ? null : CqlName.column("total column", totalColumn);
+      List<String> all = new java.util.ArrayList<>(cols);
+      all.addAll(pos);
+      if (total != null) {
+        all.add(total);
+      }
+      if (all.stream().distinct().count() != all.size()) {
+        throw new SinkConfigurationException(
+            "sink '" + pipelineId + "': a column is listed twice in " + all);
+      }
+      return new CassandraSink<>(
+          new CassandraSpec<>(
+              pipelineId, settings, offsets, t, cols, values, mode, pos, timestamp, total, amount));
+    }
+  }
+}

@@ -1,0 +1,396 @@
+package org.exactlyonce.spark.cassandra.internal;
+
+import com.datastax.oss.driver.api.core.ConsistencyLevel;
+import com.datastax.oss.driver.api.core.CqlSession;
+import com.datastax.oss.driver.api.core.cql.BatchStatement;
+import com.datastax.oss.driver.api.core.cql.BatchStatementBuilder;
+import com.datastax.oss.driver.api.core.cql.BatchType;
+import com.datastax.oss.driver.api.core.cql.ResultSet;
+import com.datastax.oss.driver.api.core.cql.Row;
+import com.datastax.oss.driver.api.core.cql.SimpleStatement;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import org.apache.kafka.common.TopicPartition;
+import org.exactlyonce.spark.CommitOutcome;
+import org.exactlyonce.spark.PartitionCommit;
+import org.exactlyonce.spark.PipelineId;
+import org.exactlyonce.spark.SinkConfigurationException;
+import org.exactlyonce.spark.SourceRange;
+import org.exactlyonce.spark.WriterFencedException;
+import org.exactlyonce.spark.internal.CommitDecision;
+import org.exactlyonce.spark.spi.OffsetStore;
+
+/**
+ * Offsets in a Cassandra table, one partition per pipeline: a row per Kafka partition with its next
+ * offset, and the writer epoch as a static column. Every change is a lightweight transaction
+ * conditioned on the epoch, and a commit of several ranges is one conditional batch on that
+ * partition: all offsets advance together, or none.
+ */
+public final class CassandraOffsetStore implements OffsetStore {
+  private final CassandraSpec<?> spec;
+  private final PipelineId pipeline;
+  private final CqlSession session;
+  private final String offsets;
+
+  public CassandraOffsetStore(CassandraSpec<?> spec) {
+    this.spec = spec;
+    this.pipeline = spec.pipelineId();
+    this.session = Sessions.get(spec.settings());
+    this.offsets = spec.offsetsTable().cql();
+  }
+
+  private ConsistencyLevel serial() {
+    return com.datastax.oss.driver.api.core.DefaultConsistencyLevel.valueOf(
+        spec.settings().serialConsistency());
+  }
+
+  @Override
+  public void validate() {
+    requireKeyspace(spec.offsetsTable().keyspace());
+    session.execute(
+        SimpleStatement.newInstance(
+                "CREATE TABLE IF NOT EXISTS "
+                    + offsets
+                    + " (pipeline_id text, topic text, kafka_partition int, until_offset bigint,"
+                    + " writer_epoch bigint STATIC, PRIMARY KEY ((pipeline_id), topic, kafka_partition))")
+            .setTimeout(Duration.ofSeconds(30)));
+    Map<String, Column> t = columnsOf(spec.offsetsTable());
+    expect(spec.offsetsTable(), t, "until_offset", "bigint", "offsets table");
+    expect(spec.offsetsTable(), t, "writer_epoch", "bigint", "offsets table");
+    Column pk = t.get("pipeline_id");
+    if (!t.get("writer_epoch").kind().equals("static")
+        || pk == null
+        || !pk.kind().equals("partition_key")
+        || t.values().stream().filter(c -> c.kind().equals("partition_key")).count() != 1) {
+      throw new SinkConfigurationException(
+          "offsets table '"
+              + offsets
+              + "' has the wrong shape: it needs PRIMARY KEY ((pipeline_id), topic, kafka_partition)"
+              + " and a STATIC writer_epoch. Point the sink at another table or drop this one (see"
+              + " the README)");
+    }
+    validateOutput();
+  }
+
+  /** A column as system_schema describes it. */
+  private record Column(String type, String kind) {}
+
+  private void requireKeyspace(String name) {
+    Row row =
+        session
+            .execute(
+                SimpleStatement.newInstance(
+                    "SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = ?",
+                    name))
+            .one();
+    if (row == null) {
+      throw new SinkConfigurationException(
+          "keyspace '" + name + "' does not exist: create it before starting the job");
+    }
+  }
+
+  // Read from system_schema, not from the driver's metadata: that can be stale, and refreshing
+  // it was seen to block forever after a node restart.
+  private Map<String, Column> columnsOf(CqlName table) {
+    Map<String, Column> out = new HashMap<>();
+    for (Row r :
+        session.execute(
+            SimpleStatement.newInstance(
+                "SELECT column_name, type, kind FROM system_schema.columns"
+                    + " WHERE keyspace_name = ? AND table_name = ?",
+                table.keyspace(),
+                table.name()))) {
+      out.put(r.getString(0), new Column(r.getString(1), r.getString(2)));
+    }
+    return out;
+  }
+
+  private void validateOutput() {
+    CqlName name = spec.table();
+    requireKeyspace(name.keyspace());
+    Map<String, Column> t = columnsOf(name);
+    if (t.isEmpty()) {
+      throw new SinkConfigurationException(
+          "output table '" + name + "' does not exist: create it before starting the job");
+    }
+    t.forEach(
+        (column, c) -> {
+          if (c.type().equals("counter")) {
+            throw new SinkConfigurationException(
+                "output table '"
+                    + name
+                    + "' has counter column '"
+                    + column
+                    + "': a counter increment is neither idempotent nor conditional, so a replay"
+                    + " would count twice and no sink can make it exactly-once. Use a bigint column"
+                    + " with runningTotal(...), which applies each source position once");
+          }
+        });
+    List<String> all = new ArrayList<>(spec.insertColumns());
+    if (spec.mode() == CassandraSpec.Mode.RUNNING_TOTAL) {
+      all.add(spec.totalColumn());
+    }
+    for (String c : all) {
+      if (!t.containsKey(c)) {
+        throw new SinkConfigurationException(
+            "output table '"
+                + name
+                + "' has no column '"
+                + c
+                + "' (it has "
+                + new TreeSet<>(t.keySet())
+                + "): fix the sink's columns or the table");
+      }
+    }
+    Set<String> primaryKey = new TreeSet<>();
+    t.forEach(
+        (column, c) -> {
+          if (c.kind().equals("partition_key") || c.kind().equals("clustering")) {
+            primaryKey.add(column);
+          }
+        });
+    switch (spec.mode()) {
+      case SOURCE_POSITION -> {
+        if (!primaryKey.equals(new TreeSet<>(spec.positionColumns()))) {
+          throw new SinkConfigurationException(
+              "output table '"
+                  + name
+                  + "' has primary key "
+                  + primaryKey
+                  + ", which cannot hold the source-position key "
+                  + spec.positionColumns()
+                  + ": a replay would not overwrite its own rows. Make the primary key exactly"
+                  + " those columns");
+        }
+        List<String> types = List.of("text", "int", "bigint", "int");
+        for (int i = 0; i < 4; i++) {
+          expect(name, t, spec.positionColumns().get(i), types.get(i), "output table");
+        }
+      }
+      default -> {
+        if (!spec.columns().containsAll(primaryKey)) {
+          throw new SinkConfigurationException(
+              "output table '"
+                  + name
+                  + "' has primary key "
+                  + primaryKey
+                  + ", but the sink's columns "
+                  + spec.columns()
+                  + " do not hold all of it: every"
+                  + " output must name its whole key");
+        }
+        if (spec.mode() == CassandraSpec.Mode.RUNNING_TOTAL) {
+          expect(name, t, spec.totalColumn(), "bigint", "output table");
+          expect(
+              name,
+              t,
+              CassandraSpec.APPLIED_COLUMN,
+              "map<text, bigint>",
+              "output table (running totals remember the last offset applied per source"
+                  + " partition there: ALTER TABLE "
+                  + name
+                  + " ADD "
+                  + CassandraSpec.APPLIED_COLUMN
+                  + " map<text, bigint>)");
+        }
+      }
+    }
+  }
+
+  private static void expect(
+      CqlName table, Map<String, Column> t, String column, String type, String what) {
+    Column c = t.get(column);
+    if (c == null || !c.type().equals(type)) {
+      throw new SinkConfigurationException(
+          what
+              + " '"
+              + table
+              + "': column '"
+              + column
+              + "' should be "
+              + type
+              + " but is "
+              + (c == null ? "missing" : c.type()));
+    }
+  }
+
+  private Long readEpoch() {
+    Row row =
+        session
+            .execute(
+                SimpleStatement.newInstance(
+                        "SELECT writer_epoch FROM " + offsets + " WHERE pipeline_id = ? LIMIT 1",
+                        pipeline.value())
+                    .setConsistencyLevel(serial()))
+            .one();
+    return row == null || row.isNull(0) ? null : row.getLong(0);
+  }
+
+  @Override
+  public long takeWriterEpoch() {
+    for (int attempt = 0; attempt < 20; attempt++) {
+      Long current = readEpoch();
+      long next = current == null ? 1 : current + 1;
+      SimpleStatement cas =
+          current == null
+              ? SimpleStatement.newInstance(
+                  "UPDATE "
+                      + offsets
+                      + " SET writer_epoch = ? WHERE pipeline_id = ? IF writer_epoch = null",
+                  next,
+                  pipeline.value())
+              : SimpleStatement.newInstance(
+                  "UPDATE "
+                      + offsets
+                      + " SET writer_epoch = ? WHERE pipeline_id = ? IF writer_epoch = ?",
+                  next,
+                  pipeline.value(),
+                  current);
+      if (session.execute(cas.setSerialConsistencyLevel(serial())).wasApplied()) {
+        return next;
+      }
+    }
+    throw new WriterFencedException(
+        "pipeline '" + pipeline + "': could not take a writer epoch: other drivers keep taking it");
+  }
+
+  @Override
+  public Map<TopicPartition, Long> storedOffsets() {
+    Map<TopicPartition, Long> out = new HashMap<>();
+    for (Row r :
+        session.execute(
+            SimpleStatement.newInstance(
+                    "SELECT topic, kafka_partition, until_offset FROM "
+                        + offsets
+                        + " WHERE pipeline_id = ?",
+                    pipeline.value())
+                .setConsistencyLevel(serial()))) {
+      if (!r.isNull(0) && !r.isNull(2)) {
+        out.put(new TopicPartition(r.getString(0), r.getInt(1)), r.getLong(2));
+      }
+    }
+    return out;
+  }
+
+  private BatchStatementBuilder guardedBatch(long epoch) {
+    return BatchStatement.builder(BatchType.LOGGED)
+        .setSerialConsistencyLevel(serial())
+        .addStatement(
+            SimpleStatement.newInstance(
+                "UPDATE "
+                    + offsets
+                    + " SET writer_epoch = ? WHERE pipeline_id = ? IF writer_epoch = ?",
+                epoch,
+                pipeline.value(),
+                epoch));
+  }
+
+  @Override
+  public void storeStartOffsets(Map<TopicPartition, Long> start, long epoch) {
+    BatchStatementBuilder b = guardedBatch(epoch);
+    start.forEach(
+        (tp, o) ->
+            b.addStatement(
+                SimpleStatement.newInstance(
+                    "UPDATE "
+                        + offsets
+                        + " SET until_offset = ? WHERE pipeline_id = ? AND topic = ?"
+                        + " AND kafka_partition = ? IF until_offset = null",
+                    o,
+                    pipeline.value(),
+                    tp.topic(),
+                    tp.partition())));
+    if (!session.execute(b.build()).wasApplied()) {
+      Long current = readEpoch();
+      if (current == null || current != epoch) {
+        throw new WriterFencedException(
+            "pipeline '"
+                + pipeline
+                + "': another instance took writer epoch "
+                + current
+                + " while this one (epoch "
+                + epoch
+                + ") was starting; this one stops");
+      }
+      // Another instance of the same epoch cannot exist; a row appeared: keep what is stored.
+      Map<TopicPartition, Long> stored = storedOffsets();
+      Map<TopicPartition, Long> missing = new HashMap<>(start);
+      missing.keySet().removeAll(stored.keySet());
+      if (!missing.isEmpty()) {
+        storeStartOffsets(missing, epoch);
+      }
+    }
+  }
+
+  @Override
+  public List<PartitionCommit> commitRanges(long epoch, List<SourceRange> ranges) {
+    long started = System.nanoTime();
+    for (int attempt = 0; attempt < 10; attempt++) {
+      Map<TopicPartition, Long> stored = storedOffsets();
+      List<PartitionCommit> decided = new ArrayList<>();
+      BatchStatementBuilder b = guardedBatch(epoch);
+      int advancing = 0;
+      for (SourceRange r : ranges) {
+        Long s = stored.get(r.topicPartition());
+        long effective = s == null ? r.from() : s; // no row: a partition added while running
+        CommitOutcome o = CommitDecision.decide(effective, r);
+        if (o == CommitOutcome.COMMITTED || o == CommitOutcome.TRIMMED) {
+          b.addStatement(
+              s == null
+                  ? SimpleStatement.newInstance(
+                      "UPDATE "
+                          + offsets
+                          + " SET until_offset = ? WHERE pipeline_id = ? AND topic = ?"
+                          + " AND kafka_partition = ? IF until_offset = null",
+                      r.until(),
+                      pipeline.value(),
+                      r.topic(),
+                      r.partition())
+                  : SimpleStatement.newInstance(
+                      "UPDATE "
+                          + offsets
+                          + " SET until_offset = ? WHERE pipeline_id = ? AND topic = ?"
+                          + " AND kafka_partition = ? IF until_offset = ?",
+                      r.until(),
+                      pipeline.value(),
+                      r.topic(),
+                      r.partition(),
+                      s));
+          advancing++;
+        }
+        decided.add(new PartitionCommit(r, o, effective, 0, 0, 0));
+      }
+      ResultSet rs = session.execute(b.build());
+      if (rs.wasApplied()) {
+        long millis = (System.nanoTime() - started) / 1_000_000;
+        return decided.stream()
+            .map(c -> new PartitionCommit(c.range(), c.outcome(), c.storedBefore(), 0, 0, millis))
+            .toList();
+      }
+      Long current = readEpoch();
+      if (current == null || current != epoch) {
+        return ranges.stream()
+            .map(r -> new PartitionCommit(r, CommitOutcome.FENCED, -1, 0, 0, 0))
+            .toList();
+      }
+      if (advancing == 0) {
+        return decided;
+      }
+      // An offset moved between our read and our write (a zombie of this epoch): decide again.
+    }
+    throw new WriterFencedException(
+        "pipeline '"
+            + pipeline
+            + "': the stored offsets keep changing under this driver's commits");
+  }
+
+  @Override
+  public void close() {
+    // The session is shared by this JVM's sinks; it closes at JVM exit.
+  }
+}

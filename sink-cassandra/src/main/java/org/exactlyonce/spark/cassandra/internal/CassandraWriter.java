@@ -1,0 +1,227 @@
+package org.exactlyonce.spark.cassandra.internal;
+
+import com.datastax.oss.driver.api.core.CqlSession;
+import com.datastax.oss.driver.api.core.DefaultConsistencyLevel;
+import com.datastax.oss.driver.api.core.cql.BoundStatement;
+import com.datastax.oss.driver.api.core.cql.PreparedStatement;
+import com.datastax.oss.driver.api.core.cql.Row;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.stream.Collectors;
+import org.exactlyonce.spark.ExactlyOnceException;
+import org.exactlyonce.spark.SourceRange;
+import org.exactlyonce.spark.spi.PartitionOutputs.Positioned;
+
+/** Executor-side writes of a Cassandra sink. */
+public final class CassandraWriter {
+  private CassandraWriter() {}
+
+  /** Writes {@code rows}; returns how many outputs were written. */
+  public static <R> long write(
+      CassandraSpec<R> spec, SourceRange range, Iterator<Positioned<R>> rows) {
+    return spec.mode() == CassandraSpec.Mode.RUNNING_TOTAL
+        ? runningTotals(spec, range, rows)
+        : upserts(spec, rows);
+  }
+
+  /**
+   * Asynchronous INSERTs with at most {@code maxRequestsInFlight} outstanding, each with a write
+   * timestamp derived from the source: a replay writes the same cells with the same timestamps.
+   */
+  private static <R> long upserts(CassandraSpec<R> spec, Iterator<Positioned<R>> rows) {
+    List<String> cols = spec.insertColumns();
+    String cql =
+        "INSERT INTO "
+            + spec.table().cql()
+            + " ("
+            + String.join(", ", cols)
+            + ") VALUES ("
+            + cols.stream().map(c -> "?").collect(Collectors.joining(", "))
+            + ") USING TIMESTAMP ?";
+    CqlSession session = Sessions.get(spec.settings());
+    PreparedStatement insert = Sessions.prepare(spec.settings(), cql);
+    int limit = spec.settings().maxRequestsInFlight();
+    Semaphore inFlight = new Semaphore(limit);
+    AtomicReference<Throwable> failure = new AtomicReference<>();
+    long written = 0;
+    try {
+      while (rows.hasNext() && failure.get() == null) {
+        Positioned<R> p = rows.next();
+        List<Object> values = new ArrayList<>(values(spec, p));
+        if (spec.mode() == CassandraSpec.Mode.SOURCE_POSITION) {
+          values.addAll(List.of(p.topic(), p.partition(), p.offset(), p.index()));
+        }
+        values.add(timestamp(spec, p));
+        BoundStatement bound = insert.bind(values.toArray());
+        inFlight.acquire();
+        session
+            .executeAsync(bound)
+            .whenComplete(
+                (rs, e) -> {
+                  if (e != null) {
+                    failure.compareAndSet(null, e);
+                  }
+                  inFlight.release();
+                });
+        written++;
+      }
+      inFlight.acquire(limit); // wait for every write
+      inFlight.release(limit);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new ExactlyOnceException("interrupted while writing to " + spec.table(), e);
+    }
+    if (failure.get() != null) {
+      throw new ExactlyOnceException(
+          "a write to "
+              + spec.table()
+              + " failed (the task is retried; rewrites are idempotent): "
+              + failure.get(),
+          failure.get());
+    }
+    return written;
+  }
+
+  private static <R> long timestamp(CassandraSpec<R> spec, Positioned<R> p) {
+    return spec.mode() == CassandraSpec.Mode.NATURAL_KEY_RECORD_TIMESTAMP
+        ? spec.timestamp().micros(p.value())
+        // The source offset orders the versions of a key whose records share a Kafka partition.
+        : p.offset();
+  }
+
+  private static <R> List<?> values(CassandraSpec<R> spec, Positioned<R> p) {
+    List<?> v = spec.values().values(p.value());
+    if (v == null || v.size() != spec.columns().size()) {
+      throw new ExactlyOnceException(
+          "values(...) returned "
+              + (v == null ? "null" : v.size() + " values")
+              + " for an output of "
+              + p.topic()
+              + "-"
+              + p.partition()
+              + "@"
+              + p.offset()
+              + ", but the sink has columns "
+              + spec.columns()
+              + ": return one value per column, in column order");
+    }
+    return v;
+  }
+
+  /**
+   * Running totals: per key, add the amounts of the outputs at offsets after the last one applied
+   * from this source partition, and remember the new last offset, in one conditional update. A
+   * replay, a retry or a speculative copy finds the offset applied and adds nothing.
+   */
+  private static <R> long runningTotals(
+      CassandraSpec<R> spec, SourceRange range, Iterator<Positioned<R>> rows) {
+    Map<List<Object>, List<Positioned<R>>> byKey = new LinkedHashMap<>();
+    while (rows.hasNext()) {
+      Positioned<R> p = rows.next();
+      byKey.computeIfAbsent(List.copyOf(values(spec, p)), k -> new ArrayList<>()).add(p);
+    }
+    String source = range.topic() + "-" + range.partition();
+    String where =
+        spec.columns().stream().map(c -> c + " = ?").collect(Collectors.joining(" AND "));
+    String t = spec.table().cql();
+    String applied = CassandraSpec.APPLIED_COLUMN;
+    PreparedStatement read =
+        Sessions.prepare(
+            spec.settings(),
+            "SELECT " + spec.totalColumn() + ", " + applied + " FROM " + t + " WHERE " + where);
+    PreparedStatement insert =
+        Sessions.prepare(
+            spec.settings(),
+            "INSERT INTO "
+                + t
+                + " ("
+                + String.join(", ", spec.columns())
+                + ", "
+                + spec.totalColumn()
+                + ", "
+                + applied
+                + ") VALUES ("
+                + spec.columns().stream().map(c -> "?").collect(Collectors.joining(", "))
+                + ", ?, ?) IF NOT EXISTS");
+    PreparedStatement update =
+        Sessions.prepare(
+            spec.settings(),
+            "UPDATE "
+                + t
+                + " SET "
+                + spec.totalColumn()
+                + " = ?, "
+                + applied
+                + " = ? WHERE "
+                + where
+                + " IF "
+                + spec.totalColumn()
+                + " = ? AND "
+                + applied
+                + " = ?");
+    CqlSession session = Sessions.get(spec.settings());
+    DefaultConsistencyLevel serial =
+        DefaultConsistencyLevel.valueOf(spec.settings().serialConsistency());
+    long written = 0;
+    for (Map.Entry<List<Object>, List<Positioned<R>>> e : byKey.entrySet()) {
+      List<Object> key = e.getKey();
+      for (int attempt = 0; ; attempt++) {
+        if (attempt == 100) {
+          throw new ExactlyOnceException("running total of " + key + " in " + t + " kept changing");
+        }
+        Row row = session.execute(read.bind(key.toArray()).setConsistencyLevel(serial)).one();
+        Map<String, Long> appliedNow =
+            row == null || row.isNull(1) ? Map.of() : row.getMap(1, String.class, Long.class);
+        long last = appliedNow.getOrDefault(source, -1L);
+        long add = 0;
+        long max = last;
+        int n = 0;
+        for (Positioned<R> p : e.getValue()) {
+          if (p.offset() > last) {
+            add += spec.amount().amount(p.value());
+            max = Math.max(max, p.offset());
+            n++;
+          }
+        }
+        if (n == 0) {
+          break; // applied before: a replay
+        }
+        Map<String, Long> next = new HashMap<>(appliedNow);
+        next.put(source, max);
+        List<Object> args = new ArrayList<>();
+        boolean ok;
+        if (row == null) {
+          args.addAll(key);
+          args.add(add);
+          args.add(next);
+          ok =
+              session
+                  .execute(insert.bind(args.toArray()).setSerialConsistencyLevel(serial))
+                  .wasApplied();
+        } else {
+          long total = row.isNull(0) ? 0 : row.getLong(0);
+          args.add(total + add);
+          args.add(next);
+          args.addAll(key);
+          args.add(row.isNull(0) ? null : total);
+          args.add(row.isNull(1) ? null : appliedNow);
+          ok =
+              session
+                  .execute(update.bind(args.toArray()).setSerialConsistencyLevel(serial))
+                  .wasApplied();
+        }
+        if (ok) {
+          written += n;
+          break;
+        }
+      }
+    }
+    return written;
+  }
+}

@@ -1,0 +1,87 @@
+package org.exactlyonce.spark.cassandra.internal;
+
+import com.datastax.oss.driver.api.core.CqlSession;
+import com.datastax.oss.driver.api.core.CqlSessionBuilder;
+import com.datastax.oss.driver.api.core.config.DefaultDriverOption;
+import com.datastax.oss.driver.api.core.config.DriverConfigLoader;
+import com.datastax.oss.driver.api.core.cql.PreparedStatement;
+import java.net.InetSocketAddress;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import org.exactlyonce.spark.SinkConfigurationException;
+import org.exactlyonce.spark.cassandra.CassandraSettings;
+
+/**
+ * One session per distinct {@link CassandraSettings} per JVM (driver or executor), reused across
+ * tasks and batches, with its prepared statements. A session is expensive: opening one per task
+ * would cost more than the writes.
+ */
+public final class Sessions {
+  private static final Map<CassandraSettings, CqlSession> SESSIONS = new ConcurrentHashMap<>();
+  private static final Map<String, PreparedStatement> PREPARED = new ConcurrentHashMap<>();
+
+  static {
+    Runtime.getRuntime()
+        .addShutdownHook(
+            new Thread(
+                () -> SESSIONS.values().forEach(CqlSession::close), "cassandra-sessions-close"));
+  }
+
+  private Sessions() {}
+
+  /** This JVM's session for {@code settings}. */
+  public static CqlSession get(CassandraSettings settings) {
+    CqlSession s = SESSIONS.computeIfAbsent(settings, Sessions::open);
+    if (s.isClosed()) {
+      SESSIONS.remove(settings, s);
+      return get(settings);
+    }
+    return s;
+  }
+
+  /** {@code cql} prepared once per session. */
+  public static PreparedStatement prepare(CassandraSettings settings, String cql) {
+    return PREPARED.computeIfAbsent(
+        System.identityHashCode(get(settings)) + ":" + cql, k -> get(settings).prepare(cql));
+  }
+
+  private static CqlSession open(CassandraSettings settings) {
+    DriverConfigLoader config =
+        DriverConfigLoader.programmaticBuilder()
+            .withDuration(DefaultDriverOption.REQUEST_TIMEOUT, settings.requestTimeout())
+            .withString(DefaultDriverOption.REQUEST_CONSISTENCY, settings.writeConsistency())
+            .withString(
+                DefaultDriverOption.REQUEST_SERIAL_CONSISTENCY, settings.serialConsistency())
+            .withDuration(
+                DefaultDriverOption.CONNECTION_INIT_QUERY_TIMEOUT, settings.requestTimeout())
+            .withDuration(DefaultDriverOption.CONTROL_CONNECTION_TIMEOUT, settings.requestTimeout())
+            .withDuration(
+                DefaultDriverOption.METADATA_SCHEMA_REQUEST_TIMEOUT, settings.requestTimeout())
+            .build();
+    CqlSessionBuilder b =
+        CqlSession.builder()
+            .withConfigLoader(config)
+            .withLocalDatacenter(settings.localDatacenter());
+    for (String hp : settings.contactPoints()) {
+      int colon = hp.lastIndexOf(':');
+      b.addContactPoint(
+          InetSocketAddress.createUnresolved(
+              hp.substring(0, colon), Integer.parseInt(hp.substring(colon + 1))));
+    }
+    String password = settings.resolvePassword();
+    if (settings.user() != null) {
+      b.withAuthCredentials(settings.user(), password == null ? "" : password);
+    }
+    try {
+      return b.build();
+    } catch (RuntimeException e) {
+      throw new SinkConfigurationException(
+          "cannot connect to Cassandra with "
+              + settings
+              + ": "
+              + e.getMessage()
+              + ". Check the contact points, the data center name and that the nodes are up",
+          e);
+    }
+  }
+}

@@ -1,0 +1,364 @@
+package org.exactlyonce.spark.tests;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import com.datastax.oss.driver.api.core.CqlSession;
+import com.datastax.oss.driver.api.core.cql.Row;
+import java.net.InetSocketAddress;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.common.TopicPartition;
+import org.exactlyonce.spark.BatchResult;
+import org.exactlyonce.spark.CommitOutcome;
+import org.exactlyonce.spark.ExactlyOnce;
+import org.exactlyonce.spark.SinkConfigurationException;
+import org.exactlyonce.spark.SourceRange;
+import org.exactlyonce.spark.cassandra.CassandraSettings;
+import org.exactlyonce.spark.cassandra.CassandraSink;
+import org.exactlyonce.spark.internal.FaultPoints;
+import org.exactlyonce.spark.internal.MappedPartition;
+import org.exactlyonce.spark.spi.OffsetStore;
+import org.exactlyonce.spark.testing.servers.CassandraServer;
+import org.exactlyonce.spark.testing.servers.TestServers;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/** Strategy I against a real Cassandra node. */
+class CassandraSinkIT {
+  private static final AtomicInteger KEYSPACES = new AtomicInteger();
+
+  private CassandraServer cassandra;
+  private CassandraSettings settings;
+  private String ks;
+
+  @BeforeEach
+  void setUp() {
+    cassandra = TestServers.cassandra();
+    settings =
+        CassandraSettings.contactPoints(
+            cassandra.localDatacenter(), cassandra.host() + ":" + cassandra.nativePort());
+    ks = "eos_test_" + KEYSPACES.incrementAndGet();
+    cql(
+        "CREATE KEYSPACE IF NOT EXISTS "
+            + ks
+            + " WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}");
+  }
+
+  @AfterEach
+  void tearDown() {
+    FaultPoints.clear();
+  }
+
+  private CqlSession session() {
+    return CqlSession.builder()
+        .addContactPoint(new InetSocketAddress(cassandra.host(), cassandra.nativePort()))
+        .withLocalDatacenter(cassandra.localDatacenter())
+        .build();
+  }
+
+  private List<Row> cql(String statement) {
+    try (CqlSession s = session()) {
+      return s.execute(statement).all();
+    }
+  }
+
+  private static <R> long epochOf(CassandraSink<R> sink) {
+    try (OffsetStore store = sink.openOffsetStore()) {
+      store.validate();
+      return store.takeWriterEpoch();
+    }
+  }
+
+  private static MappedPartition<String, String, String[]> outputs(
+      long from, long until, String name) {
+    List<ConsumerRecord<String, String>> records = new ArrayList<>();
+    for (long o = from; o < until; o++) {
+      records.add(new ConsumerRecord<>("t", 0, o, "u1", name == null ? "id-" + o : name));
+    }
+    return new MappedPartition<String, String, String[]>(
+        records.iterator(),
+        r -> List.<String[]>of(new String[] {r.key(), r.value()}),
+        SourceRange.of("t", 0, from, until));
+  }
+
+  @Test
+  void aReplayedRangeLeavesOneCopy() {
+    cql(
+        "CREATE TABLE "
+            + ks
+            + ".events (src_topic text, src_partition int, src_offset bigint,"
+            + " src_index int, id text, PRIMARY KEY ((src_topic, src_partition), src_offset, src_index))");
+    CassandraSink<String[]> sink =
+        CassandraSink.<String[]>idempotent("events")
+            .connection(settings)
+            .table(ks + ".events")
+            .columns("id")
+            .values(v -> List.of(v[1]))
+            .keyedBySourcePosition("src_topic", "src_partition", "src_offset", "src_index")
+            .build();
+    epochOf(sink);
+    SourceRange r = SourceRange.of("t", 0, 0, 500);
+
+    assertThat(sink.write(r, 0, outputs(0, 500, null))).isEqualTo(500);
+    sink.write(r, 0, outputs(0, 500, null)); // the replay
+
+    List<String> ids =
+        cql("SELECT id FROM " + ks + ".events").stream().map(x -> x.getString(0)).toList();
+    assertThat(ids).hasSize(500).doesNotHaveDuplicates();
+  }
+
+  @Test
+  void anOlderReplayDoesNotOverwriteANewerValue() {
+    cql("CREATE TABLE " + ks + ".profiles (user_id text PRIMARY KEY, name text)");
+    CassandraSink<String[]> sink =
+        CassandraSink.<String[]>idempotent("profiles")
+            .connection(settings)
+            .table(ks + ".profiles")
+            .columns("user_id", "name")
+            .values(v -> List.of(v[0], v[1]))
+            .timestampFromSourceOffset()
+            .build();
+    epochOf(sink);
+
+    sink.write(SourceRange.of("t", 0, 7, 8), 7, outputs(7, 8, "newer"));
+    sink.write(SourceRange.of("t", 0, 3, 4), 3, outputs(3, 4, "older"));
+
+    assertThat(cql("SELECT name FROM " + ks + ".profiles WHERE user_id = 'u1'").get(0).getString(0))
+        .isEqualTo("newer");
+  }
+
+  @Test
+  void anOlderDriverIsFencedWhenANewerOneTakesTheEpoch() {
+    cql("CREATE TABLE " + ks + ".profiles (user_id text PRIMARY KEY, name text)");
+    CassandraSink<String[]> sink =
+        CassandraSink.<String[]>idempotent("profiles")
+            .connection(settings)
+            .table(ks + ".profiles")
+            .columns("user_id", "name")
+            .values(v -> List.of(v[0], v[1]))
+            .timestampFromSourceOffset()
+            .build();
+    TopicPartition tp = new TopicPartition("t", 0);
+    long older;
+    try (OffsetStore store = sink.openOffsetStore()) {
+      store.validate();
+      older = store.takeWriterEpoch();
+      store.storeStartOffsets(Map.of(tp, 0L), older);
+      assertThat(store.commitRanges(older, List.of(SourceRange.of("t", 0, 0, 10))))
+          .extracting(c -> c.outcome())
+          .containsExactly(CommitOutcome.COMMITTED);
+      long newer = store.takeWriterEpoch();
+
+      assertThat(store.commitRanges(older, List.of(SourceRange.of("t", 0, 10, 20))))
+          .extracting(c -> c.outcome())
+          .containsExactly(CommitOutcome.FENCED);
+      assertThat(store.commitRanges(newer, List.of(SourceRange.of("t", 0, 0, 10))))
+          .extracting(c -> c.outcome())
+          .containsExactly(CommitOutcome.ALREADY_COMMITTED);
+      assertThat(store.storedOffsets()).containsEntry(tp, 10L);
+    }
+  }
+
+  @Test
+  void counterColumnsAndKeysThatCannotHoldThePositionAreRefusedBeforeTheStream() {
+    cql("CREATE TABLE " + ks + ".clicks (campaign text PRIMARY KEY, n counter)");
+    CassandraSink<String[]> counting =
+        CassandraSink.<String[]>idempotent("c")
+            .connection(settings)
+            .table(ks + ".clicks")
+            .columns("campaign")
+            .values(v -> List.of(v[0]))
+            .timestampFromSourceOffset()
+            .build();
+    assertThatThrownBy(() -> epochOf(counting))
+        .isInstanceOf(SinkConfigurationException.class)
+        .hasMessageContaining("counter column 'n'")
+        .hasMessageContaining("runningTotal");
+
+    cql(
+        "CREATE TABLE "
+            + ks
+            + ".narrow (src_offset bigint PRIMARY KEY, src_topic text,"
+            + " src_partition int, src_index int, id text)");
+    CassandraSink<String[]> narrow =
+        CassandraSink.<String[]>idempotent("n")
+            .connection(settings)
+            .table(ks + ".narrow")
+            .columns("id")
+            .values(v -> List.of(v[1]))
+            .keyedBySourcePosition("src_topic", "src_partition", "src_offset", "src_index")
+            .build();
+    assertThatThrownBy(() -> epochOf(narrow))
+        .isInstanceOf(SinkConfigurationException.class)
+        .hasMessageContaining("cannot hold the source-position key");
+
+    CassandraSink<String[]> missing =
+        CassandraSink.<String[]>idempotent("m")
+            .connection(settings)
+            .table("no_such_keyspace.t")
+            .columns("id")
+            .values(v -> List.of(v[1]))
+            .timestampFromSourceOffset()
+            .build();
+    assertThatThrownBy(() -> epochOf(missing))
+        .isInstanceOf(SinkConfigurationException.class)
+        .hasMessageContaining("keyspace 'no_such_keyspace' does not exist");
+  }
+
+  private Map<String, Long> totals() {
+    Map<String, Long> out = new HashMap<>();
+    for (Row r : cql("SELECT campaign, total FROM " + ks + ".totals")) {
+      out.put(r.getString(0), r.getLong(1));
+    }
+    return out;
+  }
+
+  @Test
+  void runningTotalsStayExactWhenABatchIsReplayedAfterAFailureBeforeTheOffsetCommit() {
+    cql(
+        "CREATE TABLE "
+            + ks
+            + ".totals (campaign text PRIMARY KEY, total bigint,"
+            + " eos_applied map<text, bigint>)");
+    CassandraSink<String> sink =
+        CassandraSink.<String>idempotent("totals")
+            .connection(settings)
+            .table(ks + ".totals")
+            .columns("campaign")
+            .values(List::of)
+            .runningTotal("total", campaign -> 1)
+            .build();
+    try (StreamHarness h = new StreamHarness("totals", 3)) {
+      Map<String, Long> reference = new HashMap<>();
+      List<String[]> kv = new ArrayList<>();
+      for (int i = 0; i < 600; i++) {
+        String campaign = "campaign-" + (i % 11);
+        reference.merge(campaign, 1L, Long::sum);
+        kv.add(new String[] {"k" + i, campaign});
+      }
+      h.send(kv);
+      AtomicBoolean fired = new AtomicBoolean();
+      FaultPoints.set(
+          FaultPoints.IDEMPOTENT_BEFORE_OFFSET_COMMIT,
+          () -> {
+            if (fired.compareAndSet(false, true)) {
+              throw new IllegalStateException("injected: driver lost after the writes");
+            }
+          });
+      Map<TopicPartition, Long> end = h.endOffsets();
+      Throwable failure =
+          h.run(
+              sink,
+              s -> ExactlyOnce.foreachRDD(s, r -> List.of(r.value()), sink),
+              () -> stored(sink).equals(end));
+      assertThat(failure).hasMessageContaining("injected");
+      assertThat(totals()).as("the failed batch was written").isEqualTo(reference);
+
+      FaultPoints.clear();
+      List<BatchResult> results = new ArrayList<>();
+      assertThat(
+              h.run(
+                  sink,
+                  s -> {
+                    s.onBatch(results::add);
+                    ExactlyOnce.foreachRDD(s, r -> List.of(r.value()), sink);
+                  },
+                  () -> stored(sink).equals(end)))
+          .isNull();
+      assertThat(totals()).as("the replay added nothing").isEqualTo(reference);
+      assertThat(results.stream().mapToLong(BatchResult::recordsIn).sum()).isEqualTo(600);
+      assertThat(results.stream().mapToLong(BatchResult::rowsWritten).sum()).isZero();
+    }
+  }
+
+  private static Map<TopicPartition, Long> stored(CassandraSink<?> sink) {
+    try (OffsetStore store = sink.openOffsetStore()) {
+      return store.storedOffsets();
+    }
+  }
+
+  @Test
+  void theJobResumesFromStoredOffsetsAndSurvivesCassandraKilledMidStream() throws Exception {
+    cql(
+        "CREATE TABLE "
+            + ks
+            + ".events (src_topic text, src_partition int, src_offset bigint,"
+            + " src_index int, id text, PRIMARY KEY ((src_topic, src_partition), src_offset, src_index))");
+    CassandraSink<String> sink =
+        CassandraSink.<String>idempotent("events")
+            .connection(settings)
+            .table(ks + ".events")
+            .columns("id")
+            .values(List::of)
+            .keyedBySourcePosition("src_topic", "src_partition", "src_offset", "src_index")
+            .build();
+    // A rate limit spreads the input over many batches, so the kill lands mid-stream.
+    try (StreamHarness h =
+        new StreamHarness(
+            "events", 4, Map.of("spark.streaming.kafka.maxRatePerPartition", "400"))) {
+      List<String> ids = new ArrayList<>();
+      List<String[]> kv = new ArrayList<>();
+      for (int i = 0; i < 8000; i++) {
+        ids.add("event-" + i);
+        kv.add(new String[] {"k" + i, "event-" + i});
+      }
+      h.send(kv.subList(0, 4000));
+      Map<TopicPartition, Long> firstEnd = h.endOffsets();
+      assertThat(
+              h.run(
+                  sink,
+                  s -> ExactlyOnce.foreachRDD(s, r -> List.of(r.value()), sink),
+                  () -> stored(sink).equals(firstEnd)))
+          .isNull();
+
+      h.send(kv.subList(4000, 8000));
+      Map<TopicPartition, Long> end = h.endOffsets();
+      Thread chaos =
+          new Thread(
+              () -> {
+                try {
+                  Thread.sleep(1500);
+                  cassandra.kill();
+                  Thread.sleep(1000);
+                  cassandra.restart();
+                } catch (InterruptedException e) {
+                  Thread.currentThread().interrupt();
+                }
+              });
+      chaos.start();
+      Throwable failure =
+          h.run(
+              sink,
+              s -> ExactlyOnce.foreachRDD(s, r -> List.of(r.value()), sink),
+              () -> stored(sink).equals(end));
+      chaos.join();
+      if (failure != null) {
+        // The outage outlasted Spark's task retries: the pipeline stopped. Once Cassandra answers
+        // again, a restart resumes from the stored offsets.
+        org.awaitility.Awaitility.await()
+            .atMost(java.time.Duration.ofSeconds(60))
+            .ignoreExceptions()
+            .until(() -> stored(sink) != null);
+        assertThat(
+                h.run(
+                    sink,
+                    s -> ExactlyOnce.foreachRDD(s, r -> List.of(r.value()), sink),
+                    () -> stored(sink).equals(end)))
+            .isNull();
+      }
+      List<String> written =
+          cql("SELECT id FROM " + ks + ".events").stream().map(x -> x.getString(0)).toList();
+      assertThat(written)
+          .hasSize(8000)
+          .doesNotHaveDuplicates()
+          .containsExactlyInAnyOrderElementsOf(ids);
+    }
+  }
+}
