@@ -93,7 +93,9 @@ public final class IdempotentBatch<K, V, R>
               time.milliseconds(),
               commits,
               System.currentTimeMillis() - started));
-    } catch (RuntimeException | Error e) {
+    } catch (Throwable e) {
+      // Not only RuntimeException: Spark's SparkException ("Job aborted") is a checked exception
+      // that Scala throws undeclared, and it is the usual way a batch fails.
       guard.fail(e);
       throw e;
     }
@@ -123,7 +125,8 @@ public final class IdempotentBatch<K, V, R>
         return List.of(new long[] {index, 0, 0, 0}).iterator();
       }
       long started = System.nanoTime();
-      MappedPartition<K, V, R> outputs = new MappedPartition<>(records, mapper, range);
+      MappedPartition<K, V, R> outputs =
+          new MappedPartition<>(records, mapper, range, sink.routesBadRecordsToDeadLetters());
       long rows = sink.write(range, from[index], outputs);
       return List.of(
               new long[] {

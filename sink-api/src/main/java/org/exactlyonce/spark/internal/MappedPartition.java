@@ -1,9 +1,12 @@
 package org.exactlyonce.spark.internal;
 
+import java.util.ArrayList;
 import java.util.Collections;
 import java.util.Iterator;
+import java.util.List;
 import java.util.NoSuchElementException;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.exactlyonce.spark.DeadLetter;
 import org.exactlyonce.spark.ExactlyOnceException;
 import org.exactlyonce.spark.RecordMapper;
 import org.exactlyonce.spark.SourceRange;
@@ -15,14 +18,35 @@ public final class MappedPartition<K, V, R> implements PartitionOutputs<R> {
   private final Iterator<ConsumerRecord<K, V>> records;
   private final RecordMapper<K, V, R> mapper;
   private final SourceRange range;
+  private final boolean deadLetter;
+  private final List<DeadLetter> deadLetters = new ArrayList<>();
   private long recordsRead;
   private boolean opened;
 
+  /** Outputs of a partition whose bad records fail the task. */
   public MappedPartition(
       Iterator<ConsumerRecord<K, V>> records, RecordMapper<K, V, R> mapper, SourceRange range) {
+    this(records, mapper, range, false);
+  }
+
+  /**
+   * Outputs of a partition; with {@code deadLetter}, a record the mapper fails on becomes a {@link
+   * DeadLetter} instead of failing the task.
+   */
+  public MappedPartition(
+      Iterator<ConsumerRecord<K, V>> records,
+      RecordMapper<K, V, R> mapper,
+      SourceRange range,
+      boolean deadLetter) {
     this.records = records;
     this.mapper = mapper;
     this.range = range;
+    this.deadLetter = deadLetter;
+  }
+
+  @Override
+  public List<DeadLetter> deadLetters() {
+    return deadLetters;
   }
 
   @Override
@@ -112,6 +136,10 @@ public final class MappedPartition<K, V, R> implements PartitionOutputs<R> {
     try {
       outputs = mapper.apply(record);
     } catch (Exception e) {
+      if (deadLetter) {
+        deadLetters.add(DeadLetter.of(record, e.toString()));
+        return Collections.emptyIterator();
+      }
       throw new ExactlyOnceException(
           "the record mapper failed on record "
               + record.topic()
@@ -124,6 +152,10 @@ public final class MappedPartition<K, V, R> implements PartitionOutputs<R> {
           e);
     }
     if (outputs == null) {
+      if (deadLetter) {
+        deadLetters.add(DeadLetter.of(record, "the record mapper returned null"));
+        return Collections.emptyIterator();
+      }
       throw new ExactlyOnceException(
           "the record mapper returned null for record "
               + record.topic()

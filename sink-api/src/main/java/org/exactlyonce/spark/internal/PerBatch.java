@@ -61,7 +61,9 @@ public final class PerBatch<K, V, R> implements VoidFunction2<JavaRDD<ConsumerRe
               read.value(),
               commit.rowsWritten(),
               System.currentTimeMillis() - started));
-    } catch (Exception | Error e) {
+    } catch (Throwable e) {
+      // Not only RuntimeException: Spark's SparkException ("Job aborted") is a checked exception
+      // that Scala throws undeclared, and it is the usual way a batch fails.
       guard.fail(e);
       throw e;
     }

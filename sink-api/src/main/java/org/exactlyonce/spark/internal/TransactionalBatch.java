@@ -58,7 +58,9 @@ public final class TransactionalBatch<K, V, R>
               System.currentTimeMillis() - started);
       Outcomes.check(guard, sink.pipelineId(), epoch, result.commits());
       guard.publish(result);
-    } catch (RuntimeException | Error e) {
+    } catch (Throwable e) {
+      // Not only RuntimeException: Spark's SparkException ("Job aborted") is a checked exception
+      // that Scala throws undeclared, and it is the usual way a batch fails.
       guard.fail(e);
       throw e;
     }
@@ -115,7 +117,12 @@ public final class TransactionalBatch<K, V, R>
         // Nothing to write: no need to open a transaction (idle topics would pay one per batch).
         return List.of(new PartitionCommit(range, CommitOutcome.COMMITTED, -1, 0, 0, 0)).iterator();
       }
-      return List.of(sink.commit(epoch, range, new MappedPartition<>(records, mapper, range)))
+      return List.of(
+              sink.commit(
+                  epoch,
+                  range,
+                  new MappedPartition<>(
+                      records, mapper, range, sink.routesBadRecordsToDeadLetters())))
           .iterator();
     }
   }

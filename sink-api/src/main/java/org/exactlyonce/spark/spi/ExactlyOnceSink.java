@@ -21,4 +21,12 @@ public interface ExactlyOnceSink extends Serializable {
    *     its tables do not have the expected shape
    */
   OffsetStore openOffsetStore();
+
+  /**
+   * Whether records the mapper fails on go to this sink's dead letters (written with the outputs,
+   * exactly once) instead of failing the task and stopping the pipeline. Default: no.
+   */
+  default boolean routesBadRecordsToDeadLetters() {
+    return false;
+  }
 }

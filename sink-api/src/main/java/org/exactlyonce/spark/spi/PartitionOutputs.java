@@ -27,6 +27,13 @@ public interface PartitionOutputs<R> {
   long recordsRead();
 
   /**
+   * The records the mapper failed on, read so far, when the sink routes them to dead letters
+   * ({@link ExactlyOnceSink#routesBadRecordsToDeadLetters()}); otherwise such a record fails the
+   * task. Write them in the same exactly-once unit as the outputs.
+   */
+  java.util.List<org.exactlyonce.spark.DeadLetter> deadLetters();
+
+  /**
    * An output and where it came from.
    *
    * @param value the output

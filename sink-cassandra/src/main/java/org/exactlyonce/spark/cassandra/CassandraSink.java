@@ -67,7 +67,14 @@ public final class CassandraSink<R> implements IdempotentSink<R> {
 
   @Override
   public long write(SourceRange range, long fromOffset, PartitionOutputs<R> outputs) {
-    return CassandraWriter.write(spec, range, outputs.positionedFrom(fromOffset));
+    long rows = CassandraWriter.write(spec, range, outputs.positionedFrom(fromOffset));
+    CassandraWriter.writeDeadLetters(spec, outputs.deadLetters());
+    return rows;
+  }
+
+  @Override
+  public boolean routesBadRecordsToDeadLetters() {
+    return spec.deadLetters() != null;
   }
 
   @Override
@@ -103,6 +110,7 @@ public final class CassandraSink<R> implements IdempotentSink<R> {
     private TimestampFunction<R> timestamp;
     private String totalColumn;
     private AmountFunction<R> amount;
+    private String deadLetterTable;
 
     private Builder(PipelineId pipelineId) {
       this.pipelineId = pipelineId;
@@ -177,6 +185,16 @@ public final class CassandraSink<R> implements IdempotentSink<R> {
       return mode(Mode.RUNNING_TOTAL);
     }
 
+    /**
+     * Routes records the mapper throws on to dead-letter table {@code keyspace.table} (created if
+     * missing) with their source position and the error, written idempotently with the outputs,
+     * instead of stopping the pipeline.
+     */
+    public Builder<R> deadLetterTable(String keyspaceTable) {
+      this.deadLetterTable = keyspaceTable;
+      return this;
+    }
+
     private Builder<R> mode(Mode m) {
       if (mode != null && mode != m) {
         throw new SinkConfigurationException(
@@ -245,7 +263,20 @@ public final class CassandraSink<R> implements IdempotentSink<R> {
       }
       return new CassandraSink<>(
           new CassandraSpec<>(
-              pipelineId, settings, offsets, t, cols, values, mode, pos, timestamp, total, amount));
+              pipelineId,
+              settings,
+              offsets,
+              t,
+              cols,
+              values,
+              mode,
+              pos,
+              timestamp,
+              total,
+              amount,
+              deadLetterTable == null
+                  ? null
+                  : CqlName.table("dead-letter table", deadLetterTable)));
     }
   }
 }

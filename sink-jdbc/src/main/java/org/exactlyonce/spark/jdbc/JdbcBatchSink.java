@@ -264,6 +264,14 @@ public final class JdbcBatchSink<R> implements BatchSink<R> {
      * @throws SinkConfigurationException naming the setting and the fix
      */
     public JdbcBatchSink<R> build() {
+      if (deadLetterTable != null) {
+        throw new SinkConfigurationException(
+            "sink '"
+                + pipelineId
+                + "': deadLetterTable(...) routes records a per-record mapper fails on; a per-batch"
+                + " computation sees the whole RDD, so handle bad records inside it (or use"
+                + " JdbcSink.transactional(...) with a dead-letter table)");
+      }
       JdbcSpec<R> spec = spec();
       if (!staged) {
         return new JdbcBatchSink<>(spec, null);

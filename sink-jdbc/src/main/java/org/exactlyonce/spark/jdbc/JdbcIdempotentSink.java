@@ -58,12 +58,22 @@ public final class JdbcIdempotentSink<R> implements IdempotentSink<R> {
       // One transaction per partition is not needed for correctness (every write is an upsert),
       // but it makes a failed task leave nothing half-visible.
       return Databases.jdbi(spec.settings())
-          .inTransaction(h -> spec.writeAll(h, outputs.positionedFrom(fromOffset)));
+          .inTransaction(
+              h -> {
+                long rows = spec.writeAll(h, outputs.positionedFrom(fromOffset));
+                spec.writeDeadLetters(h, outputs.deadLetters());
+                return rows;
+              });
     } catch (RuntimeException e) {
       throw e;
     } catch (Exception e) {
       throw new ExactlyOnceException("writing " + range + " failed: " + e, e);
     }
+  }
+
+  @Override
+  public boolean routesBadRecordsToDeadLetters() {
+    return spec.deadLetters() != null;
   }
 
   @Override

@@ -90,6 +90,11 @@ public final class JdbcSink<R> implements TransactionalSink<R> {
   }
 
   @Override
+  public boolean routesBadRecordsToDeadLetters() {
+    return spec.deadLetters() != null;
+  }
+
+  @Override
   public String toString() {
     return spec.describe("transactional");
   }

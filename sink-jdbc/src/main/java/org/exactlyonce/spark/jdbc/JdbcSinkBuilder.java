@@ -36,6 +36,7 @@ public abstract class JdbcSinkBuilder<R, B extends JdbcSinkBuilder<R, B>> {
   VersionSource versionSource = VersionSource.NONE;
   VersionFunction<R> versionFunction;
   List<String> positionColumns = List.of();
+  String deadLetterTable;
 
   JdbcSinkBuilder(PipelineId pipelineId) {
     this.pipelineId = pipelineId;
@@ -98,6 +99,17 @@ public abstract class JdbcSinkBuilder<R, B extends JdbcSinkBuilder<R, B>> {
     return self();
   }
 
+  /**
+   * Routes records the mapper throws on to dead-letter table {@code name} (created if missing, DDL
+   * in the README) with their source position and the error, written in the same exactly-once unit
+   * as the outputs, instead of stopping the pipeline. Without it (the default) such a record fails
+   * the batch with an error naming its position.
+   */
+  public B deadLetterTable(String name) {
+    this.deadLetterTable = name;
+    return self();
+  }
+
   /** Writes outputs with custom SQL instead of a table and columns. */
   public B writer(JdbcWriter<R> writer) {
     this.writer = writer;
@@ -125,6 +137,10 @@ public abstract class JdbcSinkBuilder<R, B extends JdbcSinkBuilder<R, B>> {
         new PostgresDialect(
             SqlIdentifier.parse("offsets table", offsetsTable, true),
             SqlIdentifier.parse("writers table", writersTable, true));
+    SqlIdentifier deadLetters =
+        deadLetterTable == null
+            ? null
+            : SqlIdentifier.parse("dead-letter table", deadLetterTable, true);
     boolean mapping = table != null || columns != null || values != null;
     if (writer != null && mapping) {
       throw new SinkConfigurationException(
@@ -140,7 +156,7 @@ public abstract class JdbcSinkBuilder<R, B extends JdbcSinkBuilder<R, B>> {
                 + "': upsertOn/accumulating apply to a table mapping, not to a custom writer(...):"
                 + " write the ON CONFLICT clause in the writer's SQL");
       }
-      return new JdbcSpec<>(pipelineId, settings, dialect, null, writer, batchSize);
+      return new JdbcSpec<>(pipelineId, settings, dialect, null, writer, batchSize, deadLetters);
     }
     if (table == null || columns == null || columns.isEmpty() || values == null) {
       throw new SinkConfigurationException(
@@ -192,7 +208,7 @@ public abstract class JdbcSinkBuilder<R, B extends JdbcSinkBuilder<R, B>> {
             versionSource,
             versionFunction,
             posCols);
-    return new JdbcSpec<>(pipelineId, settings, dialect, m, null, batchSize);
+    return new JdbcSpec<>(pipelineId, settings, dialect, m, null, batchSize, deadLetters);
   }
 
   private static List<SqlIdentifier> identifiers(String what, List<String> names) {

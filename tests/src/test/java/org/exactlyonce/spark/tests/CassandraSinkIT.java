@@ -115,6 +115,49 @@ class CassandraSinkIT {
   }
 
   @Test
+  void aBadRecordBecomesOneDeadLetterEvenWhenItsRangeIsReplayed() {
+    cql("CREATE TABLE " + ks + ".profiles (user_id text PRIMARY KEY, name text)");
+    CassandraSink<String[]> sink =
+        CassandraSink.<String[]>idempotent("profiles")
+            .connection(settings)
+            .table(ks + ".profiles")
+            .columns("user_id", "name")
+            .values(v -> List.of(v[0], v[1]))
+            .timestampFromSourceOffset()
+            .deadLetterTable(ks + ".dead_letters")
+            .build();
+    epochOf(sink);
+    assertThat(sink.routesBadRecordsToDeadLetters()).isTrue();
+    for (int attempt = 0; attempt < 2; attempt++) {
+      List<ConsumerRecord<String, String>> records =
+          List.of(
+              new ConsumerRecord<>("t", 0, 5L, "u1", "fine"),
+              new ConsumerRecord<>("t", 0, 6L, "u2", "poison"));
+      sink.write(
+          SourceRange.of("t", 0, 5, 7),
+          5,
+          new MappedPartition<String, String, String[]>(
+              records.iterator(),
+              r -> {
+                if (r.value().equals("poison")) {
+                  throw new IllegalArgumentException("cannot parse " + r.value());
+                }
+                return List.<String[]>of(new String[] {r.key(), r.value()});
+              },
+              SourceRange.of("t", 0, 5, 7),
+              true));
+    }
+    List<Row> dead = cql("SELECT src_offset, error, record_value FROM " + ks + ".dead_letters");
+    assertThat(dead).hasSize(1);
+    assertThat(dead.get(0).getLong(0)).isEqualTo(6);
+    assertThat(dead.get(0).getString(1)).contains("cannot parse poison");
+    assertThat(
+            java.nio.charset.StandardCharsets.UTF_8.decode(dead.get(0).getByteBuffer(2)).toString())
+        .isEqualTo("poison");
+    assertThat(cql("SELECT user_id FROM " + ks + ".profiles")).hasSize(1);
+  }
+
+  @Test
   void anOlderReplayDoesNotOverwriteANewerValue() {
     cql("CREATE TABLE " + ks + ".profiles (user_id text PRIMARY KEY, name text)");
     CassandraSink<String[]> sink =

@@ -84,10 +84,18 @@ final class StreamHarness implements AutoCloseable {
       ExactlyOnceSink sink,
       Consumer<ExactlyOnceStream<String, String>> wire,
       Callable<Boolean> done) {
+    return run(kafkaParams(), sink, wire, done);
+  }
+
+  /** Like {@link #run(ExactlyOnceSink, Consumer, Callable)} with other consumer settings. */
+  <K, V> Throwable run(
+      Map<String, Object> params,
+      ExactlyOnceSink sink,
+      Consumer<ExactlyOnceStream<K, V>> wire,
+      Callable<Boolean> done) {
     JavaStreamingContext ssc = new JavaStreamingContext(sc, Durations.milliseconds(500));
     try {
-      ExactlyOnceStream<String, String> stream =
-          ExactlyOnce.directStream(ssc, kafkaParams(), List.of(topic), sink);
+      ExactlyOnceStream<K, V> stream = ExactlyOnce.directStream(ssc, params, List.of(topic), sink);
       wire.accept(stream);
       ssc.start();
       await()

@@ -75,6 +75,17 @@ public final class CassandraOffsetStore implements OffsetStore {
               + " the README)");
     }
     validateOutput();
+    if (spec.deadLetters() != null) {
+      requireKeyspace(spec.deadLetters().keyspace());
+      session.execute(
+          SimpleStatement.newInstance(
+                  "CREATE TABLE IF NOT EXISTS "
+                      + spec.deadLetters().cql()
+                      + " (pipeline_id text, topic text, kafka_partition int, src_offset bigint,"
+                      + " record_key blob, record_value blob, error text,"
+                      + " PRIMARY KEY ((pipeline_id, topic, kafka_partition), src_offset))")
+              .setTimeout(Duration.ofSeconds(30)));
+    }
   }
 
   /** A column as system_schema describes it. */

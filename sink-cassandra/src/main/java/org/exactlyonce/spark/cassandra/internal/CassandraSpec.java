@@ -21,7 +21,8 @@ public record CassandraSpec<R>(
     List<String> positionColumns,
     TimestampFunction<R> timestamp,
     String totalColumn,
-    AmountFunction<R> amount)
+    AmountFunction<R> amount,
+    CqlName deadLetters)
     implements Serializable {
 
   /** How outputs are keyed and ordered. */

@@ -14,6 +14,7 @@ import java.util.Map;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.stream.Collectors;
+import org.exactlyonce.spark.DeadLetter;
 import org.exactlyonce.spark.ExactlyOnceException;
 import org.exactlyonce.spark.SourceRange;
 import org.exactlyonce.spark.spi.PartitionOutputs.Positioned;
@@ -21,6 +22,37 @@ import org.exactlyonce.spark.spi.PartitionOutputs.Positioned;
 /** Executor-side writes of a Cassandra sink. */
 public final class CassandraWriter {
   private CassandraWriter() {}
+
+  /**
+   * Writes dead letters keyed by pipeline and source position, with the offset as write timestamp:
+   * a replay rewrites the same cells.
+   */
+  public static void writeDeadLetters(CassandraSpec<?> spec, List<DeadLetter> letters) {
+    if (letters.isEmpty()) {
+      return;
+    }
+    PreparedStatement insert =
+        Sessions.prepare(
+            spec.settings(),
+            "INSERT INTO "
+                + spec.deadLetters().cql()
+                + " (pipeline_id, topic, kafka_partition,"
+                + " src_offset, record_key, record_value, error) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                + " USING TIMESTAMP ?");
+    CqlSession session = Sessions.get(spec.settings());
+    for (DeadLetter d : letters) {
+      session.execute(
+          insert.bind(
+              spec.pipelineId().value(),
+              d.topic(),
+              d.partition(),
+              d.offset(),
+              d.key() == null ? null : java.nio.ByteBuffer.wrap(d.key()),
+              d.value() == null ? null : java.nio.ByteBuffer.wrap(d.value()),
+              d.error(),
+              d.offset()));
+    }
+  }
 
   /** Writes {@code rows}; returns how many outputs were written. */
   public static <R> long write(

@@ -44,7 +44,11 @@ public final class JdbcOffsetStore implements OffsetStore {
    * table) after checking the output table.
    */
   public JdbcOffsetStore(JdbcSpec<?> spec, List<String> extraDdl) {
-    this.extraDdl = List.copyOf(extraDdl);
+    List<String> ddl = new ArrayList<>(extraDdl);
+    if (spec.deadLetters() != null) {
+      ddl.add(spec.dialect().createDeadLetterTable(spec.deadLetters()));
+    }
+    this.extraDdl = List.copyOf(ddl);
     this.pipeline = spec.pipelineId();
     this.settings = spec.settings();
     this.dialect = spec.dialect();

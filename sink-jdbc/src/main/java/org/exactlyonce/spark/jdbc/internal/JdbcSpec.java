@@ -4,11 +4,13 @@ import java.io.Serializable;
 import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.List;
+import org.exactlyonce.spark.DeadLetter;
 import org.exactlyonce.spark.PipelineId;
 import org.exactlyonce.spark.jdbc.JdbcSettings;
 import org.exactlyonce.spark.jdbc.JdbcWriter;
 import org.exactlyonce.spark.spi.PartitionOutputs.Positioned;
 import org.jdbi.v3.core.Handle;
+import org.jdbi.v3.core.statement.PreparedBatch;
 
 /**
  * The validated configuration every JDBC sink shares: where to connect, where offsets live, and how
@@ -20,8 +22,29 @@ public record JdbcSpec<R>(
     PostgresDialect dialect,
     TableMapping<R> mapping,
     JdbcWriter<R> writer,
-    int batchSize)
+    int batchSize,
+    SqlIdentifier deadLetters)
     implements Serializable {
+
+  /** Writes {@code letters} (keyed by pipeline and source position: a replay adds nothing). */
+  public void writeDeadLetters(Handle h, List<DeadLetter> letters) {
+    if (letters.isEmpty()) {
+      return;
+    }
+    PreparedBatch batch = h.prepareBatch(dialect.insertDeadLetter(deadLetters));
+    for (DeadLetter d : letters) {
+      batch
+          .bind("pipeline", pipelineId.value())
+          .bind("topic", d.topic())
+          .bind("partition", d.partition())
+          .bind("offset", d.offset())
+          .bind("key", d.key())
+          .bind("value", d.value())
+          .bind("error", d.error())
+          .add();
+    }
+    batch.execute();
+  }
 
   /** The writer of outputs: the table mapping, or the user's writer given plain values. */
   public RowWriter<R> rowWriter() {

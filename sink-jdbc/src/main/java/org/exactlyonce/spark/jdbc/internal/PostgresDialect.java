@@ -53,6 +53,32 @@ public final class PostgresDialect implements Serializable {
         + ")";
   }
 
+  /** The dead-letter table: records the mapper failed on, keyed by pipeline and position. */
+  public String createDeadLetterTable(SqlIdentifier t) {
+    return "CREATE TABLE IF NOT EXISTS "
+        + t.sql()
+        + " (\n"
+        + "  pipeline_id     varchar(200) NOT NULL,\n"
+        + "  topic           varchar(255) NOT NULL,\n"
+        + "  kafka_partition integer      NOT NULL,\n"
+        + "  src_offset      bigint       NOT NULL,\n"
+        + "  record_key      bytea,\n"
+        + "  record_value    bytea,\n"
+        + "  error           text         NOT NULL,\n"
+        + "  written_at      timestamptz  NOT NULL DEFAULT now(),\n"
+        + "  PRIMARY KEY (pipeline_id, topic, kafka_partition, src_offset)\n"
+        + ")";
+  }
+
+  /** Stores one dead letter; a replay of the same position keeps the first. */
+  public String insertDeadLetter(SqlIdentifier t) {
+    return "INSERT INTO "
+        + t.sql()
+        + " (pipeline_id, topic, kafka_partition, src_offset, record_key, record_value, error)"
+        + " VALUES (:pipeline, :topic, :partition, :offset, :key, :value, :error)"
+        + " ON CONFLICT (pipeline_id, topic, kafka_partition, src_offset) DO NOTHING";
+  }
+
   /** Expected columns of the offsets table and their {@code information_schema} data types. */
   public static final List<List<String>> OFFSETS_COLUMNS =
       List.of(

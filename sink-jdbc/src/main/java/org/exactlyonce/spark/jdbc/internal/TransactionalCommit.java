@@ -35,6 +35,7 @@ public final class TransactionalCommit {
                   return result(range, outcome, stored, 0, 0, started);
                 }
                 long rows = spec.writeAll(h, outputs.positionedFrom(stored));
+                spec.writeDeadLetters(h, outputs.deadLetters());
                 OffsetRows.advance(h, dialect, spec.pipelineId(), epoch, range, stored);
                 return result(range, outcome, stored, outputs.recordsRead(), rows, started);
               });

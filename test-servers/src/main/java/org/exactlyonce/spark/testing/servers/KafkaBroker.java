@@ -260,6 +260,34 @@ public final class KafkaBroker implements AutoCloseable {
         new StringSerializer());
   }
 
+  /** Sends raw {@code records} (for example random bytes) and waits for every acknowledgement. */
+  public void sendBytes(List<ProducerRecord<byte[], byte[]>> records) {
+    try (KafkaProducer<byte[], byte[]> p =
+        new KafkaProducer<>(
+            Map.of(
+                ProducerConfig.BOOTSTRAP_SERVERS_CONFIG,
+                bootstrapServers(),
+                ProducerConfig.ACKS_CONFIG,
+                "all",
+                ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG,
+                false,
+                ProducerConfig.MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION,
+                1),
+            new org.apache.kafka.common.serialization.ByteArraySerializer(),
+            new org.apache.kafka.common.serialization.ByteArraySerializer())) {
+      List<Future<RecordMetadata>> acks = new ArrayList<>();
+      records.forEach(r -> acks.add(p.send(r)));
+      p.flush();
+      for (Future<RecordMetadata> a : acks) {
+        try {
+          a.get(60, TimeUnit.SECONDS);
+        } catch (Exception e) {
+          throw new IllegalStateException("test input not produced", e);
+        }
+      }
+    }
+  }
+
   /**
    * Sends {@code records} and waits until every one is acknowledged, so a test's input is exactly
    * what it thinks it is.

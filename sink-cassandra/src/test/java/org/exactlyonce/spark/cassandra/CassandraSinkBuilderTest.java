@@ -1,0 +1,63 @@
+package org.exactlyonce.spark.cassandra;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.util.List;
+import org.exactlyonce.spark.SinkConfigurationException;
+import org.junit.jupiter.api.Test;
+
+class CassandraSinkBuilderTest {
+  private static final CassandraSettings C =
+      CassandraSettings.contactPoints("dc1", "10.0.0.5:9042");
+
+  private static CassandraSink.Builder<String> base() {
+    return CassandraSink.<String>idempotent("clicks")
+        .connection(C)
+        .table("ads.clicks")
+        .columns("id")
+        .values(List::of);
+  }
+
+  @Test
+  void aSinkWithoutAKeyModeSaysWhichToChoose() {
+    assertThatThrownBy(() -> base().build())
+        .isInstanceOf(SinkConfigurationException.class)
+        .hasMessageContaining("keyedBySourcePosition")
+        .hasMessageContaining("runningTotal");
+  }
+
+  @Test
+  void twoKeyModesAreRefused() {
+    assertThatThrownBy(() -> base().timestampFromSourceOffset().runningTotal("n", s -> 1))
+        .isInstanceOf(SinkConfigurationException.class)
+        .hasMessageContaining("choose one");
+  }
+
+  @Test
+  void cqlInjectionThroughNamesIsRefused() {
+    assertThatThrownBy(
+            () -> base().table("ads.clicks; DROP KEYSPACE ads").timestampFromSourceOffset().build())
+        .isInstanceOf(SinkConfigurationException.class)
+        .hasMessageContaining("not keyspace.table");
+    assertThatThrownBy(
+            () -> base().columns("id) VALUES (1); --").timestampFromSourceOffset().build())
+        .isInstanceOf(SinkConfigurationException.class)
+        .hasMessageContaining("not a plain CQL name");
+  }
+
+  @Test
+  void contactPointsMustBeHostAndPort() {
+    assertThatThrownBy(() -> CassandraSettings.contactPoints("dc1", "10.0.0.5"))
+        .isInstanceOf(SinkConfigurationException.class)
+        .hasMessageContaining("host:port");
+  }
+
+  @Test
+  void passwordsNeverAppearInToStringAndDefaultsAreLocalQuorum() {
+    CassandraSettings s = C.user("app").password("s3cret");
+    assertThat(s.toString()).doesNotContain("s3cret").contains("writeConsistency=LOCAL_QUORUM");
+    CassandraSink<String> sink = base().connection(s).timestampFromSourceOffset().build();
+    assertThat(sink.toString()).doesNotContain("s3cret");
+  }
+}
