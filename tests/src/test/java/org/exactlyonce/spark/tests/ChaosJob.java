@@ -1,0 +1,195 @@
+package org.exactlyonce.spark.tests;
+
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.Statement;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.serialization.StringDeserializer;
+import org.apache.spark.SparkConf;
+import org.apache.spark.streaming.Durations;
+import org.apache.spark.streaming.api.java.JavaInputDStream;
+import org.apache.spark.streaming.api.java.JavaStreamingContext;
+import org.apache.spark.streaming.kafka010.ConsumerStrategies;
+import org.apache.spark.streaming.kafka010.HasOffsetRanges;
+import org.apache.spark.streaming.kafka010.KafkaUtils;
+import org.apache.spark.streaming.kafka010.LocationStrategies;
+import org.apache.spark.streaming.kafka010.OffsetRange;
+import org.exactlyonce.spark.ExactlyOnce;
+import org.exactlyonce.spark.ExactlyOnceStream;
+import org.exactlyonce.spark.jdbc.JdbcIdempotentSink;
+import org.exactlyonce.spark.jdbc.JdbcSettings;
+import org.exactlyonce.spark.jdbc.JdbcSink;
+import org.exactlyonce.spark.testing.servers.SparkSetup;
+
+/**
+ * The driver of a chaos run, in its own JVM so that {@link ChaosIT} can kill it with SIGKILL and
+ * start it again; executors are separate JVMs (local-cluster). Arguments: mode (transactional,
+ * idempotent, naive), bootstrap servers, JDBC URL, user, topic, records expected. Exits 0 once
+ * every record's offset is committed, 1 if the pipeline stopped on a failure.
+ */
+public final class ChaosJob {
+  public static void main(String[] args) throws Exception {
+    String mode = args[0];
+    String bootstrap = args[1];
+    JdbcSettings db = JdbcSettings.url(args[2]).user(args[3]);
+    String topic = args[4];
+    long expected = Long.parseLong(args[5]);
+
+    SparkConf conf =
+        SparkSetup.localCluster("chaos-" + mode, 2, 1)
+            .set("spark.task.maxFailures", "8")
+            // Many batches, so that faults land mid-stream.
+            .set("spark.streaming.kafka.maxRatePerPartition", "250")
+            // Speculative copies of slow tasks run beside the originals.
+            .set("spark.speculation", "true")
+            .set("spark.speculation.interval", "100ms")
+            .set("spark.speculation.multiplier", "1.2")
+            .set("spark.speculation.quantile", "0.5");
+    JavaStreamingContext ssc = new JavaStreamingContext(conf, Durations.seconds(1));
+    Map<String, Object> params = new HashMap<>();
+    params.put("bootstrap.servers", bootstrap);
+    params.put("key.deserializer", StringDeserializer.class);
+    params.put("value.deserializer", StringDeserializer.class);
+
+    String committedSql;
+    if (mode.equals("naive")) {
+      naive(ssc, params, db, topic);
+      committedSql = "SELECT COALESCE(sum(until_offset), 0) FROM naive_offsets";
+    } else if (mode.equals("idempotent")) {
+      JdbcIdempotentSink<String[]> sink =
+          JdbcSink.<String[]>idempotent("chaos")
+              .connection(db)
+              .table("chaos_out")
+              .columns("id")
+              .values(v -> List.of(v[0]))
+              .keyedBySourcePosition("src_topic", "src_partition", "src_offset", "src_index")
+              .build();
+      ExactlyOnceStream<String, String> stream =
+          ExactlyOnce.directStream(ssc, params, List.of(topic), sink);
+      ExactlyOnce.foreachRDD(stream, r -> List.<String[]>of(new String[] {slow(r.value())}), sink);
+      committedSql =
+          "SELECT COALESCE(sum(until_offset), 0) FROM eos_offsets WHERE pipeline_id = 'chaos'";
+    } else {
+      JdbcSink<String[]> sink =
+          JdbcSink.<String[]>transactional("chaos")
+              .connection(db)
+              .table("chaos_out")
+              .columns("id", "src_topic", "src_partition", "src_offset", "src_index")
+              .values(v -> List.of(v[0], v[1], Integer.parseInt(v[2]), Long.parseLong(v[3]), 0))
+              .batchSize(50)
+              .build();
+      ExactlyOnceStream<String, String> stream =
+          ExactlyOnce.directStream(ssc, params, List.of(topic), sink);
+      ExactlyOnce.foreachRDD(
+          stream,
+          r ->
+              List.<String[]>of(
+                  new String[] {
+                    slow(r.value()),
+                    r.topic(),
+                    Integer.toString(r.partition()),
+                    Long.toString(r.offset())
+                  }),
+          sink);
+      committedSql =
+          "SELECT COALESCE(sum(until_offset), 0) FROM eos_offsets WHERE pipeline_id = 'chaos'";
+    }
+    ssc.start();
+    while (true) {
+      if (ssc.awaitTerminationOrTimeout(500)) {
+        System.exit(1); // stopped by a failed batch
+      }
+      if (committed(db, committedSql) >= expected) {
+        ssc.stop(true, true);
+        System.exit(0);
+      }
+    }
+  }
+
+  /** Slows the mapper (about 2 ms a record), so that a batch is long enough to be hit mid-write. */
+  static String slow(String value) throws InterruptedException {
+    if (value.hashCode() % 2 == 0) {
+      Thread.sleep(4);
+    }
+    return value;
+  }
+
+  private static long committed(JdbcSettings db, String sql) {
+    try (Connection c = DriverManager.getConnection(db.url(), db.toProperties());
+        ResultSet rs = c.createStatement().executeQuery(sql)) {
+      rs.next();
+      return rs.getLong(1);
+    } catch (Exception e) {
+      return -1; // the database is down for a moment
+    }
+  }
+
+  /**
+   * The at-least-once recipe users hand-write: insert rows from the executors, then store the
+   * offsets on the driver. A replay after a crash writes its rows again.
+   */
+  private static void naive(
+      JavaStreamingContext ssc, Map<String, Object> params, JdbcSettings db, String topic)
+      throws Exception {
+    Map<TopicPartition, Long> from = new HashMap<>();
+    try (Connection c = DriverManager.getConnection(db.url(), db.toProperties());
+        Statement s = c.createStatement()) {
+      s.execute(
+          "CREATE TABLE IF NOT EXISTS naive_offsets (kafka_partition int PRIMARY KEY, until_offset bigint)");
+      try (ResultSet rs =
+          s.executeQuery("SELECT kafka_partition, until_offset FROM naive_offsets")) {
+        while (rs.next()) {
+          from.put(new TopicPartition(topic, rs.getInt(1)), rs.getLong(2));
+        }
+      }
+    }
+    params.put("group.id", "naive");
+    params.put("auto.offset.reset", "earliest");
+    params.put("enable.auto.commit", false);
+    JavaInputDStream<ConsumerRecord<String, String>> stream =
+        KafkaUtils.createDirectStream(
+            ssc,
+            LocationStrategies.PreferConsistent(),
+            ConsumerStrategies.<String, String>Subscribe(List.of(topic), params, from));
+    String url = db.url();
+    java.util.Properties props = db.toProperties();
+    stream.foreachRDD(
+        rdd -> {
+          OffsetRange[] ranges = ((HasOffsetRanges) rdd.rdd()).offsetRanges();
+          rdd.foreachPartition(
+              records -> {
+                try (Connection c = DriverManager.getConnection(url, props);
+                    PreparedStatement ps =
+                        c.prepareStatement(
+                            "INSERT INTO chaos_out (id, src_topic, src_partition, src_offset, src_index)"
+                                + " VALUES (?, ?, ?, ?, 0)")) {
+                  while (records.hasNext()) {
+                    ConsumerRecord<String, String> r = records.next();
+                    ps.setString(1, slow(r.value()));
+                    ps.setString(2, r.topic());
+                    ps.setInt(3, r.partition());
+                    ps.setLong(4, r.offset());
+                    ps.executeUpdate(); // autocommit: each row is visible at once
+                  }
+                }
+              });
+          try (Connection c = DriverManager.getConnection(url, props);
+              PreparedStatement ps =
+                  c.prepareStatement(
+                      "INSERT INTO naive_offsets VALUES (?, ?) ON CONFLICT (kafka_partition)"
+                          + " DO UPDATE SET until_offset = excluded.until_offset")) {
+            for (OffsetRange r : ranges) {
+              ps.setInt(1, r.partition());
+              ps.setLong(2, r.untilOffset());
+              ps.executeUpdate();
+            }
+          }
+        });
+  }
+}
