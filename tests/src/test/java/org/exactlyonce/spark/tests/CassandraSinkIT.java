@@ -28,9 +28,13 @@ import org.exactlyonce.spark.testing.servers.CassandraServer;
 import org.exactlyonce.spark.testing.servers.TestServers;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.MethodOrderer;
+import org.junit.jupiter.api.Order;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestMethodOrder;
 
-/** Strategy I against a real Cassandra node. */
+/** Strategy I against a real Cassandra node. The test that kills the node runs last. */
+@TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 class CassandraSinkIT {
   private static final AtomicInteger KEYSPACES = new AtomicInteger();
 
@@ -328,6 +332,7 @@ class CassandraSinkIT {
   }
 
   @Test
+  @Order(Integer.MAX_VALUE)
   void theJobResumesFromStoredOffsetsAndSurvivesCassandraKilledMidStream() throws Exception {
     cql(
         "CREATE TABLE "

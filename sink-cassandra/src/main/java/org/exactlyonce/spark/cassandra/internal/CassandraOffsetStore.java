@@ -1,7 +1,9 @@
 package org.exactlyonce.spark.cassandra.internal;
 
+import com.datastax.oss.driver.api.core.AllNodesFailedException;
 import com.datastax.oss.driver.api.core.ConsistencyLevel;
 import com.datastax.oss.driver.api.core.CqlSession;
+import com.datastax.oss.driver.api.core.DriverTimeoutException;
 import com.datastax.oss.driver.api.core.cql.BatchStatement;
 import com.datastax.oss.driver.api.core.cql.BatchStatementBuilder;
 import com.datastax.oss.driver.api.core.cql.BatchType;
@@ -34,7 +36,7 @@ import org.exactlyonce.spark.spi.OffsetStore;
 public final class CassandraOffsetStore implements OffsetStore {
   private final CassandraSpec<?> spec;
   private final PipelineId pipeline;
-  private final CqlSession session;
+  private CqlSession session;
   private final String offsets;
 
   public CassandraOffsetStore(CassandraSpec<?> spec) {
@@ -49,16 +51,27 @@ public final class CassandraOffsetStore implements OffsetStore {
         spec.settings().serialConsistency());
   }
 
+  /** Runs a {@code CREATE ... IF NOT EXISTS}, once more on a new session if this one is stuck. */
+  private void ddl(String cql) {
+    SimpleStatement statement = SimpleStatement.newInstance(cql).setTimeout(Duration.ofSeconds(30));
+    try {
+      session.execute(statement);
+    } catch (DriverTimeoutException | AllNodesFailedException e) {
+      // IF NOT EXISTS makes the retry safe whether or not the first attempt was applied.
+      Sessions.replace(spec.settings());
+      session = Sessions.get(spec.settings());
+      session.execute(statement);
+    }
+  }
+
   @Override
   public void validate() {
     requireKeyspace(spec.offsetsTable().keyspace());
-    session.execute(
-        SimpleStatement.newInstance(
-                "CREATE TABLE IF NOT EXISTS "
-                    + offsets
-                    + " (pipeline_id text, topic text, kafka_partition int, until_offset bigint,"
-                    + " writer_epoch bigint STATIC, PRIMARY KEY ((pipeline_id), topic, kafka_partition))")
-            .setTimeout(Duration.ofSeconds(30)));
+    ddl(
+        "CREATE TABLE IF NOT EXISTS "
+            + offsets
+            + " (pipeline_id text, topic text, kafka_partition int, until_offset bigint,"
+            + " writer_epoch bigint STATIC, PRIMARY KEY ((pipeline_id), topic, kafka_partition))");
     Map<String, Column> t = columnsOf(spec.offsetsTable());
     expect(spec.offsetsTable(), t, "until_offset", "bigint", "offsets table");
     expect(spec.offsetsTable(), t, "writer_epoch", "bigint", "offsets table");
@@ -77,14 +90,12 @@ public final class CassandraOffsetStore implements OffsetStore {
     validateOutput();
     if (spec.deadLetters() != null) {
       requireKeyspace(spec.deadLetters().keyspace());
-      session.execute(
-          SimpleStatement.newInstance(
-                  "CREATE TABLE IF NOT EXISTS "
-                      + spec.deadLetters().cql()
-                      + " (pipeline_id text, topic text, kafka_partition int, src_offset bigint,"
-                      + " record_key blob, record_value blob, error text,"
-                      + " PRIMARY KEY ((pipeline_id, topic, kafka_partition), src_offset))")
-              .setTimeout(Duration.ofSeconds(30)));
+      ddl(
+          "CREATE TABLE IF NOT EXISTS "
+              + spec.deadLetters().cql()
+              + " (pipeline_id text, topic text, kafka_partition int, src_offset bigint,"
+              + " record_key blob, record_value blob, error text,"
+              + " PRIMARY KEY ((pipeline_id, topic, kafka_partition), src_offset))");
     }
   }
 

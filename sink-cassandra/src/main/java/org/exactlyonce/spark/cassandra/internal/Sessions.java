@@ -39,6 +39,19 @@ public final class Sessions {
     return s;
   }
 
+  /**
+   * Drops this JVM's session for {@code settings}; the next {@link #get} opens a new one. For a
+   * session whose control connection did not come back after the node restarted (seen with a
+   * one-node cluster: DDL then waits for a schema agreement it cannot check).
+   */
+  public static void replace(CassandraSettings settings) {
+    CqlSession old = SESSIONS.remove(settings);
+    if (old != null) {
+      PREPARED.keySet().removeIf(k -> k.startsWith(System.identityHashCode(old) + ":"));
+      old.closeAsync();
+    }
+  }
+
   /** {@code cql} prepared once per session. */
   public static PreparedStatement prepare(CassandraSettings settings, String cql) {
     return PREPARED.computeIfAbsent(
