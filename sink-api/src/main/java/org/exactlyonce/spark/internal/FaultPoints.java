@@ -27,6 +27,25 @@ public final class FaultPoints {
     ACTIONS.put(point, action);
   }
 
+  /**
+   * Throws {@code IllegalStateException("injected: " + what)} the first time {@code point} is
+   * reached, and nothing after that.
+   *
+   * @return whether it has fired
+   */
+  public static java.util.concurrent.atomic.AtomicBoolean failOnce(String point, String what) {
+    java.util.concurrent.atomic.AtomicBoolean fired =
+        new java.util.concurrent.atomic.AtomicBoolean();
+    set(
+        point,
+        () -> {
+          if (fired.compareAndSet(false, true)) {
+            throw new IllegalStateException("injected: " + what);
+          }
+        });
+    return fired;
+  }
+
   /** Removes every action. */
   public static void clear() {
     ACTIONS.clear();

@@ -5,6 +5,7 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Objects;
 import org.exactlyonce.spark.SinkConfigurationException;
+import org.exactlyonce.spark.internal.Secrets;
 
 /**
  * How to reach Cassandra: contact points, local data center, credentials and consistency. Writes
@@ -209,20 +210,7 @@ public final class CassandraSettings implements Serializable {
 
   /** The password, resolved now (null if none). */
   public String resolvePassword() {
-    if (passwordEnv == null) {
-      return password;
-    }
-    String pw = System.getenv(passwordEnv);
-    if (pw == null) {
-      throw new SinkConfigurationException(
-          "environment variable "
-              + passwordEnv
-              + " (the Cassandra password, see passwordFromEnv) is not set on this host; set it on"
-              + " the driver and on every executor (spark.executorEnv."
-              + passwordEnv
-              + ")");
-    }
-    return pw;
+    return passwordEnv == null ? password : Secrets.fromEnv(passwordEnv, "the Cassandra password");
   }
 
   @Override

@@ -6,6 +6,7 @@ import java.util.Objects;
 import java.util.Properties;
 import java.util.TreeMap;
 import org.exactlyonce.spark.SinkConfigurationException;
+import org.exactlyonce.spark.internal.Secrets;
 
 /**
  * How to connect to the database: URL, user, password and driver properties (for example {@code
@@ -121,20 +122,7 @@ public final class JdbcSettings implements Serializable {
   }
 
   private String resolvePassword() {
-    if (passwordEnv == null) {
-      return password;
-    }
-    String pw = System.getenv(passwordEnv);
-    if (pw == null) {
-      throw new SinkConfigurationException(
-          "environment variable "
-              + passwordEnv
-              + " (the database password, see passwordFromEnv) is not set on this host; set it on"
-              + " the driver and on every executor (spark.executorEnv."
-              + passwordEnv
-              + ")");
-    }
-    return pw;
+    return passwordEnv == null ? password : Secrets.fromEnv(passwordEnv, "the database password");
   }
 
   @Override

@@ -162,14 +162,9 @@ class BadInputIT {
             .keyedBySourcePosition("topic", "kafka_partition", "src_offset", "src_index")
             .deadLetterTable("dead_letters")
             .build();
-    AtomicBoolean fired = new AtomicBoolean();
-    FaultPoints.set(
-        FaultPoints.IDEMPOTENT_BEFORE_OFFSET_COMMIT,
-        () -> {
-          if (fired.compareAndSet(false, true)) {
-            throw new IllegalStateException("injected: driver lost after the writes");
-          }
-        });
+    AtomicBoolean fired =
+        FaultPoints.failOnce(
+            FaultPoints.IDEMPOTENT_BEFORE_OFFSET_COMMIT, "driver lost after the writes");
     Map<TopicPartition, Long> end = h.endOffsets();
     assertThat(
             h.<byte[], byte[]>run(

@@ -291,14 +291,9 @@ class CassandraSinkIT {
         kv.add(new String[] {"k" + i, campaign});
       }
       h.send(kv);
-      AtomicBoolean fired = new AtomicBoolean();
-      FaultPoints.set(
-          FaultPoints.IDEMPOTENT_BEFORE_OFFSET_COMMIT,
-          () -> {
-            if (fired.compareAndSet(false, true)) {
-              throw new IllegalStateException("injected: driver lost after the writes");
-            }
-          });
+      AtomicBoolean fired =
+          FaultPoints.failOnce(
+              FaultPoints.IDEMPOTENT_BEFORE_OFFSET_COMMIT, "driver lost after the writes");
       Map<TopicPartition, Long> end = h.endOffsets();
       Throwable failure =
           h.run(

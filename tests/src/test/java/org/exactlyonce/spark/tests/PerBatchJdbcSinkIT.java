@@ -100,14 +100,7 @@ class PerBatchJdbcSinkIT {
     assertThat(totals()).isEqualTo(reference);
 
     produce(1500);
-    AtomicBoolean fired = new AtomicBoolean();
-    FaultPoints.set(
-        faultPoint,
-        () -> {
-          if (fired.compareAndSet(false, true)) {
-            throw new IllegalStateException("injected: crash between writing and committing");
-          }
-        });
+    AtomicBoolean fired = FaultPoints.failOnce(faultPoint, "crash between writing and committing");
     Map<String, Long> before = totals();
     Throwable failure = runUntilCaughtUp(sink);
     assertThat(fired).isTrue();
