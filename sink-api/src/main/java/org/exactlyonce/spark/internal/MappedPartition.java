@@ -55,22 +55,6 @@ public final class MappedPartition<K, V, R> implements PartitionOutputs<R> {
   }
 
   @Override
-  public Iterator<R> from(long offset) {
-    Iterator<Positioned<R>> it = positionedFrom(offset);
-    return new Iterator<>() {
-      @Override
-      public boolean hasNext() {
-        return it.hasNext();
-      }
-
-      @Override
-      public R next() {
-        return it.next().value();
-      }
-    };
-  }
-
-  @Override
   public Iterator<Positioned<R>> positionedFrom(long offset) {
     if (opened) {
       throw new IllegalStateException("the outputs of " + range + " can be read only once");

@@ -3,8 +3,7 @@ package org.exactlyonce.spark.spi;
 import java.util.Iterator;
 
 /**
- * The outputs of one RDD partition, produced lazily from its Kafka records. Read at most once,
- * through one of the two iterators.
+ * The outputs of one RDD partition, produced lazily from its Kafka records. Read at most once.
  *
  * @param <R> the output type
  */
@@ -12,14 +11,9 @@ public interface PartitionOutputs<R> {
 
   /**
    * Maps the records at or after {@code offset} (earlier ones are already committed) and returns
-   * their outputs in offset order.
-   */
-  Iterator<R> from(long offset);
-
-  /**
-   * Like {@link #from(long)}, each output with its source position: the record's topic, partition
-   * and offset, and its index among the outputs of that record. The position is a deterministic
-   * key: a replay produces the same positions.
+   * their outputs in offset order, each with its source position: the record's topic, partition and
+   * offset, and its index among the outputs of that record. The position is a deterministic key: a
+   * replay produces the same positions.
    */
   Iterator<Positioned<R>> positionedFrom(long offset);
 

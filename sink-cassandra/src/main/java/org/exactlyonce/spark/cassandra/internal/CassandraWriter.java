@@ -17,6 +17,7 @@ import java.util.stream.Collectors;
 import org.exactlyonce.spark.DeadLetter;
 import org.exactlyonce.spark.ExactlyOnceException;
 import org.exactlyonce.spark.SourceRange;
+import org.exactlyonce.spark.internal.Rows;
 import org.exactlyonce.spark.spi.PartitionOutputs.Positioned;
 
 /** Executor-side writes of a Cassandra sink. */
@@ -128,22 +129,7 @@ public final class CassandraWriter {
   }
 
   private static <R> List<?> values(CassandraSpec<R> spec, Positioned<R> p) {
-    List<?> v = spec.values().values(p.value());
-    if (v == null || v.size() != spec.columns().size()) {
-      throw new ExactlyOnceException(
-          "values(...) returned "
-              + (v == null ? "null" : v.size() + " values")
-              + " for an output of "
-              + p.topic()
-              + "-"
-              + p.partition()
-              + "@"
-              + p.offset()
-              + ", but the sink has columns "
-              + spec.columns()
-              + ": return one value per column, in column order");
-    }
-    return v;
+    return Rows.valuesOf(spec.values(), p, spec.columns());
   }
 
   /**

@@ -9,6 +9,7 @@ import java.util.Map;
 import java.util.stream.Collectors;
 import org.exactlyonce.spark.ExactlyOnceException;
 import org.exactlyonce.spark.RowValues;
+import org.exactlyonce.spark.internal.Rows;
 import org.exactlyonce.spark.jdbc.VersionFunction;
 import org.exactlyonce.spark.spi.PartitionOutputs.Positioned;
 import org.jdbi.v3.core.Handle;
@@ -206,23 +207,7 @@ public final class TableMapping<R> implements RowWriter<R> {
 
   /** The values of one output, in {@link #allColumns()} order. */
   public Object[] row(Positioned<R> p) {
-    List<?> v = values.values(p.value());
-    if (v == null || v.size() != userColumns.size()) {
-      throw new ExactlyOnceException(
-          "values(...) returned "
-              + (v == null ? "null" : v.size() + " values")
-              + " for an output of "
-              + p.topic()
-              + "-"
-              + p.partition()
-              + "@"
-              + p.offset()
-              + ", but the sink has "
-              + userColumns.size()
-              + " columns "
-              + userColumns
-              + ": return one value per column, in column order");
-    }
+    List<?> v = Rows.valuesOf(values, p, userColumns);
     Object[] row =
         new Object[userColumns.size() + (versionColumn == null ? 0 : 1) + positionColumns.size()];
     int i = 0;
