@@ -101,6 +101,9 @@ public final class ExactlyOnce {
     }
     Map<String, Object> params =
         KafkaParams.forDirectStream(kafkaParams, "exactly-once-" + ids.iterator().next());
+    for (ExactlyOnceSink s : sinks) {
+      s.checkConsumerSettings(params);
+    }
 
     Map<PipelineId, Long> epochs = new LinkedHashMap<>();
     Map<TopicPartition, Long> from = new HashMap<>();

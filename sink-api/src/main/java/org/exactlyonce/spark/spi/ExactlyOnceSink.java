@@ -29,4 +29,13 @@ public interface ExactlyOnceSink extends Serializable {
   default boolean routesBadRecordsToDeadLetters() {
     return false;
   }
+
+  /**
+   * Checks the consumer settings of the stream this sink is fed from, before it is created (for
+   * example that the stream does not read with a consumer group the sink itself uses). Default:
+   * nothing to check.
+   *
+   * @throws org.exactlyonce.spark.SinkConfigurationException naming the setting and the fix
+   */
+  default void checkConsumerSettings(java.util.Map<String, Object> kafkaParams) {}
 }

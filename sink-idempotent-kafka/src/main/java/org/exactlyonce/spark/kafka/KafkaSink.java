@@ -1,0 +1,315 @@
+package org.exactlyonce.spark.kafka;
+
+import java.time.Duration;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.function.Function;
+import org.exactlyonce.spark.PartitionCommit;
+import org.exactlyonce.spark.PipelineId;
+import org.exactlyonce.spark.SinkConfigurationException;
+import org.exactlyonce.spark.SourceRange;
+import org.exactlyonce.spark.kafka.internal.KafkaSpec;
+import org.exactlyonce.spark.kafka.internal.ProgressStore;
+import org.exactlyonce.spark.kafka.internal.TransactionalKafkaCommit;
+import org.exactlyonce.spark.spi.OffsetStore;
+import org.exactlyonce.spark.spi.PartitionOutputs;
+import org.exactlyonce.spark.spi.TransactionalSink;
+
+/**
+ * Kafka sinks. Two strategies, the guarantee in the name:
+ *
+ * <ul>
+ *   <li>{@link #transactional(String)} (strategy K): each offset range's outputs and its progress
+ *       offset in one Kafka transaction, through a producer whose {@code transactional.id} is
+ *       stable per (pipeline, source partition). Exactly once for readers with {@code
+ *       isolation.level=read_committed}.
+ *   <li>{@link #idempotent(String)}: for clusters that do not allow transactions. Outputs are sent
+ *       by idempotent producers and the offsets stored after the batch, so a failure replays
+ *       outputs: at-least-once on the wire, exactly once for readers that drop replays with {@link
+ *       SourcePositionDeduplicator}.
+ * </ul>
+ *
+ * <p>Both store their progress as the committed offsets of a consumer group dedicated to the sink
+ * (default {@code eos-progress-<pipeline id>}), with the writer epoch in each offset's metadata,
+ * and both mark every output with its {@link SourcePosition} in a header. Output partitions are
+ * chosen deterministically (the key's murmur2 hash, like Kafka's default partitioner; without a
+ * key, the source partition), so a replay sends each output where it went before.
+ *
+ * <p>This class is the transactional sink. Immutable, serialisable configuration; producers are
+ * kept per executor JVM and reused across batches.
+ *
+ * @param <R> the output type
+ */
+public final class KafkaSink<R> implements TransactionalSink<R> {
+  private static final long serialVersionUID = 1L;
+
+  private final KafkaSpec<R> spec;
+
+  private KafkaSink(KafkaSpec<R> spec) {
+    this.spec = spec;
+  }
+
+  /**
+   * Starts building a transactional sink for pipeline {@code pipelineId}: outputs and progress of
+   * each range in one Kafka transaction.
+   *
+   * @throws SinkConfigurationException if the id is not valid
+   */
+  public static <R> Builder<R, KafkaSink<R>> transactional(String pipelineId) {
+    return new Builder<>(PipelineId.of(pipelineId), true, KafkaSink::new);
+  }
+
+  /**
+   * Starts building a sink without transactions: at-least-once on the wire, exactly once for
+   * readers using {@link SourcePositionDeduplicator}.
+   *
+   * @see KafkaIdempotentSink
+   */
+  public static <R> Builder<R, KafkaIdempotentSink<R>> idempotent(String pipelineId) {
+    return new Builder<>(PipelineId.of(pipelineId), false, KafkaIdempotentSink::new);
+  }
+
+  @Override
+  public PipelineId pipelineId() {
+    return spec.pipelineId();
+  }
+
+  /** The consumer group whose committed offsets are this sink's progress. */
+  public String progressGroup() {
+    return spec.progressGroup();
+  }
+
+  @Override
+  public OffsetStore openOffsetStore() {
+    return new ProgressStore(spec);
+  }
+
+  @Override
+  public boolean routesBadRecordsToDeadLetters() {
+    return spec.deadLetterTopic() != null;
+  }
+
+  @Override
+  public void checkConsumerSettings(Map<String, Object> kafkaParams) {
+    checkGroup(spec, kafkaParams);
+  }
+
+  @Override
+  public PartitionCommit commit(long epoch, SourceRange range, PartitionOutputs<R> outputs) {
+    return TransactionalKafkaCommit.commit(spec, epoch, range, outputs);
+  }
+
+  static void checkGroup(KafkaSpec<?> spec, Map<String, Object> kafkaParams) {
+    Object groupId = kafkaParams.get("group.id");
+    if (spec.progressGroup().equals(groupId)) {
+      throw new SinkConfigurationException(
+          "pipeline '"
+              + spec.pipelineId()
+              + "': the stream reads with group.id '"
+              + groupId
+              + "', which is also the sink's progress group: the stream's consumer would be a"
+              + " member of the group that holds the sink's offsets and could overwrite them. Use"
+              + " another group.id for the stream, or another progressGroup(...) for the sink");
+    }
+  }
+
+  /**
+   * Builds a Kafka sink. Required: {@link #bootstrapServers}, {@link #topic}, {@link #value}.
+   *
+   * @param <R> the output type
+   * @param <S> the sink built
+   */
+  public static final class Builder<R, S> {
+    // Set by the sink itself: each has a reason the user cannot choose it.
+    private static final Map<String, String> RESERVED =
+        Map.of(
+            "transactional.id", "it is derived from the pipeline id and the source partition",
+            "enable.idempotence", "the sink needs idempotent producers",
+            "acks", "the sink needs acks=all",
+            "transaction.timeout.ms", "use transactionTimeout(...)",
+            "key.serializer", "use key(...)",
+            "value.serializer", "use value(...)",
+            "partitioner.class", "outputs are partitioned deterministically by key or source",
+            "bootstrap.servers", "use bootstrapServers(...)");
+
+    private final PipelineId pipelineId;
+    private final boolean transactional;
+    private final Function<KafkaSpec<R>, S> factory;
+    private final Map<String, String> clientConfig = new TreeMap<>();
+    private final Map<String, String> producerConfig = new TreeMap<>();
+    private String bootstrapServers;
+    private String topic;
+    private ToBytes<? super R> key;
+    private ToBytes<? super R> value;
+    private String progressGroup;
+    private Duration transactionTimeout = Duration.ofMinutes(1);
+    private Duration apiTimeout = Duration.ofSeconds(30);
+    private String deadLetterTopic;
+
+    Builder(PipelineId pipelineId, boolean transactional, Function<KafkaSpec<R>, S> factory) {
+      this.pipelineId = pipelineId;
+      this.transactional = transactional;
+      this.factory = factory;
+    }
+
+    /** The brokers to write to, {@code host:port[,host:port...]}. */
+    public Builder<R, S> bootstrapServers(String servers) {
+      this.bootstrapServers = servers;
+      return this;
+    }
+
+    /**
+     * A setting for every client of the sink, producers and admin alike: security settings ({@code
+     * security.protocol}, {@code ssl.*}, {@code sasl.*}) go here.
+     */
+    public Builder<R, S> clientProperty(String key, String value) {
+      checkNotReserved(key);
+      clientConfig.put(key, value);
+      return this;
+    }
+
+    /**
+     * A producer setting, for example {@code linger.ms}, {@code batch.size}, {@code
+     * compression.type}.
+     */
+    public Builder<R, S> producerProperty(String key, String value) {
+      checkNotReserved(key);
+      producerConfig.put(key, value);
+      return this;
+    }
+
+    /** The output topic; it must exist. */
+    public Builder<R, S> topic(String topic) {
+      this.topic = topic;
+      return this;
+    }
+
+    /**
+     * The output key; without one, outputs go to the partition numbered like their source partition
+     * (modulo the output topic's partition count). Must be deterministic.
+     */
+    public Builder<R, S> key(ToBytes<? super R> key) {
+      this.key = key;
+      return this;
+    }
+
+    /** The output value. Required. */
+    public Builder<R, S> value(ToBytes<? super R> value) {
+      this.value = value;
+      return this;
+    }
+
+    /**
+     * The consumer group that holds the sink's progress; default {@code eos-progress-<pipeline
+     * id>}. It must be dedicated to the sink: never the group the stream reads with, never one with
+     * members.
+     */
+    public Builder<R, S> progressGroup(String group) {
+      this.progressGroup = group;
+      return this;
+    }
+
+    /**
+     * The producers' {@code transaction.timeout.ms} (default 1 minute): the longest one range's
+     * write may take before the broker aborts it. At most the brokers' {@code
+     * transaction.max.timeout.ms} (checked at start); at least the time a task takes to write its
+     * range, or every attempt is aborted.
+     */
+    public Builder<R, S> transactionTimeout(Duration timeout) {
+      this.transactionTimeout = timeout;
+      return this;
+    }
+
+    /** How long a call to Kafka (metadata, offsets, a blocked send) may take; default 30 s. */
+    public Builder<R, S> apiTimeout(Duration timeout) {
+      this.apiTimeout = timeout;
+      return this;
+    }
+
+    /**
+     * Routes records the mapper fails on to {@code topic} (which must exist), in the same
+     * transaction as the outputs, with the error in header {@code eos.error}; without it, the first
+     * bad record stops the job.
+     */
+    public Builder<R, S> deadLetterTopic(String topic) {
+      this.deadLetterTopic = topic;
+      return this;
+    }
+
+    /**
+     * Validates the configuration (without connecting; the stream checks the brokers when it
+     * starts) and builds the sink.
+     *
+     * @throws SinkConfigurationException naming the setting that is missing or wrong
+     */
+    public S build() {
+      require(bootstrapServers, "bootstrapServers", "bootstrapServers(\"host:9092\")");
+      require(topic, "topic", "topic(\"results\")");
+      if (value == null) {
+        throw new SinkConfigurationException(
+            "pipeline '" + pipelineId + "': no value given: set value(output -> bytes)");
+      }
+      if (!topic.matches("[A-Za-z0-9._-]{1,249}")) {
+        throw new SinkConfigurationException(
+            "pipeline '" + pipelineId + "': '" + topic + "' is not a valid Kafka topic name");
+      }
+      String group = progressGroup == null ? "eos-progress-" + pipelineId.value() : progressGroup;
+      if (group.isBlank()) {
+        throw new SinkConfigurationException(
+            "pipeline '" + pipelineId + "': progressGroup must not be blank");
+      }
+      if (transactionTimeout.isNegative() || transactionTimeout.toMillis() < 1000) {
+        throw new SinkConfigurationException(
+            "pipeline '"
+                + pipelineId
+                + "': transactionTimeout "
+                + transactionTimeout
+                + " is too short: a range's write must fit in it; use at least a few seconds");
+      }
+      if (apiTimeout.isNegative() || apiTimeout.toMillis() < 100) {
+        throw new SinkConfigurationException(
+            "pipeline '" + pipelineId + "': apiTimeout " + apiTimeout + " is too short");
+      }
+      return factory.apply(
+          new KafkaSpec<>(
+              pipelineId,
+              transactional,
+              bootstrapServers,
+              Map.copyOf(clientConfig),
+              Map.copyOf(producerConfig),
+              topic,
+              key,
+              value,
+              group,
+              transactionTimeout.toMillis(),
+              apiTimeout.toMillis(),
+              deadLetterTopic));
+    }
+
+    private void require(String value, String name, String example) {
+      if (value == null || value.isBlank()) {
+        throw new SinkConfigurationException(
+            "pipeline '" + pipelineId + "': no " + name + " given: set " + example);
+      }
+    }
+
+    private void checkNotReserved(String key) {
+      String why = RESERVED.get(key);
+      if (why != null) {
+        throw new SinkConfigurationException(
+            "pipeline '"
+                + pipelineId
+                + "': the Kafka setting '"
+                + key
+                + "' is set by the sink ("
+                + why
+                + "); remove it");
+      }
+    }
+
+    static Set<String> reserved() {
+      return RESERVED.keySet();
+    }
+  }
+}

@@ -1,0 +1,150 @@
+package org.exactlyonce.spark.kafka.internal;
+
+import java.util.Collection;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.ListConsumerGroupOffsetsOptions;
+import org.apache.kafka.clients.admin.ListConsumerGroupOffsetsSpec;
+import org.apache.kafka.clients.consumer.OffsetAndMetadata;
+import org.apache.kafka.common.TopicPartition;
+import org.exactlyonce.spark.ExactlyOnceException;
+
+/**
+ * The sink's progress: the committed offsets of its dedicated consumer group, each with the writer
+ * epoch that committed it in the offset's metadata ({@code eos:epoch=N}).
+ */
+public final class Progress {
+  private static final String EPOCH_PREFIX = "eos:epoch=";
+
+  private Progress() {}
+
+  /** The metadata that records writer {@code epoch}. */
+  public static String metadata(long epoch) {
+    return EPOCH_PREFIX + epoch;
+  }
+
+  /** The writer epoch recorded in {@code offset}'s metadata; 0 if none (or no offset). */
+  public static long epochOf(OffsetAndMetadata offset) {
+    if (offset == null
+        || offset.metadata() == null
+        || !offset.metadata().startsWith(EPOCH_PREFIX)) {
+      return 0;
+    }
+    try {
+      return Long.parseLong(offset.metadata().substring(EPOCH_PREFIX.length()));
+    } catch (NumberFormatException e) {
+      return 0;
+    }
+  }
+
+  /**
+   * The committed offsets of {@code group} for {@code partitions} (all it has if null), reading
+   * only stable offsets: an offset written by a transaction that is still open is waited for, never
+   * returned. Partitions without an offset are absent.
+   *
+   * <p>Why the partitions are always named: with {@code requireStable}, the 3.4 admin client
+   * silently leaves out a partition whose offset is held by an open transaction (seen against a 4.1
+   * broker), which would read as "no offset". Named partitions come back with a null for "no
+   * offset", so a missing one means "not stable yet", and the read is repeated.
+   */
+  public static Map<TopicPartition, OffsetAndMetadata> read(
+      Admin admin, String group, Collection<TopicPartition> partitions, long timeoutMs) {
+    Collection<TopicPartition> named =
+        partitions != null ? partitions : fetch(admin, group, null, false, timeoutMs).keySet();
+    if (named.isEmpty()) {
+      return Map.of();
+    }
+    long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMs);
+    while (true) {
+      Map<TopicPartition, OffsetAndMetadata> all = fetch(admin, group, named, true, timeoutMs);
+      if (all.keySet().containsAll(named)) {
+        Map<TopicPartition, OffsetAndMetadata> present = new HashMap<>();
+        all.forEach(
+            (tp, om) -> {
+              if (om != null) {
+                present.put(tp, om);
+              }
+            });
+        return present;
+      }
+      if (System.nanoTime() > deadline) {
+        List<TopicPartition> open = named.stream().filter(tp -> !all.containsKey(tp)).toList();
+        throw new ExactlyOnceException(
+            "the progress offsets of "
+                + open
+                + " in consumer group '"
+                + group
+                + "' stayed held by an open transaction for "
+                + timeoutMs
+                + " ms: a producer of this sink died or hangs inside a transaction; the broker"
+                + " aborts it after its transaction timeout, and the task is retried");
+      }
+      sleep(50);
+    }
+  }
+
+  /**
+   * The offsets {@code group} has committed, without waiting for open transactions: the offsets of
+   * open transactions are not included. For finding the partitions and the highest writer epoch.
+   */
+  public static Map<TopicPartition, OffsetAndMetadata> committedSoFar(
+      Admin admin, String group, long timeoutMs) {
+    return fetch(admin, group, null, false, timeoutMs);
+  }
+
+  private static Map<TopicPartition, OffsetAndMetadata> fetch(
+      Admin admin,
+      String group,
+      Collection<TopicPartition> partitions,
+      boolean stable,
+      long timeoutMs) {
+    ListConsumerGroupOffsetsSpec spec = new ListConsumerGroupOffsetsSpec();
+    if (partitions != null) {
+      spec.topicPartitions(List.copyOf(partitions));
+    }
+    try {
+      Map<TopicPartition, OffsetAndMetadata> all =
+          admin
+              .listConsumerGroupOffsets(
+                  Map.of(group, spec),
+                  new ListConsumerGroupOffsetsOptions()
+                      .requireStable(stable)
+                      .timeoutMs((int) timeoutMs))
+              .partitionsToOffsetAndMetadata(group)
+              .get(timeoutMs, TimeUnit.MILLISECONDS);
+      if (partitions == null) {
+        all = new HashMap<>(all);
+        all.values().removeIf(java.util.Objects::isNull);
+      }
+      return all;
+    } catch (ExecutionException e) {
+      throw new ExactlyOnceException(
+          "reading the progress offsets of consumer group '" + group + "' failed: " + e.getCause(),
+          e.getCause());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new ExactlyOnceException("interrupted while reading progress offsets", e);
+    } catch (java.util.concurrent.TimeoutException e) {
+      throw new ExactlyOnceException(
+          "reading the progress offsets of consumer group '"
+              + group
+              + "' timed out after "
+              + timeoutMs
+              + " ms",
+          e);
+    }
+  }
+
+  private static void sleep(long ms) {
+    try {
+      Thread.sleep(ms);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new ExactlyOnceException("interrupted while reading progress offsets", e);
+    }
+  }
+}

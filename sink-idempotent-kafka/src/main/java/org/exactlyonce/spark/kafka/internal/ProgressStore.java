@@ -1,0 +1,397 @@
+package org.exactlyonce.spark.kafka.internal;
+
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AlterConsumerGroupOffsetsOptions;
+import org.apache.kafka.clients.admin.Config;
+import org.apache.kafka.clients.admin.ConsumerGroupDescription;
+import org.apache.kafka.clients.admin.DescribeClusterOptions;
+import org.apache.kafka.clients.admin.TopicDescription;
+import org.apache.kafka.clients.consumer.ConsumerGroupMetadata;
+import org.apache.kafka.clients.consumer.OffsetAndMetadata;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.common.Node;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.config.ConfigResource;
+import org.apache.kafka.common.errors.GroupIdNotFoundException;
+import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
+import org.exactlyonce.spark.CommitOutcome;
+import org.exactlyonce.spark.ExactlyOnceException;
+import org.exactlyonce.spark.PartitionCommit;
+import org.exactlyonce.spark.SinkConfigurationException;
+import org.exactlyonce.spark.SourceRange;
+import org.exactlyonce.spark.WriterFencedException;
+import org.exactlyonce.spark.internal.CommitDecision;
+import org.exactlyonce.spark.spi.OffsetStore;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The driver's view of a Kafka sink's progress: the offsets of its dedicated consumer group.
+ *
+ * <p>In transactional mode every write of an offset goes through the transactional id of its source
+ * partition, so it is serialised with the executors' commits: taking a new writer epoch initialises
+ * a producer for each stored partition (which fences every older producer of that id and aborts its
+ * open transaction), then re-stamps the partition's offset with the new epoch in a transaction of
+ * its own. A zombie task of an older driver is fenced at its next call, and when it starts over it
+ * reads the newer epoch and stops ({@link CommitOutcome#FENCED}).
+ *
+ * <p>Without transactions, offsets are written with the admin client after a read and a check; the
+ * outputs of that mode are at-least-once on the wire anyway, and the reader-side deduplication is
+ * exact whatever the offsets do.
+ */
+public final class ProgressStore implements OffsetStore {
+  private static final Logger LOG = LoggerFactory.getLogger(ProgressStore.class);
+  private static final String MAX_TIMEOUT = "transaction.max.timeout.ms";
+
+  private final KafkaSpec<?> spec;
+  private final Admin admin;
+
+  public ProgressStore(KafkaSpec<?> spec) {
+    this.spec = spec;
+    this.admin = Admin.create(spec.adminProperties());
+  }
+
+  @Override
+  public void validate() {
+    long timeout = spec.apiTimeoutMs();
+    Collection<Node> nodes;
+    try {
+      nodes =
+          admin
+              .describeCluster(new DescribeClusterOptions().timeoutMs((int) timeout))
+              .nodes()
+              .get(timeout, TimeUnit.MILLISECONDS);
+    } catch (Exception e) {
+      throw new SinkConfigurationException(
+          "pipeline '"
+              + spec.pipelineId()
+              + "': cannot reach Kafka at '"
+              + spec.bootstrapServers()
+              + "' within "
+              + timeout
+              + " ms ("
+              + cause(e)
+              + "): check bootstrapServers(...) and the client security settings",
+          e);
+    }
+    checkTopic(spec.topic(), "output topic", "topic(...)");
+    if (spec.deadLetterTopic() != null) {
+      checkTopic(spec.deadLetterTopic(), "dead-letter topic", "deadLetterTopic(...)");
+    }
+    if (spec.transactional() && !nodes.isEmpty()) {
+      checkTransactionTimeout(nodes.iterator().next());
+    }
+    checkGroupIsDedicated();
+  }
+
+  private void checkTopic(String topic, String what, String setter) {
+    try {
+      Map<String, TopicDescription> d =
+          admin
+              .describeTopics(List.of(topic))
+              .allTopicNames()
+              .get(spec.apiTimeoutMs(), TimeUnit.MILLISECONDS);
+      LOG.debug("{} {}: {} partitions", what, topic, d.get(topic).partitions().size());
+    } catch (ExecutionException e) {
+      if (e.getCause() instanceof UnknownTopicOrPartitionException) {
+        throw new SinkConfigurationException(
+            "the "
+                + what
+                + " '"
+                + topic
+                + "' does not exist: create it (its partition count and replication are yours to"
+                + " choose, and must not change while the pipeline runs), or fix "
+                + setter);
+      }
+      throw new SinkConfigurationException(
+          "describing the " + what + " '" + topic + "' failed: " + cause(e), e);
+    } catch (InterruptedException | TimeoutException e) {
+      throw new SinkConfigurationException(
+          "describing the " + what + " '" + topic + "' failed: " + e, e);
+    }
+  }
+
+  private void checkTransactionTimeout(Node node) {
+    ConfigResource broker = new ConfigResource(ConfigResource.Type.BROKER, node.idString());
+    long max;
+    try {
+      Config config =
+          admin
+              .describeConfigs(List.of(broker))
+              .all()
+              .get(spec.apiTimeoutMs(), TimeUnit.MILLISECONDS)
+              .get(broker);
+      var entry = config.get(MAX_TIMEOUT);
+      if (entry == null || entry.value() == null) {
+        return; // not visible to this principal: initTransactions will tell
+      }
+      max = Long.parseLong(entry.value());
+    } catch (Exception e) {
+      LOG.warn("could not read the broker's {} ({}); not checked", MAX_TIMEOUT, cause(e));
+      return;
+    }
+    if (spec.transactionTimeoutMs() > max) {
+      throw new SinkConfigurationException(
+          "pipeline '"
+              + spec.pipelineId()
+              + "': transactionTimeout ("
+              + spec.transactionTimeoutMs()
+              + " ms, the producer's transaction.timeout.ms) exceeds the broker's "
+              + MAX_TIMEOUT
+              + " ("
+              + max
+              + " ms), so every producer would fail to start: lower transactionTimeout(...) or"
+              + " raise "
+              + MAX_TIMEOUT
+              + " on the brokers");
+    }
+  }
+
+  private void checkGroupIsDedicated() {
+    String group = spec.progressGroup();
+    try {
+      ConsumerGroupDescription d =
+          admin
+              .describeConsumerGroups(List.of(group))
+              .all()
+              .get(spec.apiTimeoutMs(), TimeUnit.MILLISECONDS)
+              .get(group);
+      if (d != null && !d.members().isEmpty()) {
+        throw new SinkConfigurationException(
+            "pipeline '"
+                + spec.pipelineId()
+                + "': the progress group '"
+                + group
+                + "' has active members ("
+                + d.members().size()
+                + ", for example "
+                + d.members().iterator().next().clientId()
+                + "): the group must be dedicated to this sink, because the broker lets any"
+                + " member overwrite its offsets. Stop those consumers, or choose another"
+                + " progressGroup(...)");
+      }
+    } catch (SinkConfigurationException e) {
+      throw e;
+    } catch (ExecutionException e) {
+      if (!(e.getCause() instanceof GroupIdNotFoundException)) {
+        LOG.warn("could not describe progress group '{}' ({}); not checked", group, cause(e));
+      }
+    } catch (InterruptedException | TimeoutException e) {
+      LOG.warn("could not describe progress group '{}' ({}); not checked", group, e.toString());
+    }
+  }
+
+  @Override
+  public long takeWriterEpoch() {
+    // Not a stable read: an older driver's task may hold a partition's offset in an open
+    // transaction, which the stamping below aborts (a stable read would wait for it).
+    Map<TopicPartition, OffsetAndMetadata> stored =
+        Progress.committedSoFar(admin, spec.progressGroup(), spec.apiTimeoutMs());
+    long epoch = 1 + stored.values().stream().mapToLong(Progress::epochOf).max().orElse(0);
+    restamp(stored.keySet(), epoch);
+    return epoch;
+  }
+
+  @Override
+  public Map<TopicPartition, Long> storedOffsets() {
+    Map<TopicPartition, Long> offsets = new HashMap<>();
+    read(null).forEach((tp, om) -> offsets.put(tp, om.offset()));
+    return offsets;
+  }
+
+  @Override
+  public void storeStartOffsets(Map<TopicPartition, Long> offsets, long epoch) {
+    Map<TopicPartition, OffsetAndMetadata> stored = read(offsets.keySet());
+    checkEpoch(stored, epoch);
+    Map<TopicPartition, Long> missing = new HashMap<>(offsets);
+    missing.keySet().removeAll(stored.keySet());
+    if (spec.transactional()) {
+      // Through each partition's transactional id, like every other write of its offset.
+      parallel(missing.keySet(), tp -> stamp(tp, epoch, missing.get(tp), false));
+    } else {
+      Map<TopicPartition, OffsetAndMetadata> commit = new HashMap<>();
+      missing.forEach(
+          (tp, o) -> commit.put(tp, new OffsetAndMetadata(o, Progress.metadata(epoch))));
+      alter(commit);
+    }
+  }
+
+  @Override
+  public List<PartitionCommit> commitRanges(long epoch, List<SourceRange> ranges) {
+    long started = System.nanoTime();
+    Set<TopicPartition> tps = new java.util.HashSet<>();
+    ranges.forEach(r -> tps.add(r.topicPartition()));
+    Map<TopicPartition, OffsetAndMetadata> stored = read(tps);
+    boolean fenced = stored.values().stream().anyMatch(om -> Progress.epochOf(om) > epoch);
+    List<PartitionCommit> commits = new ArrayList<>();
+    Map<TopicPartition, OffsetAndMetadata> advance = new HashMap<>();
+    boolean gap = false;
+    for (SourceRange r : ranges) {
+      OffsetAndMetadata om = stored.get(r.topicPartition());
+      long s = om == null ? r.from() : om.offset();
+      CommitOutcome o = fenced ? CommitOutcome.FENCED : CommitDecision.decide(s, r);
+      gap |= o == CommitOutcome.GAP;
+      if (o == CommitOutcome.COMMITTED || o == CommitOutcome.TRIMMED) {
+        advance.put(r.topicPartition(), new OffsetAndMetadata(r.until(), Progress.metadata(epoch)));
+      }
+      commits.add(
+          new PartitionCommit(
+              r, o, om == null ? -1 : s, 0, 0, (System.nanoTime() - started) / 1_000_000));
+    }
+    if (!fenced && !gap) {
+      if (spec.transactional()) {
+        parallel(advance.keySet(), tp -> stamp(tp, epoch, advance.get(tp).offset(), true));
+      } else {
+        alter(advance);
+      }
+    }
+    return commits;
+  }
+
+  /** Re-stamps every partition of {@code tps} with {@code epoch}, keeping its offset. */
+  private void restamp(Collection<TopicPartition> tps, long epoch) {
+    if (spec.transactional()) {
+      parallel(tps, tp -> stamp(tp, epoch, -1, true));
+    } else {
+      Map<TopicPartition, OffsetAndMetadata> commit = new HashMap<>();
+      read(tps)
+          .forEach(
+              (tp, om) ->
+                  commit.put(tp, new OffsetAndMetadata(om.offset(), Progress.metadata(epoch))));
+      alter(commit);
+    }
+  }
+
+  /**
+   * With a new producer of {@code tp}'s transactional id (which fences every older one and
+   * completes its open transaction), commits offset {@code offset} (-1: the stored one) stamped
+   * with {@code epoch}, unless a newer epoch or, for a start offset, any offset is already stored.
+   */
+  private Void stamp(TopicPartition tp, long epoch, long offset, boolean overwrite) {
+    try (KafkaProducer<byte[], byte[]> p =
+        new KafkaProducer<>(spec.producerProperties(spec.transactionalId(tp)))) {
+      p.initTransactions();
+      OffsetAndMetadata om =
+          Progress.read(admin, spec.progressGroup(), List.of(tp), spec.apiTimeoutMs()).get(tp);
+      if (Progress.epochOf(om) > epoch) {
+        throw new WriterFencedException(
+            "pipeline '"
+                + spec.pipelineId()
+                + "': writer epoch "
+                + epoch
+                + " was fenced by epoch "
+                + Progress.epochOf(om)
+                + " (another driver took over)");
+      }
+      if (om != null && !overwrite) {
+        return null;
+      }
+      long o = offset >= 0 ? offset : om.offset();
+      p.beginTransaction();
+      p.sendOffsetsToTransaction(
+          Map.of(tp, new OffsetAndMetadata(o, Progress.metadata(epoch))),
+          new ConsumerGroupMetadata(spec.progressGroup()));
+      p.commitTransaction();
+      return null;
+    }
+  }
+
+  private void checkEpoch(Map<TopicPartition, OffsetAndMetadata> stored, long epoch) {
+    for (OffsetAndMetadata om : stored.values()) {
+      if (Progress.epochOf(om) > epoch) {
+        throw new WriterFencedException(
+            "pipeline '"
+                + spec.pipelineId()
+                + "': writer epoch "
+                + epoch
+                + " was fenced by epoch "
+                + Progress.epochOf(om)
+                + " (another driver took over)");
+      }
+    }
+  }
+
+  private Map<TopicPartition, OffsetAndMetadata> read(Collection<TopicPartition> tps) {
+    return Progress.read(admin, spec.progressGroup(), tps, spec.apiTimeoutMs());
+  }
+
+  private void alter(Map<TopicPartition, OffsetAndMetadata> offsets) {
+    if (offsets.isEmpty()) {
+      return;
+    }
+    try {
+      admin
+          .alterConsumerGroupOffsets(
+              spec.progressGroup(),
+              offsets,
+              new AlterConsumerGroupOffsetsOptions().timeoutMs((int) spec.apiTimeoutMs()))
+          .all()
+          .get(spec.apiTimeoutMs(), TimeUnit.MILLISECONDS);
+    } catch (Exception e) {
+      throw new ExactlyOnceException(
+          "storing the progress offsets of group '"
+              + spec.progressGroup()
+              + "' failed: "
+              + cause(e),
+          e);
+    }
+  }
+
+  private interface PerPartition {
+    Void run(TopicPartition tp);
+  }
+
+  /** Runs {@code action} for every partition, a few at a time (each costs a producer start). */
+  private void parallel(Collection<TopicPartition> tps, PerPartition action) {
+    if (tps.isEmpty()) {
+      return;
+    }
+    ExecutorService pool = Executors.newFixedThreadPool(Math.min(8, tps.size()));
+    try {
+      List<Future<Void>> futures = new ArrayList<>();
+      for (TopicPartition tp : tps) {
+        futures.add(pool.submit(() -> action.run(tp)));
+      }
+      for (Future<Void> f : futures) {
+        f.get();
+      }
+    } catch (ExecutionException e) {
+      if (e.getCause() instanceof RuntimeException re && re instanceof ExactlyOnceException) {
+        throw re;
+      }
+      throw new ExactlyOnceException(
+          "writing the progress offsets of group '"
+              + spec.progressGroup()
+              + "' failed: "
+              + e.getCause(),
+          e.getCause());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new ExactlyOnceException("interrupted while writing progress offsets", e);
+    } finally {
+      pool.shutdownNow();
+    }
+  }
+
+  private static String cause(Exception e) {
+    return String.valueOf(
+        e instanceof ExecutionException && e.getCause() != null ? e.getCause() : e);
+  }
+
+  @Override
+  public void close() {
+    admin.close(java.time.Duration.ofSeconds(5));
+  }
+}

@@ -1,0 +1,118 @@
+package org.exactlyonce.spark.kafka.internal;
+
+import java.util.List;
+import java.util.Map;
+import org.apache.kafka.clients.consumer.ConsumerGroupMetadata;
+import org.apache.kafka.clients.consumer.OffsetAndMetadata;
+import org.apache.kafka.clients.producer.Producer;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.errors.InvalidProducerEpochException;
+import org.apache.kafka.common.errors.ProducerFencedException;
+import org.exactlyonce.spark.CommitOutcome;
+import org.exactlyonce.spark.ExactlyOnceException;
+import org.exactlyonce.spark.PartitionCommit;
+import org.exactlyonce.spark.SourceRange;
+import org.exactlyonce.spark.internal.CommitDecision;
+import org.exactlyonce.spark.internal.FaultPoints;
+import org.exactlyonce.spark.spi.PartitionOutputs;
+
+/**
+ * Strategy K for one range: with the producer of the range's transactional id, read the progress
+ * group's stable offset, decide like strategy T, then in one Kafka transaction add the new offset,
+ * send the outputs and commit.
+ *
+ * <p>Why this is safe: every write of this partition's progress offset goes through the same
+ * transactional id, so at most one producer can commit it, the one initialised last. The offset is
+ * read while this producer holds the id; if a newer producer took the id before this one's
+ * transaction started, {@code sendOffsetsToTransaction} (the first call that reaches the broker) is
+ * refused and the commit starts over with a new producer and a fresh read, before a single output
+ * was sent. If the id is taken later (a zombie and its retry racing), the commit fails, its outputs
+ * are aborted, and Spark retries the task, whose new read sees what the winner committed.
+ */
+public final class TransactionalKafkaCommit {
+  private TransactionalKafkaCommit() {}
+
+  public static <R> PartitionCommit commit(
+      KafkaSpec<R> spec, long epoch, SourceRange range, PartitionOutputs<R> outputs) {
+    long started = System.nanoTime();
+    TopicPartition tp = range.topicPartition();
+    String id = spec.transactionalId(tp);
+    for (int attempt = 0; ; attempt++) {
+      Producer<byte[], byte[]> producer = Clients.borrow(spec, id);
+      boolean clean = false;
+      try {
+        OffsetAndMetadata om =
+            Progress.read(
+                    Clients.admin(spec), spec.progressGroup(), List.of(tp), spec.apiTimeoutMs())
+                .get(tp);
+        // No offset: a partition added while the job runs, read from its earliest offset.
+        long stored = om == null ? range.from() : om.offset();
+        if (Progress.epochOf(om) > epoch) {
+          clean = true;
+          return result(range, CommitOutcome.FENCED, stored, 0, 0, started);
+        }
+        CommitOutcome outcome = CommitDecision.decide(stored, range);
+        if (outcome != CommitOutcome.COMMITTED && outcome != CommitOutcome.TRIMMED) {
+          clean = true;
+          return result(range, outcome, stored, 0, 0, started);
+        }
+        producer.beginTransaction();
+        try {
+          producer.sendOffsetsToTransaction(
+              Map.of(tp, new OffsetAndMetadata(range.until(), Progress.metadata(epoch))),
+              new ConsumerGroupMetadata(spec.progressGroup()));
+        } catch (ProducerFencedException | InvalidProducerEpochException e) {
+          if (attempt == 0) {
+            // An idle producer of this JVM whose id another executor took since: start over with a
+            // new producer, which fences that one in turn. Nothing was sent.
+            continue;
+          }
+          throw e;
+        }
+        Outputs.Failures failures = new Outputs.Failures();
+        long rows = Outputs.sendAll(spec, producer, outputs.positionedFrom(stored), failures);
+        Outputs.sendDeadLetters(spec, producer, outputs.deadLetters(), failures);
+        producer.flush();
+        failures.check("sending the outputs of " + range);
+        FaultPoints.reach(Outputs.BEFORE_COMMIT);
+        producer.commitTransaction();
+        clean = true;
+        return result(range, outcome, stored, outputs.recordsRead(), rows, started);
+      } catch (ProducerFencedException | InvalidProducerEpochException e) {
+        throw new ExactlyOnceException(
+            "the Kafka transaction of "
+                + range
+                + " was fenced by another producer of transactional id '"
+                + id
+                + "' (a retry or speculative copy of the same range, or a newer driver); its"
+                + " outputs were aborted and Spark retries the task",
+            e);
+      } catch (ExactlyOnceException e) {
+        throw e;
+      } catch (RuntimeException e) {
+        throw new ExactlyOnceException(
+            "writing " + range + " to Kafka failed and its transaction was aborted: " + e, e);
+      } finally {
+        if (clean) {
+          Clients.giveBack(spec, id, producer);
+        } else {
+          // Abort now, so that the retry's read of the offset does not wait for the transaction
+          // timeout; if that fails too (fenced, broker gone), the next producer of this id aborts
+          // it in initTransactions.
+          Clients.abortAndDiscard(producer);
+        }
+      }
+    }
+  }
+
+  private static PartitionCommit result(
+      SourceRange range,
+      CommitOutcome outcome,
+      long stored,
+      long in,
+      long rows,
+      long startedNanos) {
+    return new PartitionCommit(
+        range, outcome, stored, in, rows, (System.nanoTime() - startedNanos) / 1_000_000);
+  }
+}

@@ -1,0 +1,52 @@
+package org.exactlyonce.spark.kafka;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.time.Duration;
+import java.util.Map;
+import org.exactlyonce.spark.SinkConfigurationException;
+import org.junit.jupiter.api.Test;
+
+class KafkaSinkBuilderTest {
+
+  private static KafkaSink.Builder<String, KafkaSink<String>> valid() {
+    return KafkaSink.<String>transactional("p1")
+        .bootstrapServers("localhost:9092")
+        .topic("out")
+        .value(ToBytes.utf8(s -> s));
+  }
+
+  @Test
+  void missingSettingsAreNamedWithTheirFix() {
+    assertThatThrownBy(() -> KafkaSink.<String>transactional("p1").topic("t").build())
+        .isInstanceOf(SinkConfigurationException.class)
+        .hasMessageContaining("bootstrapServers(");
+    assertThatThrownBy(() -> valid().topic(null).build()).hasMessageContaining("topic(");
+    assertThatThrownBy(() -> valid().value(null).build()).hasMessageContaining("value(");
+    assertThatThrownBy(() -> valid().topic("bad topic").build())
+        .hasMessageContaining("not a valid Kafka topic name");
+  }
+
+  @Test
+  void settingsTheSinkOwnsAreRefusedWithTheReason() {
+    assertThatThrownBy(() -> valid().producerProperty("transactional.id", "x"))
+        .isInstanceOf(SinkConfigurationException.class)
+        .hasMessageContaining("'transactional.id'")
+        .hasMessageContaining("derived from the pipeline id");
+    assertThatThrownBy(() -> valid().clientProperty("acks", "1")).hasMessageContaining("acks=all");
+    assertThatThrownBy(() -> valid().transactionTimeout(Duration.ofMillis(10)).build())
+        .hasMessageContaining("transactionTimeout");
+  }
+
+  @Test
+  void theProgressGroupDefaultsToOneOfItsOwnAndMustNotBeTheStreamsGroup() {
+    KafkaSink<String> sink = valid().build();
+    assertThat(sink.progressGroup()).isEqualTo("eos-progress-p1");
+    sink.checkConsumerSettings(Map.of("group.id", "readers"));
+    assertThatThrownBy(() -> sink.checkConsumerSettings(Map.of("group.id", "eos-progress-p1")))
+        .isInstanceOf(SinkConfigurationException.class)
+        .hasMessageContaining("progress group")
+        .hasMessageContaining("another group.id");
+  }
+}

@@ -1,0 +1,75 @@
+package org.exactlyonce.spark.tests;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.consumer.OffsetAndMetadata;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.serialization.StringDeserializer;
+import org.exactlyonce.spark.testing.servers.KafkaBroker;
+
+/** Reads a whole output topic, the way a downstream reader would. */
+final class KafkaOutput {
+  private KafkaOutput() {}
+
+  /** Every record of {@code topic}, as a {@code read_committed} reader sees it. */
+  static List<ConsumerRecord<String, String>> committed(KafkaBroker kafka, String topic) {
+    return read(kafka, topic, "read_committed");
+  }
+
+  /** Every record of {@code topic}, aborted transactions included. */
+  static List<ConsumerRecord<String, String>> uncommitted(KafkaBroker kafka, String topic) {
+    return read(kafka, topic, "read_uncommitted");
+  }
+
+  private static List<ConsumerRecord<String, String>> read(
+      KafkaBroker kafka, String topic, String isolation) {
+    Map<String, Object> p = new HashMap<>();
+    p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers());
+    p.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, isolation);
+    p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
+    p.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, 5000);
+    try (KafkaConsumer<String, String> c =
+        new KafkaConsumer<>(p, new StringDeserializer(), new StringDeserializer())) {
+      List<TopicPartition> tps = new ArrayList<>();
+      c.partitionsFor(topic).forEach(i -> tps.add(new TopicPartition(topic, i.partition())));
+      c.assign(tps);
+      c.seekToBeginning(tps);
+      // For read_committed, the end is the last stable offset: nothing open is waited for.
+      Map<TopicPartition, Long> end = c.endOffsets(tps);
+      List<ConsumerRecord<String, String>> out = new ArrayList<>();
+      long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+      while (tps.stream().anyMatch(tp -> c.position(tp) < end.get(tp))) {
+        if (System.nanoTime() > deadline) {
+          throw new IllegalStateException("could not read " + topic + " to its end " + end);
+        }
+        c.poll(Duration.ofMillis(200)).forEach(out::add);
+      }
+      return out;
+    }
+  }
+
+  /** The committed offsets of consumer group {@code group}. */
+  static Map<TopicPartition, Long> groupOffsets(KafkaBroker kafka, String group) {
+    try (Admin admin = kafka.admin()) {
+      Map<TopicPartition, Long> offsets = new HashMap<>();
+      Map<TopicPartition, OffsetAndMetadata> all =
+          admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata().get();
+      all.forEach(
+          (tp, om) -> {
+            if (om != null) {
+              offsets.put(tp, om.offset());
+            }
+          });
+      return offsets;
+    } catch (Exception e) {
+      throw new IllegalStateException("cannot read the offsets of group " + group, e);
+    }
+  }
+}
