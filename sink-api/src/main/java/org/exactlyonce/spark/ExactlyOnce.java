@@ -14,13 +14,13 @@ import org.apache.spark.api.java.function.Function;
 import org.apache.spark.streaming.api.java.JavaInputDStream;
 import org.apache.spark.streaming.api.java.JavaStreamingContext;
 import org.apache.spark.streaming.kafka010.ConsumerStrategies;
-import org.apache.spark.streaming.kafka010.KafkaUtils;
 import org.apache.spark.streaming.kafka010.LocationStrategies;
 import org.exactlyonce.spark.internal.IdempotentBatch;
 import org.exactlyonce.spark.internal.KafkaParams;
 import org.exactlyonce.spark.internal.PerBatch;
 import org.exactlyonce.spark.internal.PipelineGuard;
 import org.exactlyonce.spark.internal.StartOffsets;
+import org.exactlyonce.spark.internal.TransactionAwareStream;
 import org.exactlyonce.spark.internal.TransactionalBatch;
 import org.exactlyonce.spark.spi.BatchSink;
 import org.exactlyonce.spark.spi.ExactlyOnceSink;
@@ -132,11 +132,15 @@ public final class ExactlyOnce {
         }
       }
     }
+    TransactionAwareStream.allowMarkers(ssc);
     JavaInputDStream<ConsumerRecord<K, V>> dstream =
-        KafkaUtils.createDirectStream(
-            ssc,
-            LocationStrategies.PreferConsistent(),
-            ConsumerStrategies.<K, V>Subscribe(topics, params, from));
+        new JavaInputDStream<>(
+            new TransactionAwareStream<>(
+                ssc.ssc(),
+                LocationStrategies.PreferConsistent(),
+                ConsumerStrategies.<K, V>Subscribe(topics, params, from),
+                params),
+            TransactionAwareStream.classTag());
     return new ExactlyOnceStream<>(dstream, epochs, from, new PipelineGuard(ssc));
   }
 

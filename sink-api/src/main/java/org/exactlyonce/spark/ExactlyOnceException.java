@@ -8,8 +8,9 @@ package org.exactlyonce.spark;
  *   <li>{@link WriterFencedException}: another instance took over the pipeline id; stop this one.
  *   <li>{@link OffsetMismatchException}: stored offsets and the stream disagree (a gap or a
  *       regression); an operator must look before the pipeline can go on.
- *   <li>{@link PipelineStoppedException}: an earlier batch failed; restart the job, it resumes from
- *       the stored offsets.
+ *   <li>{@link PipelineStoppedException}: an earlier batch failed (its cause; a failure of one of
+ *       the types above is rethrown as itself); restart the job, it resumes from the stored
+ *       offsets.
  * </ul>
  */
 public class ExactlyOnceException extends RuntimeException {

@@ -40,6 +40,8 @@ public final class KafkaParams {
     }
     params.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
     params.putIfAbsent(ConsumerConfig.GROUP_ID_CONFIG, defaultGroupId);
+    // Never deliver aborted records; a topic without transactions reads the same either way.
+    params.putIfAbsent(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
     return params;
   }
 

@@ -9,6 +9,7 @@ import java.util.function.Consumer;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.spark.streaming.api.java.JavaStreamingContext;
 import org.exactlyonce.spark.BatchResult;
+import org.exactlyonce.spark.ExactlyOnceException;
 import org.exactlyonce.spark.PipelineId;
 import org.exactlyonce.spark.PipelineStoppedException;
 import org.slf4j.Logger;
@@ -33,6 +34,11 @@ public final class PipelineGuard {
   /** Throws if an earlier batch failed: after a failure no batch may write or advance offsets. */
   public void checkRunning() {
     Throwable first = failure.get();
+    if (first instanceof ExactlyOnceException typed) {
+      // Rethrown as is: Spark reports every failed batch to awaitTermination(), the last one
+      // winning, and the caller must see the type that says what to do (fenced, offset mismatch).
+      throw typed;
+    }
     if (first != null) {
       throw new PipelineStoppedException(
           "an earlier batch failed, so this batch writes nothing; restart the job to resume from"

@@ -55,6 +55,19 @@ final class KafkaOutput {
     }
   }
 
+  /**
+   * Waits long enough for a producer's background thread to send what was handed to it, so that a
+   * task failing right after makes its half-written outputs visible on the wire (to
+   * read_uncommitted readers) instead of dropping them unsent.
+   */
+  static void letTheProducerSendWhatItHas() {
+    try {
+      Thread.sleep(200);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
   /** The committed offsets of consumer group {@code group}. */
   static Map<TopicPartition, Long> groupOffsets(KafkaBroker kafka, String group) {
     try (Admin admin = kafka.admin()) {

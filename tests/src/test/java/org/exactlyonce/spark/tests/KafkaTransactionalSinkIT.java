@@ -128,6 +128,7 @@ class KafkaTransactionalSinkIT {
           org.exactlyonce.spark.kafka.internal.Outputs.AFTER_SEND,
           () -> {
             if (SENT.incrementAndGet() % 301 == 0 && FAILED.incrementAndGet() <= 3) {
+              KafkaOutput.letTheProducerSendWhatItHas();
               throw new IllegalStateException("injected: task dies halfway through sending");
             }
           });
@@ -388,6 +389,7 @@ class KafkaTransactionalSinkIT {
           org.exactlyonce.spark.kafka.internal.Outputs.AFTER_SEND,
           () -> {
             if (SENT.incrementAndGet() % 250 == 0 && FAILED.incrementAndGet() <= 2) {
+              KafkaOutput.letTheProducerSendWhatItHas();
               throw new IllegalStateException("injected: task dies halfway through sending");
             }
           });
