@@ -112,7 +112,8 @@ public final class ExactlyOnce {
         try (OffsetStore store = sink.openOffsetStore()) {
           store.validate();
           long epoch = store.takeWriterEpoch();
-          Map<TopicPartition, Long> stored = new HashMap<>(store.storedOffsets());
+          Map<TopicPartition, Long> stored =
+              new HashMap<>(store.storedOffsetsAtStart(kafka.partitions(), epoch));
           kafka.checkStored(sink.pipelineId(), stored);
           List<TopicPartition> missing =
               kafka.partitions().stream().filter(tp -> !stored.containsKey(tp)).toList();

@@ -29,6 +29,21 @@ public interface OffsetStore extends AutoCloseable {
   Map<TopicPartition, Long> storedOffsets();
 
   /**
+   * The stored offsets when the stream starts over {@code streamPartitions}, with writer {@code
+   * epoch} just taken. A store whose offsets can vanish while the pipeline is stopped (a Kafka
+   * consumer group's offsets expire) recovers them here, or refuses to start, rather than let the
+   * start position apply to partitions that were already written. Default: {@link
+   * #storedOffsets()}.
+   *
+   * @throws org.exactlyonce.spark.OffsetMismatchException if offsets were lost and cannot be
+   *     recovered
+   */
+  default Map<TopicPartition, Long> storedOffsetsAtStart(
+      java.util.Collection<TopicPartition> streamPartitions, long epoch) {
+    return storedOffsets();
+  }
+
+  /**
    * Stores start offsets for partitions that have none yet; a partition that already has a stored
    * offset keeps it.
    *

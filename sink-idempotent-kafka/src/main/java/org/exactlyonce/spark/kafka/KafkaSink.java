@@ -146,6 +146,8 @@ public final class KafkaSink<R> implements TransactionalSink<R> {
     private Duration transactionTimeout = Duration.ofMinutes(1);
     private Duration apiTimeout = Duration.ofSeconds(30);
     private String deadLetterTopic;
+    private long recoveryScanDepth = 100_000;
+    private Duration expectedDowntime = Duration.ofDays(3);
 
     Builder(PipelineId pipelineId, boolean transactional, Function<KafkaSpec<R>, S> factory) {
       this.pipelineId = pipelineId;
@@ -238,6 +240,26 @@ public final class KafkaSink<R> implements TransactionalSink<R> {
     }
 
     /**
+     * How many records at the end of each output partition are read when the progress group has
+     * lost its offsets (default 100,000): the progress is recovered from the source positions of
+     * this pipeline's outputs found there.
+     */
+    public Builder<R, S> recoveryScanDepth(long records) {
+      this.recoveryScanDepth = records;
+      return this;
+    }
+
+    /**
+     * The longest the pipeline may stay stopped (default 3 days). A warning at start says when the
+     * brokers' {@code offsets.retention.minutes} is shorter: the progress group's offsets would
+     * expire and have to be recovered from the output.
+     */
+    public Builder<R, S> expectedDowntime(Duration downtime) {
+      this.expectedDowntime = downtime;
+      return this;
+    }
+
+    /**
      * Validates the configuration (without connecting; the stream checks the brokers when it
      * starts) and builds the sink.
      *
@@ -267,6 +289,10 @@ public final class KafkaSink<R> implements TransactionalSink<R> {
                 + transactionTimeout
                 + " is too short: a range's write must fit in it; use at least a few seconds");
       }
+      if (recoveryScanDepth < 1) {
+        throw new SinkConfigurationException(
+            "pipeline '" + pipelineId + "': recoveryScanDepth must be at least 1");
+      }
       if (apiTimeout.isNegative() || apiTimeout.toMillis() < 100) {
         throw new SinkConfigurationException(
             "pipeline '" + pipelineId + "': apiTimeout " + apiTimeout + " is too short");
@@ -284,7 +310,9 @@ public final class KafkaSink<R> implements TransactionalSink<R> {
               group,
               transactionTimeout.toMillis(),
               apiTimeout.toMillis(),
-              deadLetterTopic));
+              deadLetterTopic,
+              recoveryScanDepth,
+              expectedDowntime.toMillis()));
     }
 
     private void require(String value, String name, String example) {

@@ -419,6 +419,84 @@ class KafkaTransactionalSinkIT {
     }
   }
 
+  private void deleteGroup(String group) throws Exception {
+    try (var admin = kafka.admin()) {
+      admin.deleteConsumerGroups(List.of(group)).all().get(30, TimeUnit.SECONDS);
+    }
+    assertThat(KafkaOutput.groupOffsets(kafka, group)).isEmpty();
+  }
+
+  @Test
+  @Order(7)
+  void progressLostWithTheGroupsOffsetsIsRecoveredFromTheOutputsSourcePositions() throws Exception {
+    try (StreamHarness h = new StreamHarness("k-recover", 2)) {
+      List<String> inputs = new ArrayList<>(produce(h, 100));
+      KafkaSink<String> sink = sink("k-recover").build();
+      assertThat(
+              h.run(
+                  sink,
+                  s -> ExactlyOnce.foreachRDD(s, TWO_OUTPUTS, sink),
+                  () -> caughtUp(h, sink.progressGroup())))
+          .isNull();
+      Map<TopicPartition, Long> before = KafkaOutput.groupOffsets(kafka, sink.progressGroup());
+      // What offsets.retention.minutes does to a group that stays empty for too long.
+      deleteGroup(sink.progressGroup());
+      List<String[]> more = new ArrayList<>();
+      for (int i = 0; i < 150; i++) {
+        more.add(new String[] {"more-" + i, "more-" + i});
+        inputs.add("more-" + i);
+      }
+      h.send(more);
+
+      JavaStreamingContext probe = new JavaStreamingContext(h.sc, Durations.seconds(1));
+      try {
+        ExactlyOnce.directStream(probe, h.kafkaParams(), List.of(h.topic), sink);
+        assertThat(KafkaOutput.groupOffsets(kafka, sink.progressGroup()))
+            .as("recovered before the first batch")
+            .isEqualTo(before);
+      } finally {
+        probe.stop(false, false);
+      }
+      assertThat(
+              h.run(
+                  sink,
+                  s -> ExactlyOnce.foreachRDD(s, TWO_OUTPUTS, sink),
+                  () -> caughtUp(h, sink.progressGroup())))
+          .isNull();
+      assertThat(values(KafkaOutput.committed(kafka, outTopic)))
+          .containsExactlyElementsOf(expected(inputs));
+    }
+  }
+
+  @Test
+  @Order(8)
+  void lostProgressThatTheOutputCannotRestoreStopsTheStartAndSaysHow() throws Exception {
+    try (StreamHarness h = new StreamHarness("k-norecover", 2)) {
+      produce(h, 50);
+      KafkaSink<String> sink = sink("k-norecover").build();
+      // Partition 1's records produce no output: the output cannot say where it got to.
+      RecordMapper<String, String, String> onlyPartition0 =
+          r -> r.partition() == 0 ? List.of(r.value() + "/a") : List.of();
+      assertThat(
+              h.run(
+                  sink,
+                  s -> ExactlyOnce.foreachRDD(s, onlyPartition0, sink),
+                  () -> caughtUp(h, sink.progressGroup())))
+          .isNull();
+      deleteGroup(sink.progressGroup());
+      JavaStreamingContext ssc = new JavaStreamingContext(h.sc, Durations.seconds(1));
+      try {
+        assertThatThrownBy(
+                () -> ExactlyOnce.directStream(ssc, h.kafkaParams(), List.of(h.topic), sink))
+            .isInstanceOf(org.exactlyonce.spark.OffsetMismatchException.class)
+            .hasMessageContaining(h.topic + "-1")
+            .hasMessageContaining("--reset-offsets");
+      } finally {
+        ssc.stop(false, false);
+      }
+    }
+  }
+
   // (d) last: it restarts the broker every other test of this JVM shares.
   @Test
   @Order(100)

@@ -17,6 +17,9 @@ import org.exactlyonce.spark.kafka.ToBytes;
  * @param producerConfig producer tuning (linger, batch size, compression)
  * @param key the output key, or null for unkeyed outputs
  * @param deadLetterTopic the topic of dead letters, or null to stop on a bad record
+ * @param recoveryScanDepth how many records at the end of each output partition are read to recover
+ *     lost progress
+ * @param expectedDowntimeMs the longest the pipeline is expected to stay stopped
  */
 public record KafkaSpec<R>(
     PipelineId pipelineId,
@@ -30,7 +33,9 @@ public record KafkaSpec<R>(
     String progressGroup,
     long transactionTimeoutMs,
     long apiTimeoutMs,
-    String deadLetterTopic)
+    String deadLetterTopic,
+    long recoveryScanDepth,
+    long expectedDowntimeMs)
     implements Serializable {
 
   /**

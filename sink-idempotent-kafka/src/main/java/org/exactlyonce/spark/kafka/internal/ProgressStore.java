@@ -28,6 +28,7 @@ import org.apache.kafka.common.errors.GroupIdNotFoundException;
 import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
 import org.exactlyonce.spark.CommitOutcome;
 import org.exactlyonce.spark.ExactlyOnceException;
+import org.exactlyonce.spark.OffsetMismatchException;
 import org.exactlyonce.spark.PartitionCommit;
 import org.exactlyonce.spark.SinkConfigurationException;
 import org.exactlyonce.spark.SourceRange;
@@ -90,8 +91,12 @@ public final class ProgressStore implements OffsetStore {
     if (spec.deadLetterTopic() != null) {
       checkTopic(spec.deadLetterTopic(), "dead-letter topic", "deadLetterTopic(...)");
     }
-    if (spec.transactional() && !nodes.isEmpty()) {
-      checkTransactionTimeout(nodes.iterator().next());
+    if (!nodes.isEmpty()) {
+      Config broker = brokerConfig(nodes.iterator().next());
+      if (spec.transactional()) {
+        checkTransactionTimeout(broker);
+      }
+      warnOnShortRetention(broker);
     }
     checkGroupIsDedicated();
   }
@@ -123,24 +128,47 @@ public final class ProgressStore implements OffsetStore {
     }
   }
 
-  private void checkTransactionTimeout(Node node) {
+  private Config brokerConfig(Node node) {
     ConfigResource broker = new ConfigResource(ConfigResource.Type.BROKER, node.idString());
-    long max;
     try {
-      Config config =
-          admin
-              .describeConfigs(List.of(broker))
-              .all()
-              .get(spec.apiTimeoutMs(), TimeUnit.MILLISECONDS)
-              .get(broker);
-      var entry = config.get(MAX_TIMEOUT);
-      if (entry == null || entry.value() == null) {
-        return; // not visible to this principal: initTransactions will tell
-      }
-      max = Long.parseLong(entry.value());
+      return admin
+          .describeConfigs(List.of(broker))
+          .all()
+          .get(spec.apiTimeoutMs(), TimeUnit.MILLISECONDS)
+          .get(broker);
     } catch (Exception e) {
-      LOG.warn("could not read the broker's {} ({}); not checked", MAX_TIMEOUT, cause(e));
-      return;
+      LOG.warn("could not read the broker's configuration ({}); not checked", cause(e));
+      return null;
+    }
+  }
+
+  private static long longSetting(Config config, String key) {
+    var entry = config == null ? null : config.get(key);
+    if (entry == null || entry.value() == null) {
+      return -1; // not visible to this principal
+    }
+    return Long.parseLong(entry.value());
+  }
+
+  private void warnOnShortRetention(Config broker) {
+    long minutes = longSetting(broker, "offsets.retention.minutes");
+    if (minutes > 0 && minutes * 60_000 < spec.expectedDowntimeMs()) {
+      LOG.warn(
+          "pipeline '{}': the brokers keep a stopped group's offsets for {} minutes"
+              + " (offsets.retention.minutes), less than the expected downtime of {} minutes: if"
+              + " the pipeline stays stopped that long, its progress is recovered from the"
+              + " output's source positions (see the README). Raise offsets.retention.minutes"
+              + " or lower expectedDowntime(...)",
+          spec.pipelineId(),
+          minutes,
+          spec.expectedDowntimeMs() / 60_000);
+    }
+  }
+
+  private void checkTransactionTimeout(Config broker) {
+    long max = longSetting(broker, MAX_TIMEOUT);
+    if (max < 0) {
+      return; // initTransactions will tell
     }
     if (spec.transactionTimeoutMs() > max) {
       throw new SinkConfigurationException(
@@ -202,6 +230,57 @@ public final class ProgressStore implements OffsetStore {
     long epoch = 1 + stored.values().stream().mapToLong(Progress::epochOf).max().orElse(0);
     restamp(stored.keySet(), epoch);
     return epoch;
+  }
+
+  @Override
+  public Map<TopicPartition, Long> storedOffsetsAtStart(
+      Collection<TopicPartition> streamPartitions, long epoch) {
+    Map<TopicPartition, Long> stored = storedOffsets();
+    if (!stored.isEmpty()) {
+      return stored; // partitions without an offset were added to the topic: the start applies
+    }
+    // No offset at all: a first start, or offsets that expired while the pipeline was stopped
+    // (offsets.retention.minutes). Only the output can tell the two apart.
+    Map<TopicPartition, Long> recovered = ProgressRecovery.scan(spec, spec.recoveryScanDepth());
+    if (recovered.isEmpty()) {
+      return stored;
+    }
+    List<TopicPartition> unknown =
+        streamPartitions.stream().filter(tp -> !recovered.containsKey(tp)).toList();
+    if (!unknown.isEmpty()) {
+      throw new OffsetMismatchException(
+          "pipeline '"
+              + spec.pipelineId()
+              + "': its progress group '"
+              + spec.progressGroup()
+              + "' has no offsets (expired after offsets.retention.minutes, or deleted), and its"
+              + " output topic '"
+              + spec.topic()
+              + "' shows where "
+              + recovered.size()
+              + " source partition(s) got to, but not "
+              + unknown
+              + " (no output of theirs in the last "
+              + spec.recoveryScanDepth()
+              + " records of each output partition). Starting them from the start position could"
+              + " duplicate or skip outputs. Restore their offsets in the group, for example"
+              + " kafka-consumer-groups.sh --bootstrap-server ... --group "
+              + spec.progressGroup()
+              + " --reset-offsets --topic <topic>:<partition> --to-offset <next offset> --execute,"
+              + " or scan deeper with recoveryScanDepth(...). Recovered so far: "
+              + recovered,
+          List.of());
+    }
+    LOG.warn(
+        "pipeline '{}': progress group '{}' had no offsets but the output holds this pipeline's"
+            + " records (offsets expired?); recovered {} from the output's source positions",
+        spec.pipelineId(),
+        spec.progressGroup(),
+        recovered);
+    Map<TopicPartition, Long> restore = new HashMap<>(recovered);
+    restore.keySet().retainAll(streamPartitions);
+    storeStartOffsets(restore, epoch);
+    return storedOffsets();
   }
 
   @Override

@@ -212,13 +212,26 @@ public final class KafkaBroker implements AutoCloseable {
           .get(30, TimeUnit.SECONDS);
       long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
       while (true) {
-        TopicDescription d =
-            admin
-                .describeTopics(List.of(topic))
-                .allTopicNames()
-                .get(10, TimeUnit.SECONDS)
-                .get(topic);
-        if (d.partitions().size() == partitions
+        TopicDescription d;
+        try {
+          d =
+              admin
+                  .describeTopics(List.of(topic))
+                  .allTopicNames()
+                  .get(10, TimeUnit.SECONDS)
+                  .get(topic);
+        } catch (ExecutionException e) {
+          // Created but not yet in the metadata the broker answers from: ask again.
+          if (!(e.getCause()
+                  instanceof org.apache.kafka.common.errors.UnknownTopicOrPartitionException)
+              || System.nanoTime() > deadline) {
+            throw e;
+          }
+          Ports.sleep(50);
+          continue;
+        }
+        if (d != null
+            && d.partitions().size() == partitions
             && d.partitions().stream().allMatch(p -> p.leader() != null && !p.leader().isEmpty())) {
           return;
         }
