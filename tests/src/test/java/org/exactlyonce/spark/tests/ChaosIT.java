@@ -34,7 +34,16 @@ class ChaosIT {
     KILL_EXECUTOR,
     KILL_DRIVER,
     RESTART_POSTGRES,
-    DROP_CONNECTIONS
+    DROP_CONNECTIONS,
+    RESTART_KAFKA
+  }
+
+  /** The faults that apply to a mode's backend. */
+  private static List<Fault> faultsOf(String mode) {
+    return mode.equals("kafka")
+        ? List.of(Fault.KILL_EXECUTOR, Fault.KILL_DRIVER, Fault.RESTART_KAFKA)
+        : List.of(
+            Fault.KILL_EXECUTOR, Fault.KILL_DRIVER, Fault.RESTART_POSTGRES, Fault.DROP_CONNECTIONS);
   }
 
   record Outcome(
@@ -61,6 +70,14 @@ class ChaosIT {
   @Test
   void theIdempotentSinkWritesEveryRecordOnceUnderFaults() throws Exception {
     Outcome o = run("idempotent", seed());
+    assertThat(o.fired()).containsKey(Fault.KILL_DRIVER);
+    assertThat(o.duplicates()).as("duplicates, first " + o.firstDuplicates()).isZero();
+    assertThat(o.missing()).as("missing, first " + o.firstMissing()).isZero();
+  }
+
+  @Test
+  void theTransactionalKafkaSinkWritesEveryRecordOnceUnderFaults() throws Exception {
+    Outcome o = run("kafka", seed());
     assertThat(o.fired()).containsKey(Fault.KILL_DRIVER);
     assertThat(o.duplicates()).as("duplicates, first " + o.firstDuplicates()).isZero();
     assertThat(o.missing()).as("missing, first " + o.firstMissing()).isZero();
@@ -102,8 +119,9 @@ class ChaosIT {
     Random random = new Random(seed);
     List<Fault> schedule = new ArrayList<>();
     List<Integer> pauses = new ArrayList<>();
+    List<Fault> faults = faultsOf(mode);
     for (int i = 0; i < 3; i++) {
-      schedule.add(Fault.values()[random.nextInt(Fault.values().length)]);
+      schedule.add(faults.get(random.nextInt(faults.size())));
     }
     // Every run starts with an executor kill and a driver kill, before the job can finish.
     schedule.add(0, Fault.KILL_EXECUTOR);
@@ -116,6 +134,10 @@ class ChaosIT {
 
     Map<Fault, Integer> fired = new EnumMap<>(Fault.class);
     Path logDir = Files.createDirectories(Path.of("target", "chaos"));
+    String outTopic = topic + "-out";
+    if (mode.equals("kafka")) {
+      kafka.createTopic(outTopic, 3);
+    }
     Process driver = startDriver(mode, kafka, db, topic, logDir);
     int restarts = 0;
     for (int i = 0; i < schedule.size(); i++) {
@@ -131,13 +153,13 @@ class ChaosIT {
       Fault f = schedule.get(i);
       switch (f) {
         case KILL_DRIVER -> {
-          awaitMidWrite(mode, db);
+          awaitMidWrite(mode, db, kafka);
           driver.destroyForcibly().waitFor();
           driver = startDriver(mode, kafka, db, topic, logDir);
           restarts++;
         }
         case KILL_EXECUTOR -> {
-          awaitMidWrite(mode, db);
+          awaitMidWrite(mode, db, kafka);
           List<Long> executors = executorsOf(driver);
           if (executors.isEmpty()) {
             continue;
@@ -149,6 +171,12 @@ class ChaosIT {
           pg.kill();
           Thread.sleep(500);
           pg.restart();
+        }
+        case RESTART_KAFKA -> {
+          awaitMidWrite(mode, db, kafka);
+          kafka.kill();
+          Thread.sleep(500);
+          kafka.restart();
         }
         case DROP_CONNECTIONS ->
             db.execute(
@@ -173,10 +201,14 @@ class ChaosIT {
 
     // The oracle: the whole output against the input.
     Map<String, Integer> seen = new HashMap<>();
-    try (var c = db.connect();
-        ResultSet rs = c.createStatement().executeQuery("SELECT id FROM chaos_out")) {
-      while (rs.next()) {
-        seen.merge(rs.getString(1), 1, Integer::sum);
+    if (mode.equals("kafka")) {
+      KafkaOutput.committed(kafka, outTopic).forEach(r -> seen.merge(r.value(), 1, Integer::sum));
+    } else {
+      try (var c = db.connect();
+          ResultSet rs = c.createStatement().executeQuery("SELECT id FROM chaos_out")) {
+        while (rs.next()) {
+          seen.merge(rs.getString(1), 1, Integer::sum);
+        }
       }
     }
     List<String> dups =
@@ -208,7 +240,12 @@ class ChaosIT {
    * committing, where the protocols have something to prove: output rows ahead of the committed
    * offsets for the naive writer, an open transaction on the output table for the sinks.
    */
-  private static void awaitMidWrite(String mode, JdbcTestSupport db) throws InterruptedException {
+  private static void awaitMidWrite(String mode, JdbcTestSupport db, KafkaBroker kafka)
+      throws InterruptedException {
+    if (mode.equals("kafka")) {
+      awaitOpenTransaction(kafka);
+      return;
+    }
     String probe =
         mode.equals("naive")
             ? "SELECT (SELECT count(*) FROM chaos_out) > (SELECT COALESCE(sum(until_offset), 0)"
@@ -229,6 +266,30 @@ class ChaosIT {
     }
   }
 
+  /** Waits (up to 10 s) until one of the sink's Kafka transactions is open. */
+  private static void awaitOpenTransaction(KafkaBroker kafka) throws InterruptedException {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+    try (var admin = kafka.admin()) {
+      while (System.nanoTime() < deadline) {
+        try {
+          boolean open =
+              admin.listTransactions().all().get(5, TimeUnit.SECONDS).stream()
+                  .anyMatch(
+                      t ->
+                          t.transactionalId().startsWith("eos-chaos-")
+                              && t.state()
+                                  == org.apache.kafka.clients.admin.TransactionState.ONGOING);
+          if (open) {
+            return;
+          }
+        } catch (Exception e) {
+          // the broker is restarting
+        }
+        Thread.sleep(10);
+      }
+    }
+  }
+
   private static Process startDriver(
       String mode, KafkaBroker kafka, JdbcTestSupport db, String topic, Path logDir)
       throws Exception {
@@ -246,7 +307,8 @@ class ChaosIT {
             db.url,
             db.settings.user(),
             topic,
-            Integer.toString(RECORDS)));
+            Integer.toString(RECORDS),
+            topic + "-out"));
     Path log = logDir.resolve(mode + "-driver-" + System.nanoTime() + ".log");
     return new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
   }

@@ -8,6 +8,7 @@ import java.sql.Statement;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.serialization.StringDeserializer;
@@ -25,13 +26,16 @@ import org.exactlyonce.spark.ExactlyOnceStream;
 import org.exactlyonce.spark.jdbc.JdbcIdempotentSink;
 import org.exactlyonce.spark.jdbc.JdbcSettings;
 import org.exactlyonce.spark.jdbc.JdbcSink;
+import org.exactlyonce.spark.kafka.KafkaSink;
+import org.exactlyonce.spark.kafka.ToBytes;
 import org.exactlyonce.spark.testing.servers.SparkSetup;
 
 /**
  * The driver of a chaos run, in its own JVM so that {@link ChaosIT} can kill it with SIGKILL and
  * start it again; executors are separate JVMs (local-cluster). Arguments: mode (transactional,
- * idempotent, naive), bootstrap servers, JDBC URL, user, topic, records expected. Exits 0 once
- * every record's offset is committed, 1 if the pipeline stopped on a failure.
+ * idempotent, naive, kafka), bootstrap servers, JDBC URL, user, topic, records expected, and for
+ * kafka the output topic. Exits 0 once every record's offset is committed, 1 if the pipeline
+ * stopped on a failure.
  */
 public final class ChaosJob {
   public static void main(String[] args) throws Exception {
@@ -58,7 +62,32 @@ public final class ChaosJob {
     params.put("value.deserializer", StringDeserializer.class);
 
     String committedSql;
-    if (mode.equals("naive")) {
+    if (mode.equals("kafka")) {
+      String outTopic = args[6];
+      KafkaSink<String> sink =
+          KafkaSink.<String>transactional("chaos")
+              .bootstrapServers(bootstrap)
+              .topic(outTopic)
+              .key(ToBytes.utf8(v -> v))
+              .value(ToBytes.utf8(v -> v))
+              .apiTimeout(java.time.Duration.ofSeconds(15))
+              .producerProperty("delivery.timeout.ms", "20000")
+              .producerProperty("request.timeout.ms", "5000")
+              .build();
+      ExactlyOnceStream<String, String> stream =
+          ExactlyOnce.directStream(ssc, params, List.of(topic), sink);
+      ExactlyOnce.foreachRDD(stream, r -> List.of(slow(r.value())), sink);
+      ssc.start();
+      while (true) {
+        if (ssc.awaitTerminationOrTimeout(500)) {
+          System.exit(1);
+        }
+        if (progress(bootstrap, sink.progressGroup()) >= expected) {
+          ssc.stop(true, true);
+          System.exit(0);
+        }
+      }
+    } else if (mode.equals("naive")) {
       naive(ssc, params, db, topic);
       committedSql = "SELECT COALESCE(sum(until_offset), 0) FROM naive_offsets";
     } else if (mode.equals("idempotent")) {
@@ -118,6 +147,25 @@ public final class ChaosJob {
       Thread.sleep(4);
     }
     return value;
+  }
+
+  /** The sum of the progress group's committed offsets; -1 while the broker is away. */
+  private static long progress(String bootstrap, String group) {
+    try (Admin admin =
+        Admin.create(
+            Map.of(
+                "bootstrap.servers", bootstrap,
+                "request.timeout.ms", 3000,
+                "default.api.timeout.ms", 5000))) {
+      long sum = 0;
+      for (var om :
+          admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata().get().values()) {
+        sum += om == null ? 0 : om.offset();
+      }
+      return sum;
+    } catch (Exception e) {
+      return -1;
+    }
   }
 
   private static long committed(JdbcSettings db, String sql) {
