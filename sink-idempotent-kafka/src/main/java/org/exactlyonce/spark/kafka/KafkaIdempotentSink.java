@@ -43,6 +43,12 @@ public final class KafkaIdempotentSink<R> implements IdempotentSink<R> {
     return spec.progressGroup();
   }
 
+  /** The configuration without credentials. */
+  @Override
+  public String toString() {
+    return "%s[%s]".formatted(getClass().getSimpleName(), spec);
+  }
+
   @Override
   public OffsetStore openOffsetStore() {
     return new ProgressStore(spec);

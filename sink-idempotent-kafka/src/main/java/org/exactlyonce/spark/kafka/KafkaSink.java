@@ -80,6 +80,12 @@ public final class KafkaSink<R> implements TransactionalSink<R> {
     return spec.progressGroup();
   }
 
+  /** The configuration without credentials. */
+  @Override
+  public String toString() {
+    return "%s[%s]".formatted(getClass().getSimpleName(), spec);
+  }
+
   @Override
   public OffsetStore openOffsetStore() {
     return new ProgressStore(spec);

@@ -49,4 +49,18 @@ class KafkaSinkBuilderTest {
         .hasMessageContaining("progress group")
         .hasMessageContaining("another group.id");
   }
+
+  @Test
+  void credentialsNeverAppearInToString() {
+    KafkaSink<String> sink =
+        valid()
+            .clientProperty("security.protocol", "SASL_SSL")
+            .clientProperty(
+                "sasl.jaas.config",
+                "org.apache.kafka.common.security.plain.PlainLoginModule required"
+                    + " username=\"app\" password=\"s3cr3t-pw\";")
+            .clientProperty("ssl.truststore.password", "s3cr3t-store")
+            .build();
+    assertThat(sink.toString()).contains("p1", "out", "sasl.jaas.config").doesNotContain("s3cr3t");
+  }
 }

@@ -21,6 +21,10 @@ import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.exactlyonce.spark.ExactlyOnce;
 import org.exactlyonce.spark.internal.FaultPoints;
 import org.exactlyonce.spark.jdbc.JdbcSink;
+import org.exactlyonce.spark.kafka.KafkaSink;
+import org.exactlyonce.spark.kafka.SourcePosition;
+import org.exactlyonce.spark.kafka.ToBytes;
+import org.exactlyonce.spark.kafka.internal.Outputs;
 import org.exactlyonce.spark.tests.JdbcTestSupport.Out;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -145,6 +149,58 @@ class BadInputIT {
                 () -> db.stored("fuzz").equals(end)))
         .isNull();
     assertEveryRecordOnceInOutputOrDeadLetters(1200, valid);
+  }
+
+  @Test
+  void randomBytesEndUpInTheOutputTopicOrTheDeadLetterTopicExactlyOnceThroughTheKafkaSink() {
+    int valid = produceFuzz(1200);
+    String out = "fuzz-out-" + System.nanoTime();
+    String dlq = "fuzz-dlq-" + System.nanoTime();
+    h.kafka.createTopic(out, 2);
+    h.kafka.createTopic(dlq, 1);
+    KafkaSink<Out> sink =
+        KafkaSink.<Out>transactional("fuzz-kafka")
+            .bootstrapServers(h.kafka.bootstrapServers())
+            .topic(out)
+            .value(ToBytes.utf8(Out::id))
+            .deadLetterTopic(dlq)
+            .build();
+    // One attempt dies after sending part of its outputs and dead letters: its retry must not
+    // duplicate either.
+    var fired = FaultPoints.failOnce(Outputs.BEFORE_COMMIT, "task dies before its commit");
+    Map<TopicPartition, Long> end = h.endOffsets();
+    assertThat(
+            h.<byte[], byte[]>run(
+                bytesParams(),
+                sink,
+                s -> ExactlyOnce.foreachRDD(s, r -> List.of(parse(r)), sink),
+                () -> KafkaOutput.groupOffsets(h.kafka, sink.progressGroup()).equals(end)))
+        .isNull();
+
+    assertThat(fired).isTrue();
+    List<String> written = sourcePositions(KafkaOutput.committed(h.kafka, out));
+    List<String> dead = sourcePositions(KafkaOutput.committed(h.kafka, dlq));
+    assertThat(written).doesNotHaveDuplicates().hasSize(valid);
+    assertThat(dead).doesNotHaveDuplicates().hasSize(1200 - valid);
+    assertThat(KafkaOutput.committed(h.kafka, dlq))
+        .allSatisfy(r -> assertThat(r.headers().lastHeader(Outputs.ERROR_HEADER)).isNotNull());
+    Set<String> all = new HashSet<>(written);
+    all.addAll(dead);
+    Set<String> expected = new HashSet<>();
+    end.forEach(
+        (tp, e) -> {
+          for (long o = 0; o < e; o++) {
+            expected.add(tp.topic() + "-" + tp.partition() + "@" + o);
+          }
+        });
+    assertThat(all).isEqualTo(expected);
+  }
+
+  private static List<String> sourcePositions(List<ConsumerRecord<String, String>> records) {
+    return records.stream()
+        .map(r -> SourcePosition.of(r.headers()).orElseThrow())
+        .map(p -> p.topic() + "-" + p.partition() + "@" + p.offset())
+        .toList();
   }
 
   @Test

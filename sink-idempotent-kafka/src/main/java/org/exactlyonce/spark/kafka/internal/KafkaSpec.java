@@ -39,6 +39,31 @@ public record KafkaSpec<R>(
     implements Serializable {
 
   /**
+   * Names the pipeline, the brokers and the topics only: client settings may hold credentials
+   * ({@code sasl.jaas.config}, {@code ssl.keystore.password}) and never appear in logs or errors.
+   */
+  @Override
+  public String toString() {
+    return "KafkaSpec[pipeline="
+        + pipelineId
+        + ", transactional="
+        + transactional
+        + ", bootstrapServers="
+        + bootstrapServers
+        + ", topic="
+        + topic
+        + ", progressGroup="
+        + progressGroup
+        + ", deadLetterTopic="
+        + deadLetterTopic
+        + ", clientSettings="
+        + clientConfig.keySet()
+        + ", producerSettings="
+        + producerConfig.keySet()
+        + "]";
+  }
+
+  /**
    * The transactional id of the producer that writes the outputs of source partition {@code tp}:
    * stable across attempts, executors and restarts, so that a new producer fences every older one.
    */
