@@ -14,6 +14,7 @@ import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
 import org.apache.kafka.clients.producer.ProducerRecord;
+import org.exactlyonce.spark.testing.servers.CassandraServer;
 import org.exactlyonce.spark.testing.servers.KafkaBroker;
 import org.exactlyonce.spark.testing.servers.PostgresServer;
 import org.exactlyonce.spark.testing.servers.SparkSetup;
@@ -28,18 +29,25 @@ import org.junit.jupiter.api.Test;
  * schedule.
  */
 class ChaosIT {
-  private static final int RECORDS = 3000;
+  // Defaults for the CI run; the soak profile (mvn -Psoak) raises them.
+  private static final int RECORDS = Integer.getInteger("chaos.records", 3000);
+  private static final int FAULTS = Math.max(2, Integer.getInteger("chaos.faults", 5));
+  private static final int FINISH_SECONDS = Integer.getInteger("chaos.finishSeconds", 180);
 
   enum Fault {
     KILL_EXECUTOR,
     KILL_DRIVER,
     RESTART_POSTGRES,
     DROP_CONNECTIONS,
-    RESTART_KAFKA
+    RESTART_KAFKA,
+    RESTART_CASSANDRA
   }
 
   /** The faults that apply to a mode's backend. */
   private static List<Fault> faultsOf(String mode) {
+    if (mode.equals("cassandra")) {
+      return List.of(Fault.KILL_EXECUTOR, Fault.KILL_DRIVER, Fault.RESTART_CASSANDRA);
+    }
     return mode.equals("kafka")
         ? List.of(Fault.KILL_EXECUTOR, Fault.KILL_DRIVER, Fault.RESTART_KAFKA)
         : List.of(
@@ -83,6 +91,18 @@ class ChaosIT {
     assertThat(o.missing()).as("missing, first " + o.firstMissing()).isZero();
   }
 
+  /**
+   * Running totals in Cassandra: an aggregate, so the oracle compares every bucket's total with a
+   * reference computed from the input (a replay would inflate one, a loss deflate it).
+   */
+  @Test
+  void cassandraRunningTotalsEqualTheReferenceUnderFaults() throws Exception {
+    Outcome o = run("cassandra", seed());
+    assertThat(o.fired()).containsKey(Fault.KILL_DRIVER);
+    assertThat(o.duplicates()).as("over-counted, first " + o.firstDuplicates()).isZero();
+    assertThat(o.missing()).as("under-counted, first " + o.firstMissing()).isZero();
+  }
+
   /** Negative control: the oracle must catch the hand-written at-least-once recipe. */
   @Test
   void theOracleReportsDuplicatesOfANaiveWriterUnderTheSameFaults() throws Exception {
@@ -120,7 +140,7 @@ class ChaosIT {
     List<Fault> schedule = new ArrayList<>();
     List<Integer> pauses = new ArrayList<>();
     List<Fault> faults = faultsOf(mode);
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < FAULTS - 2; i++) {
       schedule.add(faults.get(random.nextInt(faults.size())));
     }
     // Every run starts with an executor kill and a driver kill, before the job can finish.
@@ -138,7 +158,27 @@ class ChaosIT {
     if (mode.equals("kafka")) {
       kafka.createTopic(outTopic, 3);
     }
-    Process driver = startDriver(mode, kafka, db, topic, logDir);
+    CassandraServer cassandra = mode.equals("cassandra") ? TestServers.cassandra() : null;
+    String totals = "chaos_ks.totals_" + System.nanoTime();
+    if (cassandra != null) {
+      cql(
+          cassandra,
+          "CREATE KEYSPACE IF NOT EXISTS chaos_ks WITH replication ="
+              + " {'class': 'SimpleStrategy', 'replication_factor': 1}");
+      cql(
+          cassandra,
+          "CREATE TABLE "
+              + totals
+              + " (bucket text PRIMARY KEY, total bigint, eos_applied map<text, bigint>)");
+    }
+    List<String> jobArgs =
+        cassandra == null
+            ? List.of(outTopic)
+            : List.of(
+                cassandra.host() + ":" + cassandra.nativePort(),
+                cassandra.localDatacenter(),
+                totals);
+    Process driver = startDriver(mode, kafka, db, topic, jobArgs, logDir);
     int restarts = 0;
     for (int i = 0; i < schedule.size(); i++) {
       Thread.sleep(pauses.get(i));
@@ -146,16 +186,16 @@ class ChaosIT {
         if (driver.exitValue() == 0) {
           break; // done before the schedule ran out
         }
-        driver = startDriver(mode, kafka, db, topic, logDir);
+        // Stopped by a failed batch: started again, and the scheduled fault still fires.
+        driver = startDriver(mode, kafka, db, topic, jobArgs, logDir);
         restarts++;
-        continue;
       }
       Fault f = schedule.get(i);
       switch (f) {
         case KILL_DRIVER -> {
           awaitMidWrite(mode, db, kafka);
           driver.destroyForcibly().waitFor();
-          driver = startDriver(mode, kafka, db, topic, logDir);
+          driver = startDriver(mode, kafka, db, topic, jobArgs, logDir);
           restarts++;
         }
         case KILL_EXECUTOR -> {
@@ -172,6 +212,11 @@ class ChaosIT {
           Thread.sleep(500);
           pg.restart();
         }
+        case RESTART_CASSANDRA -> {
+          cassandra.kill();
+          Thread.sleep(500);
+          cassandra.restart();
+        }
         case RESTART_KAFKA -> {
           awaitMidWrite(mode, db, kafka);
           kafka.kill();
@@ -186,7 +231,7 @@ class ChaosIT {
       fired.merge(f, 1, Integer::sum);
     }
     // Faults over: let the job finish, starting it again whenever it stopped.
-    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(180);
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(FINISH_SECONDS);
     while (true) {
       if (!driver.waitFor(Math.max(1, deadline - System.nanoTime()), TimeUnit.NANOSECONDS)) {
         driver.destroyForcibly();
@@ -195,12 +240,22 @@ class ChaosIT {
       if (driver.exitValue() == 0) {
         break;
       }
-      driver = startDriver(mode, kafka, db, topic, logDir);
+      driver = startDriver(mode, kafka, db, topic, jobArgs, logDir);
       restarts++;
     }
 
     // The oracle: the whole output against the input.
     Map<String, Integer> seen = new HashMap<>();
+    if (cassandra != null) {
+      // Aggregates: each bucket's total against the reference from the input.
+      Map<String, Long> reference = new HashMap<>();
+      ids.forEach(id -> reference.merge(ChaosJob.bucketOf(id), 1L, Long::sum));
+      Map<String, Long> actual = new HashMap<>();
+      for (var row : cql(cassandra, "SELECT bucket, total FROM " + totals)) {
+        actual.put(row.getString(0), row.getLong(1));
+      }
+      return aggregateOutcome(mode, seed, reference, actual, fired, restarts, started);
+    }
     if (mode.equals("kafka")) {
       KafkaOutput.committed(kafka, outTopic).forEach(r -> seen.merge(r.value(), 1, Integer::sum));
     } else {
@@ -218,7 +273,8 @@ class ChaosIT {
             .sorted()
             .toList();
     List<String> missing = ids.stream().filter(id -> !seen.containsKey(id)).toList();
-    int extra = (int) seen.keySet().stream().filter(id -> !ids.contains(id)).count();
+    java.util.Set<String> known = new java.util.HashSet<>(ids);
+    int extra = (int) seen.keySet().stream().filter(id -> !known.contains(id)).count();
     int duplicates = seen.values().stream().mapToInt(n -> n - 1).sum() + extra;
     Outcome o =
         new Outcome(
@@ -235,6 +291,61 @@ class ChaosIT {
     return o;
   }
 
+  private static Outcome aggregateOutcome(
+      String mode,
+      long seed,
+      Map<String, Long> reference,
+      Map<String, Long> actual,
+      Map<Fault, Integer> fired,
+      int restarts,
+      long started) {
+    List<String> over = new ArrayList<>();
+    List<String> under = new ArrayList<>();
+    long overBy = 0;
+    long underBy = 0;
+    for (String bucket : reference.keySet()) {
+      long diff = actual.getOrDefault(bucket, 0L) - reference.get(bucket);
+      if (diff > 0) {
+        over.add(bucket + " +" + diff);
+        overBy += diff;
+      } else if (diff < 0) {
+        under.add(bucket + " " + diff);
+        underBy -= diff;
+      }
+    }
+    for (String bucket : actual.keySet()) {
+      if (!reference.containsKey(bucket)) {
+        over.add(bucket + " (not in the input)");
+        overBy += actual.get(bucket);
+      }
+    }
+    Outcome o =
+        new Outcome(
+            (int) overBy,
+            (int) underBy,
+            over.stream().limit(5).toList(),
+            under.stream().limit(5).toList(),
+            fired,
+            System.currentTimeMillis() - started);
+    System.out.printf(
+        "ChaosIT %s: seed %d, records %d, buckets %d, faults fired %s, driver restarts %d,"
+            + " over-counted %d, under-counted %d, wall %d ms%n",
+        mode, seed, RECORDS, reference.size(), fired, restarts, overBy, underBy, o.millis());
+    return o;
+  }
+
+  private static List<com.datastax.oss.driver.api.core.cql.Row> cql(
+      CassandraServer cassandra, String statement) {
+    try (var s =
+        com.datastax.oss.driver.api.core.CqlSession.builder()
+            .addContactPoint(
+                new java.net.InetSocketAddress(cassandra.host(), cassandra.nativePort()))
+            .withLocalDatacenter(cassandra.localDatacenter())
+            .build()) {
+      return s.execute(statement).all();
+    }
+  }
+
   /**
    * Waits (up to 10 s) until a write is in flight, so that a kill lands between writing and
    * committing, where the protocols have something to prove: output rows ahead of the committed
@@ -245,6 +356,9 @@ class ChaosIT {
     if (mode.equals("kafka")) {
       awaitOpenTransaction(kafka);
       return;
+    }
+    if (mode.equals("cassandra")) {
+      return; // no outside view of a write in flight: the random pauses place the kills
     }
     String probe =
         mode.equals("naive")
@@ -291,11 +405,18 @@ class ChaosIT {
   }
 
   private static Process startDriver(
-      String mode, KafkaBroker kafka, JdbcTestSupport db, String topic, Path logDir)
+      String mode,
+      KafkaBroker kafka,
+      JdbcTestSupport db,
+      String topic,
+      List<String> extra,
+      Path logDir)
       throws Exception {
     List<String> cmd = new ArrayList<>();
     cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
     cmd.add("-Xmx768m");
+    cmd.add("-Dchaos.rate=" + Integer.getInteger("chaos.rate", 250));
+    cmd.add("-Dchaos.slowMs=" + Integer.getInteger("chaos.slowMs", 4));
     cmd.addAll(List.of(SparkSetup.JAVA17_OPTIONS.split(" ")));
     cmd.addAll(
         List.of(
@@ -307,8 +428,8 @@ class ChaosIT {
             db.url,
             db.settings.user(),
             topic,
-            Integer.toString(RECORDS),
-            topic + "-out"));
+            Integer.toString(RECORDS)));
+    cmd.addAll(extra);
     Path log = logDir.resolve(mode + "-driver-" + System.nanoTime() + ".log");
     return new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
   }

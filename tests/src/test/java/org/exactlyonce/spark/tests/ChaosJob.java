@@ -23,6 +23,8 @@ import org.apache.spark.streaming.kafka010.LocationStrategies;
 import org.apache.spark.streaming.kafka010.OffsetRange;
 import org.exactlyonce.spark.ExactlyOnce;
 import org.exactlyonce.spark.ExactlyOnceStream;
+import org.exactlyonce.spark.cassandra.CassandraSettings;
+import org.exactlyonce.spark.cassandra.CassandraSink;
 import org.exactlyonce.spark.jdbc.JdbcIdempotentSink;
 import org.exactlyonce.spark.jdbc.JdbcSettings;
 import org.exactlyonce.spark.jdbc.JdbcSink;
@@ -49,7 +51,9 @@ public final class ChaosJob {
         SparkSetup.localCluster("chaos-" + mode, 2, 1)
             .set("spark.task.maxFailures", "8")
             // Many batches, so that faults land mid-stream.
-            .set("spark.streaming.kafka.maxRatePerPartition", "250")
+            .set(
+                "spark.streaming.kafka.maxRatePerPartition",
+                System.getProperty("chaos.rate", "250"))
             // Speculative copies of slow tasks run beside the originals.
             .set("spark.speculation", "true")
             .set("spark.speculation.interval", "100ms")
@@ -61,8 +65,32 @@ public final class ChaosJob {
     params.put("key.deserializer", StringDeserializer.class);
     params.put("value.deserializer", StringDeserializer.class);
 
+    int slowMs = Integer.getInteger("chaos.slowMs", 4);
     String committedSql;
-    if (mode.equals("kafka")) {
+    if (mode.equals("cassandra")) {
+      // args[6]: host:port, args[7]: data center, args[8]: table (keyspace.name)
+      CassandraSink<String> sink =
+          CassandraSink.<String>idempotent("chaos")
+              .connection(CassandraSettings.contactPoints(args[7], args[6]))
+              .table(args[8])
+              .columns("bucket")
+              .values(List::of)
+              .runningTotal("total", bucket -> 1)
+              .build();
+      ExactlyOnceStream<String, String> stream =
+          ExactlyOnce.directStream(ssc, params, List.of(topic), sink);
+      ExactlyOnce.foreachRDD(stream, r -> List.of(bucketOf(slow(r.value(), slowMs))), sink);
+      ssc.start();
+      while (true) {
+        if (ssc.awaitTerminationOrTimeout(500)) {
+          System.exit(1);
+        }
+        if (stored(sink) >= expected) {
+          ssc.stop(true, true);
+          System.exit(0);
+        }
+      }
+    } else if (mode.equals("kafka")) {
       String outTopic = args[6];
       KafkaSink<String> sink =
           KafkaSink.<String>transactional("chaos")
@@ -76,7 +104,7 @@ public final class ChaosJob {
               .build();
       ExactlyOnceStream<String, String> stream =
           ExactlyOnce.directStream(ssc, params, List.of(topic), sink);
-      ExactlyOnce.foreachRDD(stream, r -> List.of(slow(r.value())), sink);
+      ExactlyOnce.foreachRDD(stream, r -> List.of(slow(r.value(), slowMs)), sink);
       ssc.start();
       while (true) {
         if (ssc.awaitTerminationOrTimeout(500)) {
@@ -88,7 +116,7 @@ public final class ChaosJob {
         }
       }
     } else if (mode.equals("naive")) {
-      naive(ssc, params, db, topic);
+      naive(ssc, params, db, topic, slowMs);
       committedSql = "SELECT COALESCE(sum(until_offset), 0) FROM naive_offsets";
     } else if (mode.equals("idempotent")) {
       JdbcIdempotentSink<String[]> sink =
@@ -101,7 +129,8 @@ public final class ChaosJob {
               .build();
       ExactlyOnceStream<String, String> stream =
           ExactlyOnce.directStream(ssc, params, List.of(topic), sink);
-      ExactlyOnce.foreachRDD(stream, r -> List.<String[]>of(new String[] {slow(r.value())}), sink);
+      ExactlyOnce.foreachRDD(
+          stream, r -> List.<String[]>of(new String[] {slow(r.value(), slowMs)}), sink);
       committedSql =
           "SELECT COALESCE(sum(until_offset), 0) FROM eos_offsets WHERE pipeline_id = 'chaos'";
     } else {
@@ -120,7 +149,7 @@ public final class ChaosJob {
           r ->
               List.<String[]>of(
                   new String[] {
-                    slow(r.value()),
+                    slow(r.value(), slowMs),
                     r.topic(),
                     Integer.toString(r.partition()),
                     Long.toString(r.offset())
@@ -142,11 +171,25 @@ public final class ChaosJob {
   }
 
   /** Slows the mapper (about 2 ms a record), so that a batch is long enough to be hit mid-write. */
-  static String slow(String value) throws InterruptedException {
-    if (value.hashCode() % 2 == 0) {
-      Thread.sleep(4);
+  static String slow(String value, int ms) throws InterruptedException {
+    if (ms > 0 && value.hashCode() % 2 == 0) {
+      Thread.sleep(ms);
     }
     return value;
+  }
+
+  /** The bucket a record's running total goes to: 37 buckets, so keys see many updates. */
+  static String bucketOf(String id) {
+    return "b" + Math.floorMod(id.hashCode(), 37);
+  }
+
+  /** The sum of the sink's stored offsets; -1 while Cassandra is away. */
+  private static long stored(org.exactlyonce.spark.spi.ExactlyOnceSink sink) {
+    try (var store = sink.openOffsetStore()) {
+      return store.storedOffsets().values().stream().mapToLong(Long::longValue).sum();
+    } catch (Exception e) {
+      return -1;
+    }
   }
 
   /** The sum of the progress group's committed offsets; -1 while the broker is away. */
@@ -183,7 +226,11 @@ public final class ChaosJob {
    * offsets on the driver. A replay after a crash writes its rows again.
    */
   private static void naive(
-      JavaStreamingContext ssc, Map<String, Object> params, JdbcSettings db, String topic)
+      JavaStreamingContext ssc,
+      Map<String, Object> params,
+      JdbcSettings db,
+      String topic,
+      int slowMs)
       throws Exception {
     Map<TopicPartition, Long> from = new HashMap<>();
     try (Connection c = DriverManager.getConnection(db.url(), db.toProperties());
@@ -219,7 +266,7 @@ public final class ChaosJob {
                                 + " VALUES (?, ?, ?, ?, 0)")) {
                   while (records.hasNext()) {
                     ConsumerRecord<String, String> r = records.next();
-                    ps.setString(1, slow(r.value()));
+                    ps.setString(1, slow(r.value(), slowMs));
                     ps.setString(2, r.topic());
                     ps.setInt(3, r.partition());
                     ps.setLong(4, r.offset());
