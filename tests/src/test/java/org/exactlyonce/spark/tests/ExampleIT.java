@@ -5,29 +5,63 @@ import static org.assertj.core.api.Assertions.assertThat;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
-import org.exactlyonce.spark.examples.ClicksToPostgres;
+import org.exactlyonce.spark.examples.AdEventsPipeline;
 import org.junit.jupiter.api.Test;
 import picocli.CommandLine;
 
-/** The README's first command, run inside the build: the example checks its own output. */
+/** The README's first command, run inside the build: the example checks its own outputs. */
 class ExampleIT {
 
-  @Test
-  void clicksToPostgresWritesEveryClickExactlyOnce() {
+  private static String run(String... args) {
     PrintStream original = System.out;
     ByteArrayOutputStream captured = new ByteArrayOutputStream();
     int exit;
     try {
       System.setOut(new PrintStream(captured, true, StandardCharsets.UTF_8));
-      exit =
-          new CommandLine(new ClicksToPostgres())
-              .execute("--records", "5000", "--topic", "example-clicks-" + System.nanoTime());
+      exit = new CommandLine(new AdEventsPipeline()).execute(args);
     } finally {
       System.setOut(original);
     }
     String out = captured.toString(StandardCharsets.UTF_8);
     original.print(out);
-    assertThat(exit).isZero();
-    assertThat(out).contains("produced 5,000, rows 5,000, duplicates 0, missing 0 -> EXACTLY ONCE");
+    assertThat(exit).as("exit code").isZero();
+    return out;
+  }
+
+  @Test
+  void theAdEventsPipelineWritesEveryOutputExactlyOnce() {
+    String out = run("--records", "5000", "--topic", "example-" + System.nanoTime());
+    assertThat(out)
+        .contains("produced 5,000 events: 4,000 clicks, 950 conversions, 50 malformed")
+        .containsPattern(
+            "PostgreSQL clicks +rows 4,000, duplicates 0, missing 0, unexpected 0, dead letters 50 of 50")
+        .contains("7 campaigns, totals equal to the input's")
+        .containsPattern(
+            "Cassandra events +rows 4,950, duplicates 0, missing 0, unexpected 0, dead letters 50 of 50")
+        .containsPattern(
+            "Kafka attributed conversions +rows 950, duplicates 0, missing 0, unexpected 0, dead"
+                + " letters 50 of 50")
+        .contains("-> EXACTLY ONCE");
+  }
+
+  /** The job process dies mid-batch; started again, it resumes from what the sinks stored. */
+  @Test
+  void afterACrashMidBatchTheSameJobResumesWithNoDuplicateAndNoLoss() {
+    String out =
+        run(
+            "--records",
+            "20000",
+            "--crash-after",
+            "1",
+            "--outputs",
+            "clicks,conversions,kafka",
+            "--topic",
+            "example-crash-" + System.nanoTime());
+    assertThat(out)
+        .contains("the job process died mid-batch (exit 137)")
+        .containsPattern("PostgreSQL clicks +rows 16,000, duplicates 0, missing 0")
+        .contains("7 campaigns, totals equal to the input's")
+        .containsPattern("Kafka attributed conversions +rows 3,800, duplicates 0, missing 0")
+        .contains("-> EXACTLY ONCE");
   }
 }
