@@ -126,8 +126,11 @@ public final class AdEventsPipeline implements Callable<Integer> {
   @Option(names = "--cassandra-dc", description = "local data center (default ${DEFAULT-VALUE})")
   String cassandraDc = "datacenter1";
 
-  @Option(names = "--master", description = "Spark master (default ${DEFAULT-VALUE})")
-  String master = "local[2,4]";
+  @Option(
+      names = "--master",
+      description =
+          "Spark master (default: spark-submit's, else local[2,4]; --crash-after needs local)")
+  String master;
 
   @Option(names = "--job-only", hidden = true, description = "run the job only (used internally)")
   boolean jobOnly;
@@ -361,13 +364,14 @@ public final class AdEventsPipeline implements Callable<Integer> {
 
   /** Runs the streaming job until every enabled output caught up with the input. */
   int runJob(int crashAfterBatches) throws Exception {
-    SparkConf conf =
-        new SparkConf()
-            .setAppName("ad-events-exactly-once")
-            .setMaster(master)
-            .set("spark.ui.enabled", "false")
-            .set("spark.driver.host", "127.0.0.1")
-            .set("spark.streaming.kafka.maxRatePerPartition", "2000");
+    SparkConf conf = new SparkConf(); // under spark-submit: its settings, master included
+    if (master != null || !conf.contains("spark.master")) {
+      conf.setMaster(master != null ? master : "local[2,4]");
+    }
+    conf.setAppName("ad-events-exactly-once")
+        .set("spark.ui.enabled", "false")
+        .set("spark.driver.host", "127.0.0.1")
+        .set("spark.streaming.kafka.maxRatePerPartition", "2000");
     JavaStreamingContext ssc = new JavaStreamingContext(conf, Durations.seconds(1));
     Map<String, Object> kafkaParams = new HashMap<>();
     kafkaParams.put("bootstrap.servers", bootstrapServers);
@@ -658,7 +662,10 @@ public final class AdEventsPipeline implements Callable<Integer> {
   /** The command line that runs this job, with the same servers, in another JVM. */
   List<String> jobArguments() {
     List<String> args = new ArrayList<>();
-    args.addAll(List.of("--job-only", "--topic", topic, "--master", master));
+    args.addAll(List.of("--job-only", "--topic", topic));
+    if (master != null) {
+      args.addAll(List.of("--master", master));
+    }
     args.addAll(List.of("--outputs", String.join(",", enabled)));
     args.addAll(List.of("--crash-after", Integer.toString(crashAfter)));
     args.addAll(List.of("--bootstrap-servers", bootstrapServers));
