@@ -30,6 +30,7 @@ public abstract class JdbcSinkBuilder<R, B extends JdbcSinkBuilder<R, B>> {
   private RowValues<R> values;
   JdbcWriter<R> writer;
   private int batchSize = 1000;
+  private boolean copy = true;
   private List<String> keys = List.of();
   List<String> accumulating = List.of();
   String versionColumn;
@@ -122,6 +123,18 @@ public abstract class JdbcSinkBuilder<R, B extends JdbcSinkBuilder<R, B>> {
     return self();
   }
 
+  /**
+   * Whether a plain table mapping (no {@code upsertOn}, no source-position key) writes with
+   * PostgreSQL's {@code COPY} inside the transaction (default: yes, about twice the rows per second
+   * of batched INSERTs). {@code copy(false)} writes with batched INSERTs, for values COPY's text
+   * form does not take (arrays, JSON objects; strings, numbers, booleans, byte[], UUIDs and
+   * dates/times are fine).
+   */
+  public B copy(boolean copy) {
+    this.copy = copy;
+    return self();
+  }
+
   /** Validates what every sink needs and returns the shared configuration. */
   JdbcSpec<R> spec() {
     if (settings == null) {
@@ -156,7 +169,8 @@ public abstract class JdbcSinkBuilder<R, B extends JdbcSinkBuilder<R, B>> {
                 + "': upsertOn/accumulating apply to a table mapping, not to a custom writer(...):"
                 + " write the ON CONFLICT clause in the writer's SQL");
       }
-      return new JdbcSpec<>(pipelineId, settings, dialect, null, writer, batchSize, deadLetters);
+      return new JdbcSpec<>(
+          pipelineId, settings, dialect, null, writer, batchSize, false, deadLetters);
     }
     if (table == null || columns == null || columns.isEmpty() || values == null) {
       throw new SinkConfigurationException(
@@ -208,7 +222,7 @@ public abstract class JdbcSinkBuilder<R, B extends JdbcSinkBuilder<R, B>> {
             versionSource,
             versionFunction,
             posCols);
-    return new JdbcSpec<>(pipelineId, settings, dialect, m, null, batchSize, deadLetters);
+    return new JdbcSpec<>(pipelineId, settings, dialect, m, null, batchSize, copy, deadLetters);
   }
 
   private static List<SqlIdentifier> identifiers(String what, List<String> names) {

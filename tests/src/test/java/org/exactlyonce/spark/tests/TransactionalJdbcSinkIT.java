@@ -13,6 +13,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.stream.Collectors;
 import java.util.stream.LongStream;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.common.TopicPartition;
 import org.exactlyonce.spark.CommitOutcome;
 import org.exactlyonce.spark.PartitionCommit;
@@ -72,6 +73,109 @@ class TransactionalJdbcSinkIT {
 
   private static List<String> ids(long from, long until) {
     return LongStream.range(from, until).mapToObj(o -> TOPIC + "-0-" + o).toList();
+  }
+
+  /**
+   * The COPY path (plain table mappings) must store exactly what batched INSERTs store, whatever
+   * the text holds: quotes, commas, newlines, backslashes, empty strings versus NULL, bytes.
+   */
+  @Test
+  void copyStoresTheSameValuesAsInsertsForAwkwardText() throws Exception {
+    db.execute(
+        "CREATE TABLE awkward (n int, txt text, bin bytea, ts timestamptz, ok boolean,"
+            + " amount numeric, via text)");
+    List<Object[]> values =
+        List.of(
+            new Object[] {
+              1,
+              "plain",
+              new byte[] {0, 1, (byte) 255},
+              java.time.Instant.parse("2026-11-24T10:15:30.123456Z"),
+              true,
+              new java.math.BigDecimal("12.50")
+            },
+            new Object[] {
+              2,
+              "quote \" comma , newline \n cr \r backslash \\ tab \t",
+              new byte[0],
+              null,
+              false,
+              null
+            },
+            new Object[] {
+              3,
+              "",
+              null,
+              java.time.OffsetDateTime.parse("2026-01-02T03:04:05+02:00"),
+              null,
+              new java.math.BigDecimal("-0.001")
+            },
+            new Object[] {
+              4,
+              null,
+              "ünïcødé ✓".getBytes(java.nio.charset.StandardCharsets.UTF_8),
+              null,
+              true,
+              java.math.BigDecimal.ZERO
+            },
+            new Object[] {5, "\\N", null, null, null, null});
+    for (boolean copy : new boolean[] {true, false}) {
+      JdbcSink<Object[]> awkward =
+          JdbcSink.<Object[]>transactional(copy ? "copy" : "insert")
+              .connection(db.settings)
+              .table("awkward")
+              .columns("n", "txt", "bin", "ts", "ok", "amount", "via")
+              .values(
+                  v -> {
+                    List<Object> row = new java.util.ArrayList<>(java.util.Arrays.asList(v));
+                    row.add(copy ? "copy" : "insert");
+                    return row;
+                  })
+              .copy(copy)
+              .build();
+      long e = start(awkward, 0);
+      assertThat(awkward.toString()).contains(copy ? ", COPY" : "batchSize");
+      List<ConsumerRecord<String, String>> records = new java.util.ArrayList<>();
+      for (int i = 0; i < values.size(); i++) {
+        records.add(new ConsumerRecord<>(TOPIC, 0, i, "k", "v"));
+      }
+      PartitionCommit c =
+          awkward.commit(
+              e,
+              SourceRange.of(TOPIC, 0, 0, values.size()),
+              new org.exactlyonce.spark.internal.MappedPartition<String, String, Object[]>(
+                  records.iterator(),
+                  r -> List.<Object[]>of(values.get((int) r.offset())),
+                  SourceRange.of(TOPIC, 0, 0, values.size())));
+      assertThat(c.rowsWritten()).isEqualTo(values.size());
+    }
+    List<String> copied = new java.util.ArrayList<>();
+    List<String> inserted = new java.util.ArrayList<>();
+    try (var c = db.connect();
+        var rs =
+            c.createStatement()
+                .executeQuery(
+                    "SELECT via, n, txt, encode(bin, 'hex'), ts, ok, amount FROM awkward ORDER BY via, n")) {
+      while (rs.next()) {
+        String row =
+            rs.getInt(2)
+                + "|"
+                + rs.getString(3)
+                + "|"
+                + rs.getString(4)
+                + "|"
+                + rs.getString(5)
+                + "|"
+                + rs.getString(6)
+                + "|"
+                + rs.getString(7);
+        (rs.getString(1).equals("copy") ? copied : inserted).add(row);
+      }
+    }
+    assertThat(copied).hasSize(values.size()).isEqualTo(inserted);
+    assertThat(copied.get(1)).contains("quote \" comma , newline \n cr \r backslash \\ tab");
+    assertThat(copied.get(2)).startsWith("3||"); // the empty string stays empty, not NULL
+    assertThat(copied.get(3)).startsWith("4|null|");
   }
 
   @Test

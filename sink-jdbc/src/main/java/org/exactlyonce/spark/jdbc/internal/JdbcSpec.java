@@ -23,6 +23,7 @@ public record JdbcSpec<R>(
     TableMapping<R> mapping,
     JdbcWriter<R> writer,
     int batchSize,
+    boolean copy,
     SqlIdentifier deadLetters)
     implements Serializable {
 
@@ -57,6 +58,9 @@ public record JdbcSpec<R>(
 
   /** Writes {@code rows} through {@code h} in chunks of the batch size; returns the count. */
   public long writeAll(Handle h, Iterator<Positioned<R>> rows) throws Exception {
+    if (copy && mapping != null && mapping.isPlainInsert()) {
+      return CopyWriter.copy(h, mapping, rows);
+    }
     RowWriter<R> w = rowWriter();
     long written = 0;
     List<Positioned<R>> chunk = new ArrayList<>(Math.min(batchSize, 1024));
@@ -91,6 +95,7 @@ public record JdbcSpec<R>(
         + (mapping == null ? "custom writer" : mapping.insertSql())
         + ", batchSize="
         + batchSize
+        + (copy && mapping != null && mapping.isPlainInsert() ? ", COPY" : "")
         + "}";
   }
 }

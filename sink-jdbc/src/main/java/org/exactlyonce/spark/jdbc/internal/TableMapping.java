@@ -102,6 +102,11 @@ public final class TableMapping<R> implements RowWriter<R> {
     return at < 0 ? "" : insert.substring(at);
   }
 
+  /** Whether rows are plain inserts: no conflict clause, so COPY writes the same rows. */
+  public boolean isPlainInsert() {
+    return keys.isEmpty() && positionColumns.isEmpty();
+  }
+
   /** The upsert key columns (empty for plain inserts). */
   public List<SqlIdentifier> keys() {
     return keys;
