@@ -25,12 +25,14 @@ import org.exactlyonce.spark.ExactlyOnce;
 import org.exactlyonce.spark.ExactlyOnceStream;
 import org.exactlyonce.spark.cassandra.CassandraSettings;
 import org.exactlyonce.spark.cassandra.CassandraSink;
+import org.exactlyonce.spark.jdbc.JdbcBatchSink;
 import org.exactlyonce.spark.jdbc.JdbcIdempotentSink;
 import org.exactlyonce.spark.jdbc.JdbcSettings;
 import org.exactlyonce.spark.jdbc.JdbcSink;
 import org.exactlyonce.spark.kafka.KafkaSink;
 import org.exactlyonce.spark.kafka.ToBytes;
 import org.exactlyonce.spark.testing.servers.SparkSetup;
+import scala.Tuple2;
 
 /**
  * The driver of a chaos run, in its own JVM so that {@link ChaosIT} can kill it with SIGKILL and
@@ -67,7 +69,29 @@ public final class ChaosJob {
 
     int slowMs = Integer.getInteger("chaos.slowMs", 4);
     String committedSql;
-    if (mode.equals("cassandra")) {
+    if (mode.equals("batch")) {
+      // An aggregate after a shuffle: per-bucket totals, one transaction per batch.
+      JdbcBatchSink<Tuple2<String, Long>> sink =
+          JdbcSink.<Tuple2<String, Long>>perBatch("chaos")
+              .connection(db)
+              .table("chaos_totals")
+              .columns("bucket", "total")
+              .values(t -> List.of(t._1(), t._2()))
+              .upsertOn("bucket")
+              .accumulating("total")
+              .build();
+      ExactlyOnceStream<String, String> stream =
+          ExactlyOnce.directStream(ssc, params, List.of(topic), sink);
+      ExactlyOnce.foreachBatch(
+          stream,
+          rdd ->
+              rdd.mapToPair(r -> new Tuple2<>(bucketOf(slow(r.value(), slowMs)), 1L))
+                  .reduceByKey(Long::sum)
+                  .map(t -> t),
+          sink);
+      committedSql =
+          "SELECT COALESCE(sum(until_offset), 0) FROM eos_offsets WHERE pipeline_id = 'chaos'";
+    } else if (mode.equals("cassandra")) {
       // args[6]: host:port, args[7]: data center, args[8]: table (keyspace.name)
       CassandraSink<String> sink =
           CassandraSink.<String>idempotent("chaos")
