@@ -16,8 +16,8 @@ final class Chart {
 
   static void write(Path png, String title, List<Benchmarks.Result> results) throws Exception {
     int rowH = 34;
-    int left = 330;
-    int width = 1000;
+    int left = 470;
+    int width = 1250;
     int height = 90 + rowH * results.size();
     BufferedImage img = new BufferedImage(width, height, BufferedImage.TYPE_INT_RGB);
     Graphics2D g = img.createGraphics();
