@@ -22,6 +22,25 @@ public record PartitionCommit(
     long millis)
     implements Serializable {
 
+  /**
+   * A commit whose {@code millis} run from {@code startedNanos} ({@link System#nanoTime()}) to now.
+   */
+  public static PartitionCommit since(
+      long startedNanos,
+      SourceRange range,
+      CommitOutcome outcome,
+      long storedBefore,
+      long recordsIn,
+      long rowsWritten) {
+    return new PartitionCommit(
+        range,
+        outcome,
+        storedBefore,
+        recordsIn,
+        rowsWritten,
+        (System.nanoTime() - startedNanos) / 1_000_000);
+  }
+
   /** A readable one-liner, for example {@code clicks-3[100, 200) COMMITTED stored=100 rows=100}. */
   @Override
   public String toString() {

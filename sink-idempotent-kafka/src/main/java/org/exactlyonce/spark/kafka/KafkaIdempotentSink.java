@@ -1,17 +1,13 @@
 package org.exactlyonce.spark.kafka;
 
-import java.util.Map;
 import org.apache.kafka.clients.producer.Producer;
 import org.apache.kafka.common.KafkaException;
 import org.exactlyonce.spark.ExactlyOnceException;
-import org.exactlyonce.spark.PipelineId;
 import org.exactlyonce.spark.SourceRange;
 import org.exactlyonce.spark.kafka.internal.Clients;
 import org.exactlyonce.spark.kafka.internal.KafkaSpec;
 import org.exactlyonce.spark.kafka.internal.Outputs;
-import org.exactlyonce.spark.kafka.internal.ProgressStore;
 import org.exactlyonce.spark.spi.IdempotentSink;
-import org.exactlyonce.spark.spi.OffsetStore;
 import org.exactlyonce.spark.spi.PartitionOutputs;
 
 /**
@@ -24,44 +20,11 @@ import org.exactlyonce.spark.spi.PartitionOutputs;
  *
  * @param <R> the output type
  */
-public final class KafkaIdempotentSink<R> implements IdempotentSink<R> {
+public final class KafkaIdempotentSink<R> extends KafkaSinkBase<R> implements IdempotentSink<R> {
   private static final long serialVersionUID = 1L;
 
-  private final KafkaSpec<R> spec;
-
   KafkaIdempotentSink(KafkaSpec<R> spec) {
-    this.spec = spec;
-  }
-
-  @Override
-  public PipelineId pipelineId() {
-    return spec.pipelineId();
-  }
-
-  /** The consumer group whose committed offsets are this sink's progress. */
-  public String progressGroup() {
-    return spec.progressGroup();
-  }
-
-  /** The configuration without credentials. */
-  @Override
-  public String toString() {
-    return "%s[%s]".formatted(getClass().getSimpleName(), spec);
-  }
-
-  @Override
-  public OffsetStore openOffsetStore() {
-    return new ProgressStore(spec);
-  }
-
-  @Override
-  public boolean routesBadRecordsToDeadLetters() {
-    return spec.deadLetterTopic() != null;
-  }
-
-  @Override
-  public void checkConsumerSettings(Map<String, Object> kafkaParams) {
-    KafkaSink.checkGroup(spec, kafkaParams);
+    super(spec);
   }
 
   @Override

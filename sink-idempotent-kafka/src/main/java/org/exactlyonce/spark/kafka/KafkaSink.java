@@ -10,9 +10,7 @@ import org.exactlyonce.spark.PipelineId;
 import org.exactlyonce.spark.SinkConfigurationException;
 import org.exactlyonce.spark.SourceRange;
 import org.exactlyonce.spark.kafka.internal.KafkaSpec;
-import org.exactlyonce.spark.kafka.internal.ProgressStore;
 import org.exactlyonce.spark.kafka.internal.TransactionalKafkaCommit;
-import org.exactlyonce.spark.spi.OffsetStore;
 import org.exactlyonce.spark.spi.PartitionOutputs;
 import org.exactlyonce.spark.spi.TransactionalSink;
 
@@ -41,13 +39,11 @@ import org.exactlyonce.spark.spi.TransactionalSink;
  *
  * @param <R> the output type
  */
-public final class KafkaSink<R> implements TransactionalSink<R> {
+public final class KafkaSink<R> extends KafkaSinkBase<R> implements TransactionalSink<R> {
   private static final long serialVersionUID = 1L;
 
-  private final KafkaSpec<R> spec;
-
   private KafkaSink(KafkaSpec<R> spec) {
-    this.spec = spec;
+    super(spec);
   }
 
   /**
@@ -71,53 +67,8 @@ public final class KafkaSink<R> implements TransactionalSink<R> {
   }
 
   @Override
-  public PipelineId pipelineId() {
-    return spec.pipelineId();
-  }
-
-  /** The consumer group whose committed offsets are this sink's progress. */
-  public String progressGroup() {
-    return spec.progressGroup();
-  }
-
-  /** The configuration without credentials. */
-  @Override
-  public String toString() {
-    return "%s[%s]".formatted(getClass().getSimpleName(), spec);
-  }
-
-  @Override
-  public OffsetStore openOffsetStore() {
-    return new ProgressStore(spec);
-  }
-
-  @Override
-  public boolean routesBadRecordsToDeadLetters() {
-    return spec.deadLetterTopic() != null;
-  }
-
-  @Override
-  public void checkConsumerSettings(Map<String, Object> kafkaParams) {
-    checkGroup(spec, kafkaParams);
-  }
-
-  @Override
   public PartitionCommit commit(long epoch, SourceRange range, PartitionOutputs<R> outputs) {
     return TransactionalKafkaCommit.commit(spec, epoch, range, outputs);
-  }
-
-  static void checkGroup(KafkaSpec<?> spec, Map<String, Object> kafkaParams) {
-    Object groupId = kafkaParams.get("group.id");
-    if (spec.progressGroup().equals(groupId)) {
-      throw new SinkConfigurationException(
-          "pipeline '"
-              + spec.pipelineId()
-              + "': the stream reads with group.id '"
-              + groupId
-              + "', which is also the sink's progress group: the stream's consumer would be a"
-              + " member of the group that holds the sink's offsets and could overwrite them. Use"
-              + " another group.id for the stream, or another progressGroup(...) for the sink");
-    }
   }
 
   /**

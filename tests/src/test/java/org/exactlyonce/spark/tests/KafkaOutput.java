@@ -56,6 +56,30 @@ final class KafkaOutput {
   }
 
   /**
+   * Makes every {@code every}-th output send of the Kafka sinks fail its task, {@code times} times
+   * in all, after letting the producer send what it was given: a task that dies halfway through
+   * sending.
+   *
+   * @return how many failures were injected so far
+   */
+  static java.util.concurrent.atomic.AtomicInteger failSendsEvery(int every, int times) {
+    java.util.concurrent.atomic.AtomicInteger sent =
+        new java.util.concurrent.atomic.AtomicInteger();
+    java.util.concurrent.atomic.AtomicInteger failed =
+        new java.util.concurrent.atomic.AtomicInteger();
+    org.exactlyonce.spark.internal.FaultPoints.set(
+        org.exactlyonce.spark.kafka.internal.Outputs.AFTER_SEND,
+        () -> {
+          if (sent.incrementAndGet() % every == 0 && failed.get() < times) {
+            failed.incrementAndGet();
+            letTheProducerSendWhatItHas();
+            throw new IllegalStateException("injected: a task dies halfway through sending");
+          }
+        });
+    return failed;
+  }
+
+  /**
    * Waits long enough for a producer's background thread to send what was handed to it, so that a
    * task failing right after makes its half-written outputs visible on the wire (to
    * read_uncommitted readers) instead of dropping them unsent.

@@ -46,8 +46,6 @@ import org.junit.jupiter.api.TestMethodOrder;
  */
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 class KafkaTransactionalSinkIT {
-  private static final AtomicInteger SENT = new AtomicInteger();
-  private static final AtomicInteger FAILED = new AtomicInteger();
 
   /** Two outputs per input record, so positions with index 1 are exercised too. */
   static final RecordMapper<String, String, String> TWO_OUTPUTS =
@@ -121,17 +119,7 @@ class KafkaTransactionalSinkIT {
         new StreamHarness(
             "k-fail", 3, Map.of("spark.streaming.kafka.maxRatePerPartition", "400"))) {
       List<String> inputs = produce(h, 500);
-      SENT.set(0);
-      FAILED.set(0);
-      // Fail three task attempts, each after it sent part of its outputs.
-      FaultPoints.set(
-          org.exactlyonce.spark.kafka.internal.Outputs.AFTER_SEND,
-          () -> {
-            if (SENT.incrementAndGet() % 301 == 0 && FAILED.incrementAndGet() <= 3) {
-              KafkaOutput.letTheProducerSendWhatItHas();
-              throw new IllegalStateException("injected: task dies halfway through sending");
-            }
-          });
+      var failed = KafkaOutput.failSendsEvery(301, 3);
       KafkaSink<String> sink = sink("k-fail").build();
 
       Throwable failure =
@@ -141,7 +129,7 @@ class KafkaTransactionalSinkIT {
               () -> caughtUp(h, sink.progressGroup()));
 
       assertThat(failure).isNull();
-      assertThat(FAILED.get()).as("injected failures").isGreaterThanOrEqualTo(3);
+      assertThat(failed.get()).as("injected failures").isEqualTo(3);
       List<ConsumerRecord<String, String>> all = KafkaOutput.uncommitted(kafka, outTopic);
       assertThat(all.size())
           .as("the aborted halves are on the wire, invisible to read_committed readers")
@@ -383,16 +371,7 @@ class KafkaTransactionalSinkIT {
         new StreamHarness(
             "k-idem", 2, Map.of("spark.streaming.kafka.maxRatePerPartition", "400"))) {
       List<String> inputs = produce(h, 400);
-      SENT.set(0);
-      FAILED.set(0);
-      FaultPoints.set(
-          org.exactlyonce.spark.kafka.internal.Outputs.AFTER_SEND,
-          () -> {
-            if (SENT.incrementAndGet() % 250 == 0 && FAILED.incrementAndGet() <= 2) {
-              KafkaOutput.letTheProducerSendWhatItHas();
-              throw new IllegalStateException("injected: task dies halfway through sending");
-            }
-          });
+      var failed = KafkaOutput.failSendsEvery(250, 2);
       kafka.createTopic(outTopic, 2);
       KafkaIdempotentSink<String> sink =
           KafkaSink.<String>idempotent("k-idem")

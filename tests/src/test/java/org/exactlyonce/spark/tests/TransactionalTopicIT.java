@@ -9,7 +9,6 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.serialization.StringDeserializer;
@@ -24,7 +23,6 @@ import org.exactlyonce.spark.internal.FaultPoints;
 import org.exactlyonce.spark.jdbc.JdbcSink;
 import org.exactlyonce.spark.kafka.KafkaSink;
 import org.exactlyonce.spark.kafka.ToBytes;
-import org.exactlyonce.spark.kafka.internal.Outputs;
 import org.exactlyonce.spark.testing.servers.KafkaBroker;
 import org.exactlyonce.spark.testing.servers.SparkSetup;
 import org.exactlyonce.spark.testing.servers.TestServers;
@@ -40,9 +38,6 @@ import org.junit.jupiter.api.Test;
 class TransactionalTopicIT {
   /** Spark's reader gives up after this long; the idle periods below last longer. */
   private static final long POLL_MS = 1000;
-
-  private static final AtomicInteger SENT = new AtomicInteger();
-  private static final AtomicInteger FAILED = new AtomicInteger();
 
   private final KafkaBroker kafka = TestServers.kafka();
   private JdbcTestSupport db;
@@ -188,17 +183,7 @@ class TransactionalTopicIT {
       expected.add(id);
     }
     kafka.send(input);
-    SENT.set(0);
-    FAILED.set(0);
-    // Job 1's tasks die halfway through some transactions: its output holds aborted records.
-    FaultPoints.set(
-        Outputs.AFTER_SEND,
-        () -> {
-          if (SENT.incrementAndGet() % 211 == 0 && FAILED.incrementAndGet() <= 4) {
-            KafkaOutput.letTheProducerSendWhatItHas();
-            throw new IllegalStateException("injected: job 1 task dies mid-transaction");
-          }
-        });
+    var failed = KafkaOutput.failSendsEvery(211, 4);
     KafkaSink<String> job1 =
         KafkaSink.<String>transactional("chain-1")
             .bootstrapServers(kafka.bootstrapServers())
@@ -227,7 +212,7 @@ class TransactionalTopicIT {
     } finally {
       ssc.stop(false, true);
     }
-    assertThat(FAILED.get()).as("injected aborts").isGreaterThanOrEqualTo(4);
+    assertThat(failed.get()).as("injected aborts").isEqualTo(4);
     assertThat(KafkaOutput.uncommitted(kafka, mid).size())
         .as("aborted records in job 1's output")
         .isGreaterThan(1500);

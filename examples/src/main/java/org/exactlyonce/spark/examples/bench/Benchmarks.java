@@ -50,6 +50,7 @@ import org.exactlyonce.spark.kafka.KafkaSink;
 import org.exactlyonce.spark.kafka.ToBytes;
 import org.exactlyonce.spark.spi.ExactlyOnceSink;
 import org.exactlyonce.spark.spi.OffsetStore;
+import org.exactlyonce.spark.spi.PartitionOutputs;
 import org.exactlyonce.spark.testing.servers.CassandraServer;
 import org.exactlyonce.spark.testing.servers.KafkaBroker;
 import org.exactlyonce.spark.testing.servers.PostgresServer;
@@ -630,17 +631,29 @@ public final class Benchmarks implements Callable<Integer> {
       epoch = store.takeWriterEpoch();
       store.storeStartOffsets(Map.of(tp, 0L), epoch);
     }
-    RecordMapper<String, String, String[]> none = rec -> List.of();
     List<Long> micros = new ArrayList<>();
     int commits = 2000;
     for (int i = 0; i < commits + 200; i++) {
       org.exactlyonce.spark.SourceRange range =
           org.exactlyonce.spark.SourceRange.of("overhead", 0, i, i + 1);
-      var outputs =
-          new org.exactlyonce.spark.internal.MappedPartition<String, String, String[]>(
-              List.of(new ConsumerRecord<String, String>("overhead", 0, i, "k", "v")).iterator(),
-              none,
-              range);
+      // One record that maps to no output.
+      PartitionOutputs<String[]> outputs =
+          new PartitionOutputs<>() {
+            @Override
+            public java.util.Iterator<Positioned<String[]>> positionedFrom(long offset) {
+              return Collections.emptyIterator();
+            }
+
+            @Override
+            public long recordsRead() {
+              return 1;
+            }
+
+            @Override
+            public List<org.exactlyonce.spark.DeadLetter> deadLetters() {
+              return List.of();
+            }
+          };
       long t0 = System.nanoTime();
       var c = sink.commit(epoch, range, outputs);
       long us = (System.nanoTime() - t0) / 1000;

@@ -365,14 +365,7 @@ public final class ProgressStore implements OffsetStore {
       OffsetAndMetadata om =
           Progress.read(admin, spec.progressGroup(), List.of(tp), spec.apiTimeoutMs()).get(tp);
       if (Progress.epochOf(om) > epoch) {
-        throw new WriterFencedException(
-            "pipeline '"
-                + spec.pipelineId()
-                + "': writer epoch "
-                + epoch
-                + " was fenced by epoch "
-                + Progress.epochOf(om)
-                + " (another driver took over)");
+        throw fenced(epoch, Progress.epochOf(om));
       }
       if (om != null && !overwrite) {
         return null;
@@ -390,16 +383,20 @@ public final class ProgressStore implements OffsetStore {
   private void checkEpoch(Map<TopicPartition, OffsetAndMetadata> stored, long epoch) {
     for (OffsetAndMetadata om : stored.values()) {
       if (Progress.epochOf(om) > epoch) {
-        throw new WriterFencedException(
-            "pipeline '"
-                + spec.pipelineId()
-                + "': writer epoch "
-                + epoch
-                + " was fenced by epoch "
-                + Progress.epochOf(om)
-                + " (another driver took over)");
+        throw fenced(epoch, Progress.epochOf(om));
       }
     }
+  }
+
+  private WriterFencedException fenced(long epoch, long newer) {
+    return new WriterFencedException(
+        "pipeline '"
+            + spec.pipelineId()
+            + "': writer epoch "
+            + epoch
+            + " was fenced by epoch "
+            + newer
+            + " (another driver took over)");
   }
 
   private Map<TopicPartition, OffsetAndMetadata> read(Collection<TopicPartition> tps) {

@@ -49,12 +49,12 @@ public final class TransactionalKafkaCommit {
         long stored = om == null ? range.from() : om.offset();
         if (Progress.epochOf(om) > epoch) {
           clean = true;
-          return result(range, CommitOutcome.FENCED, stored, 0, 0, started);
+          return PartitionCommit.since(started, range, CommitOutcome.FENCED, stored, 0, 0);
         }
         CommitOutcome outcome = CommitDecision.decide(stored, range);
         if (outcome != CommitOutcome.COMMITTED && outcome != CommitOutcome.TRIMMED) {
           clean = true;
-          return result(range, outcome, stored, 0, 0, started);
+          return PartitionCommit.since(started, range, outcome, stored, 0, 0);
         }
         producer.beginTransaction();
         try {
@@ -77,7 +77,7 @@ public final class TransactionalKafkaCommit {
         FaultPoints.reach(Outputs.BEFORE_COMMIT);
         producer.commitTransaction();
         clean = true;
-        return result(range, outcome, stored, outputs.recordsRead(), rows, started);
+        return PartitionCommit.since(started, range, outcome, stored, outputs.recordsRead(), rows);
       } catch (ProducerFencedException | InvalidProducerEpochException e) {
         throw new ExactlyOnceException(
             "the Kafka transaction of "
@@ -103,16 +103,5 @@ public final class TransactionalKafkaCommit {
         }
       }
     }
-  }
-
-  private static PartitionCommit result(
-      SourceRange range,
-      CommitOutcome outcome,
-      long stored,
-      long in,
-      long rows,
-      long startedNanos) {
-    return new PartitionCommit(
-        range, outcome, stored, in, rows, (System.nanoTime() - startedNanos) / 1_000_000);
   }
 }

@@ -27,17 +27,18 @@ public final class TransactionalCommit {
               TransactionIsolationLevel.READ_COMMITTED,
               h -> {
                 if (!OffsetRows.epochIsCurrent(h, dialect, spec.pipelineId(), epoch)) {
-                  return result(range, CommitOutcome.FENCED, -1, 0, 0, started);
+                  return PartitionCommit.since(started, range, CommitOutcome.FENCED, -1, 0, 0);
                 }
                 long stored = OffsetRows.lock(h, dialect, spec.pipelineId(), range);
                 CommitOutcome outcome = CommitDecision.decide(stored, range);
                 if (outcome != CommitOutcome.COMMITTED && outcome != CommitOutcome.TRIMMED) {
-                  return result(range, outcome, stored, 0, 0, started);
+                  return PartitionCommit.since(started, range, outcome, stored, 0, 0);
                 }
                 long rows = spec.writeAll(h, outputs.positionedFrom(stored));
                 spec.writeDeadLetters(h, outputs.deadLetters());
                 OffsetRows.advance(h, dialect, spec.pipelineId(), epoch, range, stored);
-                return result(range, outcome, stored, outputs.recordsRead(), rows, started);
+                return PartitionCommit.since(
+                    started, range, outcome, stored, outputs.recordsRead(), rows);
               });
     } catch (RuntimeException e) {
       throw e;
@@ -45,16 +46,5 @@ public final class TransactionalCommit {
       // The transaction was rolled back; Spark retries the task.
       throw new ExactlyOnceException("writing " + range + " failed and was rolled back: " + e, e);
     }
-  }
-
-  private static PartitionCommit result(
-      SourceRange range,
-      CommitOutcome outcome,
-      long stored,
-      long in,
-      long rows,
-      long startedNanos) {
-    return new PartitionCommit(
-        range, outcome, stored, in, rows, (System.nanoTime() - startedNanos) / 1_000_000);
   }
 }
