@@ -80,7 +80,7 @@ public final class VisibleEnds implements AutoCloseable {
         // Keep Spark's own choice: the batch may then fail as it would have without this class.
         LOG.warn(
             "{}: could not look for the last visible record before {}: {}", tp, u, ex.toString());
-        reset();
+        close(); // a fresh consumer next time
       }
     }
     return adjusted;
@@ -142,10 +142,6 @@ public final class VisibleEnds implements AutoCloseable {
       consumer = new KafkaConsumer<>(params);
     }
     return consumer;
-  }
-
-  private void reset() {
-    close();
   }
 
   @Override

@@ -18,13 +18,13 @@ public final class CassandraSettings implements Serializable {
 
   private final List<String> contactPoints;
   private final String localDatacenter;
-  private final String user;
-  private final String password;
-  private final String passwordEnv;
-  private final String writeConsistency;
-  private final String serialConsistency;
-  private final int maxRequestsInFlight;
-  private final Duration requestTimeout;
+  private String user;
+  private String password;
+  private String passwordEnv;
+  private String writeConsistency;
+  private String serialConsistency;
+  private int maxRequestsInFlight;
+  private Duration requestTimeout;
 
   private CassandraSettings(
       List<String> contactPoints,
@@ -81,72 +81,39 @@ public final class CassandraSettings implements Serializable {
 
   /** Authenticates as {@code user} (with a password from {@link #passwordFromEnv}). */
   public CassandraSettings user(String user) {
-    return new CassandraSettings(
-        contactPoints,
-        localDatacenter,
-        user,
-        password,
-        passwordEnv,
-        writeConsistency,
-        serialConsistency,
-        maxRequestsInFlight,
-        requestTimeout);
+    CassandraSettings c = copy();
+    c.user = user;
+    return c;
   }
 
   /** Uses {@code password}; prefer {@link #passwordFromEnv}, this one travels with tasks. */
   public CassandraSettings password(String password) {
-    return new CassandraSettings(
-        contactPoints,
-        localDatacenter,
-        user,
-        password,
-        null,
-        writeConsistency,
-        serialConsistency,
-        maxRequestsInFlight,
-        requestTimeout);
+    CassandraSettings c = copy();
+    c.password = password;
+    c.passwordEnv = null;
+    return c;
   }
 
   /** Reads the password from environment variable {@code name} where the session is opened. */
   public CassandraSettings passwordFromEnv(String name) {
-    return new CassandraSettings(
-        contactPoints,
-        localDatacenter,
-        user,
-        null,
-        name,
-        writeConsistency,
-        serialConsistency,
-        maxRequestsInFlight,
-        requestTimeout);
+    CassandraSettings c = copy();
+    c.password = null;
+    c.passwordEnv = name;
+    return c;
   }
 
   /** The consistency of writes (default {@code LOCAL_QUORUM}), for example {@code QUORUM}. */
   public CassandraSettings writeConsistency(String level) {
-    return new CassandraSettings(
-        contactPoints,
-        localDatacenter,
-        user,
-        password,
-        passwordEnv,
-        level,
-        serialConsistency,
-        maxRequestsInFlight,
-        requestTimeout);
+    CassandraSettings c = copy();
+    c.writeConsistency = level;
+    return c;
   }
 
   /** The serial consistency of lightweight transactions (default {@code LOCAL_SERIAL}). */
   public CassandraSettings serialConsistency(String level) {
-    return new CassandraSettings(
-        contactPoints,
-        localDatacenter,
-        user,
-        password,
-        passwordEnv,
-        writeConsistency,
-        level,
-        maxRequestsInFlight,
-        requestTimeout);
+    CassandraSettings c = copy();
+    c.serialConsistency = level;
+    return c;
   }
 
   /** The most asynchronous writes one task keeps in flight (default 128). */
@@ -154,20 +121,20 @@ public final class CassandraSettings implements Serializable {
     if (n < 1) {
       throw new SinkConfigurationException("maxRequestsInFlight must be at least 1, got " + n);
     }
-    return new CassandraSettings(
-        contactPoints,
-        localDatacenter,
-        user,
-        password,
-        passwordEnv,
-        writeConsistency,
-        serialConsistency,
-        n,
-        requestTimeout);
+    CassandraSettings c = copy();
+    c.maxRequestsInFlight = n;
+    return c;
   }
 
   /** The timeout of one request (default 10 s). */
   public CassandraSettings requestTimeout(Duration timeout) {
+    CassandraSettings c = copy();
+    c.requestTimeout = timeout;
+    return c;
+  }
+
+  /** A copy for a wither to change before returning it: no instance changes once returned. */
+  private CassandraSettings copy() {
     return new CassandraSettings(
         contactPoints,
         localDatacenter,
@@ -177,7 +144,7 @@ public final class CassandraSettings implements Serializable {
         writeConsistency,
         serialConsistency,
         maxRequestsInFlight,
-        timeout);
+        requestTimeout);
   }
 
   public List<String> contactPoints() {

@@ -2,7 +2,6 @@ package org.exactlyonce.spark.kafka;
 
 import java.time.Duration;
 import java.util.Map;
-import java.util.Set;
 import java.util.TreeMap;
 import java.util.function.Function;
 import org.exactlyonce.spark.PartitionCommit;
@@ -291,10 +290,6 @@ public final class KafkaSink<R> extends KafkaSinkBase<R> implements Transactiona
                 + why
                 + "); remove it");
       }
-    }
-
-    static Set<String> reserved() {
-      return RESERVED.keySet();
     }
   }
 }

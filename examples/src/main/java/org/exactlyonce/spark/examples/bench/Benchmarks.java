@@ -209,25 +209,19 @@ public final class Benchmarks implements Callable<Integer> {
     return p;
   }
 
-  /** Collects per-batch latencies and the span from the first batch's start to the last's end. */
+  /** Collects each batch's processing time and record count. */
   static final class Measure {
     final List<Long> batchMillis = new CopyOnWriteArrayList<>();
     final List<Long> batchRecords = new CopyOnWriteArrayList<>();
     final AtomicLong records = new AtomicLong();
-    volatile long firstStart;
-    volatile long lastEnd;
 
-    void batch(long startedAt, long millis, long n) {
+    void batch(long millis, long n) {
       if (n == 0) {
         return;
-      }
-      if (firstStart == 0) {
-        firstStart = startedAt;
       }
       batchMillis.add(millis);
       batchRecords.add(n);
       records.addAndGet(n);
-      lastEnd = startedAt + millis;
     }
 
     Result result(String backend, String strategy, long total, String note) {
@@ -269,7 +263,7 @@ public final class Benchmarks implements Callable<Integer> {
             if (n > 0) {
               writer.write(rdd, ranges);
             }
-            m.batch(t0, System.currentTimeMillis() - t0, n);
+            m.batch(System.currentTimeMillis() - t0, n);
           });
       ssc.start();
       while (m.records.get() < records) {
@@ -302,8 +296,7 @@ public final class Benchmarks implements Callable<Integer> {
       p.remove("auto.offset.reset");
       ExactlyOnceStream<String, String> stream =
           ExactlyOnce.directStream(ssc, p, List.of(topic), sink);
-      stream.onBatch(
-          b -> m.batch(System.currentTimeMillis() - b.millis(), b.millis(), b.recordsIn()));
+      stream.onBatch(b -> m.batch(b.millis(), b.recordsIn()));
       wire.accept(stream);
       ssc.start();
       while (m.records.get() < records && stream.failure() == null) {
