@@ -1,15 +1,22 @@
 package org.exactlyonce.spark.internal;
 
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.spark.streaming.StreamingContext;
+import org.apache.spark.streaming.Time;
 import org.apache.spark.streaming.kafka010.ConsumerStrategy;
 import org.apache.spark.streaming.kafka010.DefaultPerPartitionConfig;
 import org.apache.spark.streaming.kafka010.DirectKafkaInputDStream;
+import org.apache.spark.streaming.kafka010.KafkaRDD;
 import org.apache.spark.streaming.kafka010.LocationStrategy;
+import org.apache.spark.streaming.kafka010.OffsetRange;
+import org.apache.spark.streaming.scheduler.StreamInputInfo;
 import scala.collection.JavaConverters;
 
 /**
@@ -19,7 +26,12 @@ import scala.collection.JavaConverters;
  * backpressure, cached consumers, preferred locations, offset ranges) is Spark's own.
  *
  * <p>Overrides {@code clamp}, the one step between "latest offsets" and "this batch's end offsets"
- * in Spark 3.x's {@code DirectKafkaInputDStream.compute}; tested with Spark 3.5.5.
+ * in Spark 3.x's {@code DirectKafkaInputDStream.compute}, and {@code compute} itself for one
+ * reason: with {@code spark.streaming.kafka.allowNonConsecutiveOffsets} (which the library sets so
+ * that readers step over commit markers), Spark's {@code compute} reports a batch's size with
+ * {@code KafkaRDD.count()}, a Spark job that reads every record of the batch a second time,
+ * synchronously, before the batch's own job starts. This class reports the number of offsets in the
+ * ranges instead (markers included), and builds the same {@code KafkaRDD}. Tested with Spark 3.5.5.
  */
 // Raw supertype: javac cannot reconcile the generic signatures Scala gives compute() in
 // DStream<T> and DirectKafkaInputDStream<K, V> (same erasure, different return types).
@@ -49,10 +61,60 @@ public final class TransactionAwareStream<K, V> extends DirectKafkaInputDStream 
     }
     Map<TopicPartition, Long> adjusted =
         ends.adjust(toJava(currentOffsets()), toJava(clamped), toJava(latest));
-    Map<TopicPartition, Object> boxed = new HashMap<>(adjusted);
-    return JavaConverters.mapAsScalaMapConverter(boxed)
+    return toScala(new HashMap<TopicPartition, Object>(adjusted));
+  }
+
+  private static <A> scala.collection.immutable.Map<A, Object> toScala(Map<A, Object> m) {
+    return JavaConverters.mapAsScalaMapConverter(m)
         .asScala()
         .toMap(scala.Predef$.MODULE$.$conforms());
+  }
+
+  /**
+   * Spark's {@code compute} without the second read: the same ranges, RDD, input report and offset
+   * commits, but the input report counts offsets, not records (the batch is not read to count it).
+   */
+  @Override
+  public scala.Option compute(Time validTime) {
+    scala.collection.immutable.Map<TopicPartition, Object> until = clamp(latestOffsets());
+    Map<TopicPartition, Long> from = toJava(currentOffsets());
+    List<OffsetRange> ranges = new ArrayList<>();
+    long positions = 0;
+    for (Map.Entry<TopicPartition, Long> e : toJava(until).entrySet()) {
+      OffsetRange r = OffsetRange.create(e.getKey(), from.get(e.getKey()), e.getValue());
+      ranges.add(r);
+      positions += r.count();
+    }
+    boolean cache = ssc().conf().getBoolean("spark.streaming.kafka.consumer.cache.enabled", true);
+    KafkaRDD<K, V> rdd =
+        new KafkaRDD<>(
+            ssc().sparkContext(),
+            executorKafkaParams(),
+            ranges.toArray(new OffsetRange[0]),
+            getPreferredHosts(),
+            cache);
+    StringBuilder description = new StringBuilder();
+    ranges.stream()
+        .filter(r -> r.count() > 0)
+        .sorted(Comparator.comparing(OffsetRange::topic).thenComparingInt(OffsetRange::partition))
+        .forEach(
+            r ->
+                description
+                    .append(description.length() == 0 ? "" : "\n")
+                    .append(
+                        String.format(
+                            "topic: %s\tpartition: %d\toffsets: %d to %d",
+                            r.topic(), r.partition(), r.fromOffset(), r.untilOffset())));
+    Map<String, Object> metadata = new HashMap<>();
+    metadata.put("offsets", JavaConverters.asScalaBuffer(ranges).toList());
+    metadata.put(StreamInputInfo.METADATA_KEY_DESCRIPTION(), description.toString());
+    ssc()
+        .scheduler()
+        .inputInfoTracker()
+        .reportInfo(validTime, new StreamInputInfo(id(), positions, toScala(metadata)));
+    currentOffsets_$eq(until);
+    commitAll();
+    return scala.Option.apply(rdd);
   }
 
   @Override

@@ -169,6 +169,47 @@ class TransactionalTopicIT {
     assertThat(db.allIds()).containsExactlyInAnyOrderElementsOf(expected);
   }
 
+  /**
+   * Spark's own stream, with non-consecutive offsets allowed, counts each batch with a Spark job
+   * that reads every record a second time; the library's stream must not (it reports offsets).
+   */
+  @Test
+  void eachBatchIsReadOnceWithoutASecondCountingJob() throws Exception {
+    String topic = "read-once-" + System.nanoTime();
+    kafka.createTopic(topic, 2);
+    List<String> callSites = new CopyOnWriteArrayList<>();
+    sc.sc()
+        .addSparkListener(
+            new org.apache.spark.scheduler.SparkListener() {
+              @Override
+              public void onJobStart(org.apache.spark.scheduler.SparkListenerJobStart job) {
+                callSites.add(String.valueOf(job.properties().getProperty("callSite.short")));
+              }
+            });
+    JavaStreamingContext ssc = new JavaStreamingContext(sc, Durations.milliseconds(300));
+    try (KafkaProducer<String, String> p = transactionalProducer("read-once-writer")) {
+      for (int t = 0; t < 3; t++) {
+        transaction(p, topic, 2, "t" + t, 200, true);
+      }
+      JdbcSink<Out> sink = pgSink("read-once");
+      ExactlyOnceStream<String, String> stream =
+          ExactlyOnce.directStream(ssc, params(), List.of(topic), sink);
+      ExactlyOnce.foreachRDD(
+          stream, r -> List.of(new Out(r.value(), r.topic(), r.partition(), r.offset())), sink);
+      ssc.start();
+      await()
+          .atMost(Duration.ofSeconds(60))
+          .until(() -> stream.failure() != null || db.count() >= 1200);
+    } finally {
+      ssc.stop(false, true);
+    }
+    assertThat(db.count()).isEqualTo(1200);
+    assertThat(callSites).as("the batches' own jobs ran").isNotEmpty();
+    assertThat(callSites)
+        .as("jobs started by the stream itself (a count of each batch)")
+        .noneMatch(site -> site.contains("DirectKafkaInputDStream"));
+  }
+
   @Test
   void aChainOfTwoJobsDeliversEveryRecordToPostgresExactlyOnce() throws Exception {
     String in = "chain-in-" + System.nanoTime();
