@@ -8,11 +8,14 @@ import org.exactlyonce.spark.jdbc.JdbcSettings;
 import org.jdbi.v3.core.Jdbi;
 
 /**
- * One connection pool per distinct {@link JdbcSettings} per JVM, so that an executor reuses its
- * connections across tasks and batches instead of connecting once per partition.
+ * One connection pool, and one {@link Jdbi} over it, per distinct {@link JdbcSettings} per JVM, so
+ * that an executor reuses its connections across tasks and batches instead of connecting once per
+ * partition. The {@code Jdbi} is kept as well because it holds the cache of parsed SQL: a new one
+ * per commit parsed every statement again (ANTLR), most of the CPU of a range's bookkeeping.
  */
 public final class Databases {
   private static final Map<JdbcSettings, HikariDataSource> POOLS = new ConcurrentHashMap<>();
+  private static final Map<JdbcSettings, Jdbi> JDBIS = new ConcurrentHashMap<>();
 
   static {
     Runtime.getRuntime()
@@ -24,7 +27,8 @@ public final class Databases {
 
   /** A Jdbi over this JVM's pool for {@code settings}. */
   public static Jdbi jdbi(JdbcSettings settings) {
-    return Jdbi.create(POOLS.computeIfAbsent(settings, Databases::pool));
+    return JDBIS.computeIfAbsent(
+        settings, s -> Jdbi.create(POOLS.computeIfAbsent(s, Databases::pool)));
   }
 
   private static HikariDataSource pool(JdbcSettings settings) {
@@ -33,6 +37,9 @@ public final class Databases {
     config.setDataSourceProperties(settings.toProperties());
     config.setMaximumPoolSize(settings.maxPoolSize());
     config.setMinimumIdle(0);
+    // The commit protocols rely on row locks under READ COMMITTED, whatever the server's default
+    // (default_transaction_isolation); set once per connection, not per transaction.
+    config.setTransactionIsolation("TRANSACTION_READ_COMMITTED");
     config.setPoolName("exactly-once-" + settings.url());
     // Fail a task quickly when the database is down; Spark's retries then take over.
     config.setConnectionTimeout(10_000);

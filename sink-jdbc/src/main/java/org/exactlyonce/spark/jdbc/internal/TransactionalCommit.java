@@ -6,7 +6,6 @@ import org.exactlyonce.spark.PartitionCommit;
 import org.exactlyonce.spark.SourceRange;
 import org.exactlyonce.spark.internal.CommitDecision;
 import org.exactlyonce.spark.spi.PartitionOutputs;
-import org.jdbi.v3.core.transaction.TransactionIsolationLevel;
 
 /**
  * Strategy T: one range, one transaction. Lock the writer epoch (shared) and the offset row
@@ -23,8 +22,9 @@ public final class TransactionalCommit {
     PostgresDialect dialect = spec.dialect();
     try {
       return Databases.jdbi(spec.settings())
+          // READ COMMITTED is set once per pooled connection (Databases): asking Jdbi for it here
+          // cost a query of the current level and a reset on every commit.
           .inTransaction(
-              TransactionIsolationLevel.READ_COMMITTED,
               h -> {
                 if (!OffsetRows.epochIsCurrent(h, dialect, spec.pipelineId(), epoch)) {
                   return PartitionCommit.since(started, range, CommitOutcome.FENCED, -1, 0, 0);
