@@ -127,7 +127,15 @@ public final class IdempotentBatch<K, V, R>
       long started = System.nanoTime();
       MappedPartition<K, V, R> outputs =
           new MappedPartition<>(records, mapper, range, sink.routesBadRecordsToDeadLetters());
-      long rows = sink.write(range, from[index], outputs);
+      long rows;
+      FaultPoints.inRange(range);
+      try {
+        FaultPoints.reach(FaultPoints.TASK_BEFORE_WRITE);
+        rows = sink.write(range, from[index], outputs);
+        FaultPoints.reach(FaultPoints.TASK_AFTER_COMMIT);
+      } finally {
+        FaultPoints.leaveRange();
+      }
       return List.of(
               new long[] {
                 index, outputs.recordsRead(), rows, (System.nanoTime() - started) / 1_000_000

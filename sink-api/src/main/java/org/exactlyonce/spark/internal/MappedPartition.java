@@ -64,6 +64,8 @@ public final class MappedPartition<K, V, R> implements PartitionOutputs<R> {
       private Iterator<R> current = Collections.emptyIterator();
       private ConsumerRecord<K, V> source;
       private int index;
+      private final long middle = range.from() + (range.until() - range.from()) / 2;
+      private boolean halfway;
 
       @Override
       public boolean hasNext() {
@@ -77,6 +79,10 @@ public final class MappedPartition<K, V, R> implements PartitionOutputs<R> {
             continue; // committed by an earlier attempt: trimmed
           }
           recordsRead++;
+          if (!halfway && record.offset() >= middle) {
+            halfway = true;
+            FaultPoints.reach(FaultPoints.TASK_MID_WRITE);
+          }
           current = map(record);
           source = record;
           index = 0;

@@ -117,13 +117,20 @@ public final class TransactionalBatch<K, V, R>
         // Nothing to write: no need to open a transaction (idle topics would pay one per batch).
         return List.of(new PartitionCommit(range, CommitOutcome.COMMITTED, -1, 0, 0, 0)).iterator();
       }
-      return List.of(
-              sink.commit(
-                  epoch,
-                  range,
-                  new MappedPartition<>(
-                      records, mapper, range, sink.routesBadRecordsToDeadLetters())))
-          .iterator();
+      FaultPoints.inRange(range);
+      try {
+        FaultPoints.reach(FaultPoints.TASK_BEFORE_WRITE);
+        PartitionCommit commit =
+            sink.commit(
+                epoch,
+                range,
+                new MappedPartition<>(
+                    records, mapper, range, sink.routesBadRecordsToDeadLetters()));
+        FaultPoints.reach(FaultPoints.TASK_AFTER_COMMIT);
+        return List.of(commit).iterator();
+      } finally {
+        FaultPoints.leaveRange();
+      }
     }
   }
 }

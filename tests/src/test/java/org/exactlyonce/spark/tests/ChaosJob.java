@@ -61,6 +61,13 @@ public final class ChaosJob {
             .set("spark.speculation.interval", "100ms")
             .set("spark.speculation.multiplier", "1.2")
             .set("spark.speculation.quantile", "0.5");
+    // Task failures at the commit protocol's points (the chaos kit's TaskFaults), in the executors.
+    String executorOptions = System.getProperty("chaos.executorOptions", "");
+    if (!executorOptions.isBlank()) {
+      conf.set(
+          "spark.executor.extraJavaOptions",
+          conf.get("spark.executor.extraJavaOptions", "") + " " + executorOptions);
+    }
     JavaStreamingContext ssc = new JavaStreamingContext(conf, Durations.seconds(1));
     Map<String, Object> params = new HashMap<>();
     params.put("bootstrap.servers", bootstrap);

@@ -75,6 +75,7 @@ public final class TransactionalKafkaCommit {
         producer.flush();
         failures.check("sending the outputs of " + range);
         FaultPoints.reach(Outputs.BEFORE_COMMIT);
+        FaultPoints.reach(FaultPoints.TASK_BEFORE_COMMIT);
         producer.commitTransaction();
         clean = true;
         return PartitionCommit.since(started, range, outcome, stored, outputs.recordsRead(), rows);

@@ -5,6 +5,7 @@ import org.exactlyonce.spark.ExactlyOnceException;
 import org.exactlyonce.spark.PartitionCommit;
 import org.exactlyonce.spark.SourceRange;
 import org.exactlyonce.spark.internal.CommitDecision;
+import org.exactlyonce.spark.internal.FaultPoints;
 import org.exactlyonce.spark.spi.PartitionOutputs;
 
 /**
@@ -37,6 +38,7 @@ public final class TransactionalCommit {
                 long rows = spec.writeAll(h, outputs.positionedFrom(stored));
                 spec.writeDeadLetters(h, outputs.deadLetters());
                 OffsetRows.advance(h, dialect, spec.pipelineId(), epoch, range, stored);
+                FaultPoints.reach(FaultPoints.TASK_BEFORE_COMMIT);
                 return PartitionCommit.since(
                     started, range, outcome, stored, outputs.recordsRead(), rows);
               });

@@ -1,0 +1,25 @@
+package org.exactlyonce.spark.chaos;
+
+import java.util.List;
+import java.util.Random;
+
+/** What a {@link Fault} can see and do while a {@link ChaosRun} is under way. */
+public interface ChaosContext {
+  /** The driver JVM running now. */
+  Process driver();
+
+  /** The executor JVMs of the current driver (Spark's {@code CoarseGrainedExecutorBackend}). */
+  List<ProcessHandle> executors();
+
+  /** The run's random, drawn from its seed: use it for every choice, so a seed replays the run. */
+  Random random();
+
+  /**
+   * Waits until the run's mid-write probe says a write is in flight, at most the configured time;
+   * faults that should land between writing and committing call this first.
+   */
+  void awaitMidWrite() throws InterruptedException;
+
+  /** SIGKILLs the driver JVM and starts the job again with the same command. */
+  void restartDriver() throws Exception;
+}

@@ -1,0 +1,44 @@
+package org.exactlyonce.spark.chaos;
+
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * What a {@link ChaosRun} did.
+ *
+ * @param seed replays the schedule (and, with {@link TaskFaults}, the task failures)
+ * @param schedule the faults in the order they were drawn
+ * @param fired how often each fault fired (a schedule cut short by the job finishing fires fewer)
+ * @param taskFaults task failures injected at each point, counted in the drivers' logs
+ * @param driverStarts how often the driver JVM was started, the first start included
+ * @param wallMillis from the first start until the job finished
+ * @param logs where each driver's output went
+ */
+public record ChaosReport(
+    long seed,
+    List<String> schedule,
+    Map<String, Integer> fired,
+    Map<TaskFaults.Point, Integer> taskFaults,
+    int driverStarts,
+    long wallMillis,
+    Path logs) {
+
+  public ChaosReport {
+    schedule = List.copyOf(schedule);
+    fired = Map.copyOf(fired);
+    taskFaults = Map.copyOf(taskFaults);
+  }
+
+  /** Faults fired in all. */
+  public int firedTotal() {
+    return fired.values().stream().mapToInt(Integer::intValue).sum();
+  }
+
+  @Override
+  public String toString() {
+    return String.format(
+        "seed %d, faults fired %s, task faults %s, driver starts %d, wall %,d ms, logs %s",
+        seed, fired, taskFaults, driverStarts, wallMillis, logs);
+  }
+}

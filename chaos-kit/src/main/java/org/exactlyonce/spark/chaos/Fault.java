@@ -1,0 +1,92 @@
+package org.exactlyonce.spark.chaos;
+
+import java.time.Duration;
+import java.util.List;
+import java.util.Objects;
+
+/**
+ * One kind of fault a {@link ChaosRun} can fire. The built-in ones act on the job's JVMs; anything
+ * else (restarting a database on the same data, dropping its connections, partitioning a network)
+ * is a named action of the user's, made with {@link #of}.
+ */
+public interface Fault {
+  /** Shown in the schedule and counted in the report. */
+  String name();
+
+  /** Fires once. Exceptions fail the run (a fault that cannot fire proves nothing). */
+  void fire(ChaosContext context) throws Exception;
+
+  /** What a user's fault does. */
+  @FunctionalInterface
+  interface Action {
+    void fire(ChaosContext context) throws Exception;
+  }
+
+  /** A fault named {@code name} that runs {@code action}. */
+  static Fault of(String name, Action action) {
+    Objects.requireNonNull(name, "name");
+    Objects.requireNonNull(action, "action");
+    return new Fault() {
+      @Override
+      public String name() {
+        return name;
+      }
+
+      @Override
+      public void fire(ChaosContext context) throws Exception {
+        action.fire(context);
+      }
+
+      @Override
+      public String toString() {
+        return name;
+      }
+    };
+  }
+
+  /**
+   * SIGKILL of one executor JVM (chosen with the run's random), once a write is in flight (see
+   * {@link ChaosRun.Builder#midWrite}). Needs executors in their own JVMs: Spark's {@code
+   * local-cluster[n, cores, memory]} master or a real cluster manager on this machine. Waits up to
+   * 30 s for an executor JVM (a driver just started has none yet).
+   */
+  static Fault killExecutor() {
+    return killExecutor(Duration.ofSeconds(30));
+  }
+
+  /** {@link #killExecutor()}, waiting at most {@code wait} for an executor JVM to appear. */
+  static Fault killExecutor(Duration wait) {
+    return of(
+        "kill-executor",
+        context -> {
+          context.awaitMidWrite();
+          long deadline = System.nanoTime() + wait.toNanos();
+          List<ProcessHandle> executors = context.executors();
+          while (executors.isEmpty() && System.nanoTime() < deadline) {
+            Thread.sleep(100);
+            executors = context.executors();
+          }
+          if (executors.isEmpty()) {
+            throw new IllegalStateException(
+                "kill-executor: the driver has no executor JVM (CoarseGrainedExecutorBackend)"
+                    + " among its descendants after "
+                    + wait
+                    + "; run the job with master local-cluster[2,1,1024] or drop this fault");
+          }
+          executors.get(context.random().nextInt(executors.size())).destroyForcibly();
+        });
+  }
+
+  /**
+   * SIGKILL of the driver JVM once a write is in flight, then the same command again, as a cluster
+   * manager restarting a failed driver would.
+   */
+  static Fault killDriver() {
+    return of(
+        "kill-driver",
+        context -> {
+          context.awaitMidWrite();
+          context.restartDriver();
+        });
+  }
+}
