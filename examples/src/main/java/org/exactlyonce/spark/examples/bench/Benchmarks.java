@@ -47,6 +47,7 @@ import org.exactlyonce.spark.cassandra.CassandraSink;
 import org.exactlyonce.spark.jdbc.JdbcSettings;
 import org.exactlyonce.spark.jdbc.JdbcSink;
 import org.exactlyonce.spark.kafka.KafkaSink;
+import org.exactlyonce.spark.kafka.SourcePosition;
 import org.exactlyonce.spark.kafka.ToBytes;
 import org.exactlyonce.spark.spi.ExactlyOnceSink;
 import org.exactlyonce.spark.spi.OffsetStore;
@@ -112,8 +113,7 @@ public final class Benchmarks implements Callable<Integer> {
       double steadyRecordsPerSecond,
       long p50Ms,
       long p99Ms,
-      int batches,
-      String note) {}
+      int batches) {}
 
   private final List<Result> results = new ArrayList<>();
   private JavaSparkContext sc;
@@ -224,7 +224,7 @@ public final class Benchmarks implements Callable<Integer> {
       records.addAndGet(n);
     }
 
-    Result result(String backend, String strategy, long total, String note) {
+    Result result(String backend, String strategy, long total) {
       List<Long> sorted = new ArrayList<>(batchMillis);
       Collections.sort(sorted);
       long p50 = sorted.isEmpty() ? 0 : sorted.get((sorted.size() - 1) / 2);
@@ -236,13 +236,12 @@ public final class Benchmarks implements Callable<Integer> {
       long steadyRecords = batchRecords.stream().skip(1).mapToLong(Long::longValue).sum();
       long steadyMillis = batchMillis.stream().skip(1).mapToLong(Long::longValue).sum();
       double steady = steadyMillis == 0 ? 0 : steadyRecords / (steadyMillis / 1000.0);
-      return new Result(backend, strategy, total / secs, steady, p50, p99, sorted.size(), note);
+      return new Result(backend, strategy, total / secs, steady, p50, p99, sorted.size());
     }
   }
 
   /** A hand-written job: the user's foreachRDD over Spark's own stream. */
-  private Result handWritten(String backend, String strategy, RddWriter writer, String note)
-      throws Exception {
+  private Result handWritten(String backend, String strategy, RddWriter writer) throws Exception {
     Measure m = new Measure();
     JavaStreamingContext ssc = new JavaStreamingContext(sc, Durations.milliseconds(batchMs));
     try {
@@ -272,7 +271,7 @@ public final class Benchmarks implements Callable<Integer> {
     } finally {
       ssc.stop(false, true);
     }
-    return print(m.result(backend, strategy, records, note));
+    return print(m.result(backend, strategy, records));
   }
 
   interface RddWriter {
@@ -286,8 +285,7 @@ public final class Benchmarks implements Callable<Integer> {
       String backend,
       String strategy,
       ExactlyOnceSink sink,
-      Consumer<ExactlyOnceStream<String, String>> wire,
-      String note)
+      Consumer<ExactlyOnceStream<String, String>> wire)
       throws Exception {
     Measure m = new Measure();
     JavaStreamingContext ssc = new JavaStreamingContext(sc, Durations.milliseconds(batchMs));
@@ -308,7 +306,7 @@ public final class Benchmarks implements Callable<Integer> {
     } finally {
       ssc.stop(false, true);
     }
-    return print(m.result(backend, strategy, records, note));
+    return print(m.result(backend, strategy, records));
   }
 
   private Result print(Result r) {
@@ -343,8 +341,7 @@ public final class Benchmarks implements Callable<Integer> {
                   while (it.hasNext()) {
                     it.next();
                   }
-                }),
-        "");
+                }));
   }
 
   // ---- PostgreSQL ----------------------------------------------------------------------------
@@ -410,8 +407,7 @@ public final class Benchmarks implements Callable<Integer> {
                 }
                 ps.executeBatch();
               }
-            },
-            "");
+            });
     JdbcSettings db = JdbcSettings.url(url).user(user);
     for (boolean copy : new boolean[] {true, false}) {
       JdbcSink<String[]> sink =
@@ -430,8 +426,7 @@ public final class Benchmarks implements Callable<Integer> {
                   ? "exactly-once: JdbcSink.transactional (COPY)"
                   : "exactly-once: JdbcSink.transactional, copy(false)",
               sink,
-              s -> ExactlyOnce.foreachRDD(s, mapper, sink),
-              "");
+              s -> ExactlyOnce.foreachRDD(s, mapper, sink));
       ratio("postgres", eos, alo);
     }
   }
@@ -526,8 +521,7 @@ public final class Benchmarks implements Callable<Integer> {
                       if (!errors.isEmpty()) {
                         throw new IllegalStateException(errors.get(0));
                       }
-                    }),
-            "");
+                    }));
     CassandraSink<String[]> sink =
         CassandraSink.<String[]>idempotent("bench-cassandra")
             .connection(CassandraSettings.contactPoints(dc, host + ":" + port))
@@ -542,8 +536,7 @@ public final class Benchmarks implements Callable<Integer> {
             "cassandra",
             "exactly-once: CassandraSink.idempotent",
             sink,
-            st -> ExactlyOnce.foreachRDD(st, mapper, sink),
-            "");
+            st -> ExactlyOnce.foreachRDD(st, mapper, sink));
     ratio("cassandra", eos, alo);
   }
 
@@ -563,51 +556,66 @@ public final class Benchmarks implements Callable<Integer> {
     return aloProducer;
   }
 
+  private static RddWriter aloKafka(String b, String outTopic, int k, boolean headers) {
+    return (rdd, ranges) ->
+        rdd.foreachPartition(
+            it -> {
+              KafkaProducer<byte[], byte[]> p = aloProducer(b);
+              byte[] pipeline = "bench-kafka".getBytes(java.nio.charset.StandardCharsets.UTF_8);
+              List<java.util.concurrent.Future<?>> acks = new ArrayList<>();
+              while (it.hasNext()) {
+                ConsumerRecord<String, String> r = it.next();
+                for (int i = 0; i < k; i++) {
+                  ProducerRecord<byte[], byte[]> out =
+                      new ProducerRecord<>(outTopic, r.partition(), null, r.value().getBytes());
+                  if (headers) {
+                    out.headers()
+                        .add(
+                            SourcePosition.HEADER,
+                            new SourcePosition(r.topic(), r.partition(), r.offset(), i).toBytes())
+                        .add(SourcePosition.PIPELINE_HEADER, pipeline);
+                  }
+                  acks.add(p.send(out));
+                }
+              }
+              p.flush();
+              for (var a : acks) {
+                a.get();
+              }
+            });
+  }
+
   private void kafka(KafkaBroker broker) throws Exception {
     String aloTopic = topic + "-alo";
     String eosTopic = topic + "-eos";
     broker.createTopic(aloTopic, partitions);
     broker.createTopic(eosTopic, partitions);
-    String b = bootstrap;
-    int k = outputsPerRecord;
     Result alo =
         handWritten(
             "kafka",
             "at-least-once: idempotent producer, flush",
-            (rdd, ranges) ->
-                rdd.foreachPartition(
-                    it -> {
-                      KafkaProducer<byte[], byte[]> p = aloProducer(b);
-                      List<java.util.concurrent.Future<?>> acks = new ArrayList<>();
-                      while (it.hasNext()) {
-                        ConsumerRecord<String, String> r = it.next();
-                        for (int i = 0; i < k; i++) {
-                          acks.add(
-                              p.send(
-                                  new ProducerRecord<>(
-                                      aloTopic, r.partition(), null, r.value().getBytes())));
-                        }
-                      }
-                      p.flush();
-                      for (var a : acks) {
-                        a.get();
-                      }
-                    }),
-            "");
+            aloKafka(bootstrap, aloTopic, outputsPerRecord, false));
+    // The same, with the two headers the sink adds to every record (its source position and
+    // pipeline): separates the cost of those bytes from the cost of the transactions.
+    String headersTopic = topic + "-alo-headers";
+    broker.createTopic(headersTopic, partitions);
+    handWritten(
+        "kafka",
+        "at-least-once: the same, with the sink's two headers",
+        aloKafka(bootstrap, headersTopic, outputsPerRecord, true));
     KafkaSink<String> sink =
         KafkaSink.<String>transactional("bench-kafka")
             .bootstrapServers(bootstrap)
             .topic(eosTopic)
             .value(ToBytes.utf8(v -> v))
             .build();
-    RecordMapper<String, String, String> mapper = values(k);
+    RecordMapper<String, String, String> mapper = values(outputsPerRecord);
     Result eos =
         exactlyOnce(
             "kafka",
             "exactly-once: KafkaSink.transactional",
             sink,
-            st -> ExactlyOnce.foreachRDD(st, mapper, sink),
-            "");
+            st -> ExactlyOnce.foreachRDD(st, mapper, sink));
     ratio("kafka", eos, alo);
   }
 
