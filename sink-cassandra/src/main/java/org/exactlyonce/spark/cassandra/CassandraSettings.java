@@ -25,6 +25,9 @@ public final class CassandraSettings implements Serializable {
   private String serialConsistency;
   private int maxRequestsInFlight;
   private Duration requestTimeout;
+  private boolean tls;
+  private String trustStore;
+  private String trustStorePassword;
 
   private CassandraSettings(
       List<String> contactPoints,
@@ -133,18 +136,72 @@ public final class CassandraSettings implements Serializable {
     return c;
   }
 
+  /**
+   * Connects over TLS, trusting the certificates of the JVM's default trust store ({@code
+   * javax.net.ssl.trustStore} or the JDK's {@code cacerts}); host names are verified.
+   */
+  public CassandraSettings tls() {
+    CassandraSettings c = copy();
+    c.tls = true;
+    c.trustStore = null;
+    c.trustStorePassword = null;
+    return c;
+  }
+
+  /**
+   * Connects over TLS, trusting the certificates in the trust store at {@code path} (PKCS12 or JKS;
+   * the same path on the driver and on every executor); host names are verified. The password is
+   * never shown by {@link #toString()}.
+   *
+   * @throws SinkConfigurationException if there is no readable file at {@code path} here
+   */
+  public CassandraSettings tls(String path, String password) {
+    if (path == null || !java.nio.file.Files.isReadable(java.nio.file.Path.of(path))) {
+      throw new SinkConfigurationException(
+          "CassandraSettings.tls: no readable trust store at '"
+              + path
+              + "'; give the path of a PKCS12 or JKS file holding the CA of the nodes' certificates,"
+              + " present at the same path on the driver and every executor");
+    }
+    CassandraSettings c = copy();
+    c.tls = true;
+    c.trustStore = path;
+    c.trustStorePassword = password;
+    return c;
+  }
+
+  /** Whether connections use TLS. */
+  public boolean usesTls() {
+    return tls;
+  }
+
+  /** The trust store's path, or null for the JVM's default. */
+  public String trustStore() {
+    return trustStore;
+  }
+
+  /** The trust store's password (null if none). */
+  public String trustStorePassword() {
+    return trustStorePassword;
+  }
+
   /** A copy for a wither to change before returning it: no instance changes once returned. */
   private CassandraSettings copy() {
-    return new CassandraSettings(
-        contactPoints,
-        localDatacenter,
-        user,
-        password,
-        passwordEnv,
-        writeConsistency,
-        serialConsistency,
-        maxRequestsInFlight,
-        requestTimeout);
+    CassandraSettings c =
+        new CassandraSettings(
+            contactPoints,
+            localDatacenter,
+            user,
+            password,
+            passwordEnv,
+            writeConsistency,
+            serialConsistency,
+            maxRequestsInFlight,
+            requestTimeout);
+    c.tls = tls;
+    c.trustStore = trustStore;
+    c.trustStorePassword = trustStorePassword;
+    return c;
   }
 
   public List<String> contactPoints() {
@@ -194,7 +251,10 @@ public final class CassandraSettings implements Serializable {
         && writeConsistency.equals(s.writeConsistency)
         && serialConsistency.equals(s.serialConsistency)
         && maxRequestsInFlight == s.maxRequestsInFlight
-        && requestTimeout.equals(s.requestTimeout);
+        && requestTimeout.equals(s.requestTimeout)
+        && tls == s.tls
+        && Objects.equals(trustStore, s.trustStore)
+        && Objects.equals(trustStorePassword, s.trustStorePassword);
   }
 
   @Override
@@ -208,7 +268,10 @@ public final class CassandraSettings implements Serializable {
         writeConsistency,
         serialConsistency,
         maxRequestsInFlight,
-        requestTimeout);
+        requestTimeout,
+        tls,
+        trustStore,
+        trustStorePassword);
   }
 
   /** The settings with the password masked. */
@@ -230,6 +293,8 @@ public final class CassandraSettings implements Serializable {
         + maxRequestsInFlight
         + ", requestTimeout="
         + requestTimeout
+        + ", tls="
+        + (!tls ? "off" : trustStore == null ? "default trust store" : "trust store " + trustStore)
         + "}";
   }
 }

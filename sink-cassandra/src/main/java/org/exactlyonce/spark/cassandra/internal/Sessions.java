@@ -58,6 +58,40 @@ public final class Sessions {
         System.identityHashCode(get(settings)) + ":" + cql, k -> get(settings).prepare(cql));
   }
 
+  private static javax.net.ssl.SSLContext sslContext(CassandraSettings settings) {
+    try {
+      if (settings.trustStore() == null) {
+        return javax.net.ssl.SSLContext.getDefault();
+      }
+      // PKCS12 or JKS: Java 17's default key store type reads both.
+      java.security.KeyStore trust = java.security.KeyStore.getInstance("PKCS12");
+      char[] pw =
+          settings.trustStorePassword() == null
+              ? null
+              : settings.trustStorePassword().toCharArray();
+      try (java.io.InputStream in =
+          java.nio.file.Files.newInputStream(java.nio.file.Path.of(settings.trustStore()))) {
+        trust.load(in, pw);
+      }
+      javax.net.ssl.TrustManagerFactory tmf =
+          javax.net.ssl.TrustManagerFactory.getInstance(
+              javax.net.ssl.TrustManagerFactory.getDefaultAlgorithm());
+      tmf.init(trust);
+      javax.net.ssl.SSLContext context = javax.net.ssl.SSLContext.getInstance("TLS");
+      context.init(null, tmf.getTrustManagers(), null);
+      return context;
+    } catch (Exception e) {
+      // The message names the file, never the password.
+      throw new SinkConfigurationException(
+          "cannot read the Cassandra trust store "
+              + settings.trustStore()
+              + " ("
+              + e.getClass().getSimpleName()
+              + "): check the path, its type (PKCS12 or JKS) and its password",
+          e);
+    }
+  }
+
   private static CqlSession open(CassandraSettings settings) {
     DriverConfigLoader config =
         DriverConfigLoader.programmaticBuilder()
@@ -80,6 +114,12 @@ public final class Sessions {
       b.addContactPoint(
           InetSocketAddress.createUnresolved(
               hp.substring(0, colon), Integer.parseInt(hp.substring(colon + 1))));
+    }
+    if (settings.usesTls()) {
+      // Host names are verified against the nodes' certificates, as a browser would.
+      b.withSslEngineFactory(
+          new com.datastax.oss.driver.api.core.ssl.ProgrammaticSslEngineFactory(
+              sslContext(settings), null, true));
     }
     String password = settings.resolvePassword();
     if (settings.user() != null) {

@@ -100,9 +100,9 @@ public final class CassandraServer implements AutoCloseable {
    * Writes a one-node configuration under {@code dir} and starts the node. Its data lives in {@code
    * dataDir} (a tmpfs such as /dev/shm keeps batch commit-log sync fast).
    */
-  public static CassandraServer start(Path dir) {
+  public static CassandraServer start(Path dir, TlsMaterial tls) {
     CassandraServer server = new CassandraServer(dir, "127.0.0.1", Ports.free(), "datacenter1");
-    server.configure();
+    server.configure(tls);
     server.startProcess();
     return server;
   }
@@ -139,7 +139,7 @@ public final class CassandraServer implements AutoCloseable {
     return jvm.pid();
   }
 
-  private void configure() {
+  private void configure(TlsMaterial tls) {
     try {
       Files.createDirectories(dir.resolve("logs"));
       String d = dir.toAbsolutePath().toString();
@@ -179,6 +179,13 @@ public final class CassandraServer implements AutoCloseable {
               "concurrent_reads: 8",
               "concurrent_writes: 8",
               "concurrent_counter_writes: 8",
+              "# TLS on the CQL port, optional: clients may connect with or without it.",
+              "client_encryption_options:",
+              "  enabled: true",
+              "  optional: true",
+              "  keystore: " + tls.keyStore().toAbsolutePath(),
+              "  keystore_password: " + TlsMaterial.STORE_PASSWORD,
+              "  store_type: PKCS12",
               "");
       Files.writeString(dir.resolve("cassandra.yaml"), yaml);
     } catch (IOException e) {

@@ -36,12 +36,22 @@ public final class KafkaBroker implements AutoCloseable {
   private final String bootstrapServers;
   private final int port;
   private final int controllerPort;
+  private final int securePort;
+  private final TlsMaterial tls;
   private ForkedJvm jvm;
 
-  private KafkaBroker(Path dir) {
+  /** The user of the secure listener (SASL/PLAIN over TLS). */
+  public static final String SECURE_USER = "alice";
+
+  /** Its password: a test secret, never used for anything else. */
+  public static final String SECURE_PASSWORD = "alice-kafka-secret";
+
+  private KafkaBroker(Path dir, TlsMaterial tls) {
     this.dir = dir;
     this.port = Ports.free();
     this.controllerPort = Ports.free();
+    this.securePort = Ports.free();
+    this.tls = tls;
     this.bootstrapServers = "127.0.0.1:" + port;
   }
 
@@ -49,7 +59,43 @@ public final class KafkaBroker implements AutoCloseable {
     this.dir = null;
     this.port = -1;
     this.controllerPort = -1;
+    this.securePort = -1;
+    this.tls = null;
     this.bootstrapServers = bootstrapServers;
+  }
+
+  /**
+   * The secure listener ({@code SASL_SSL}, mechanism PLAIN, the certificate of {@link
+   * TestServers#tls()}): {@code 127.0.0.1:port}.
+   */
+  public String secureBootstrapServers() {
+    requireEmbedded();
+    return "127.0.0.1:" + securePort;
+  }
+
+  /**
+   * The client settings of the secure listener: {@code security.protocol}, {@code sasl.mechanism},
+   * {@code sasl.jaas.config} with {@code password}, and the trust store.
+   */
+  public Map<String, String> secureClientProperties(String password) {
+    requireEmbedded();
+    return Map.of(
+        "security.protocol",
+        "SASL_SSL",
+        "sasl.mechanism",
+        "PLAIN",
+        "sasl.jaas.config",
+        "org.apache.kafka.common.security.plain.PlainLoginModule required username=\""
+            + SECURE_USER
+            + "\" password=\""
+            + password
+            + "\";",
+        "ssl.truststore.location",
+        tls.trustStore().toAbsolutePath().toString(),
+        "ssl.truststore.password",
+        TlsMaterial.STORE_PASSWORD,
+        "ssl.truststore.type",
+        "PKCS12");
   }
 
   /**
@@ -61,8 +107,8 @@ public final class KafkaBroker implements AutoCloseable {
   }
 
   /** Formats a new log directory under {@code dir} and starts the broker on free ports. */
-  public static KafkaBroker start(Path dir) {
-    KafkaBroker broker = new KafkaBroker(dir);
+  public static KafkaBroker start(Path dir, TlsMaterial tls) {
+    KafkaBroker broker = new KafkaBroker(dir, tls);
     broker.format();
     broker.startProcess();
     return broker;
@@ -96,13 +142,36 @@ public final class KafkaBroker implements AutoCloseable {
       p.setProperty("process.roles", "broker,controller");
       p.setProperty("node.id", "1");
       p.setProperty("controller.quorum.voters", "1@127.0.0.1:" + controllerPort);
+      String secure = "SASL_SSL://127.0.0.1:" + securePort;
       p.setProperty(
           "listeners",
-          "PLAINTEXT://127.0.0.1:" + port + ",CONTROLLER://127.0.0.1:" + controllerPort);
-      p.setProperty("advertised.listeners", "PLAINTEXT://127.0.0.1:" + port);
+          "PLAINTEXT://127.0.0.1:"
+              + port
+              + ","
+              + secure
+              + ",CONTROLLER://127.0.0.1:"
+              + controllerPort);
+      p.setProperty("advertised.listeners", "PLAINTEXT://127.0.0.1:" + port + "," + secure);
       p.setProperty("controller.listener.names", "CONTROLLER");
       p.setProperty("inter.broker.listener.name", "PLAINTEXT");
-      p.setProperty("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT");
+      p.setProperty(
+          "listener.security.protocol.map",
+          "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL");
+      // The secure listener: TLS with the test certificate, then SASL/PLAIN with one user.
+      p.setProperty("listener.name.sasl_ssl.sasl.enabled.mechanisms", "PLAIN");
+      p.setProperty(
+          "listener.name.sasl_ssl.plain.sasl.jaas.config",
+          "org.apache.kafka.common.security.plain.PlainLoginModule required user_"
+              + SECURE_USER
+              + "=\""
+              + SECURE_PASSWORD
+              + "\";");
+      p.setProperty(
+          "listener.name.sasl_ssl.ssl.keystore.location",
+          tls.keyStore().toAbsolutePath().toString());
+      p.setProperty("listener.name.sasl_ssl.ssl.keystore.password", TlsMaterial.STORE_PASSWORD);
+      p.setProperty("listener.name.sasl_ssl.ssl.key.password", TlsMaterial.STORE_PASSWORD);
+      p.setProperty("listener.name.sasl_ssl.ssl.keystore.type", "PKCS12");
       p.setProperty("log.dirs", dir.resolve("data").toString());
       p.setProperty("num.partitions", "1");
       p.setProperty("auto.create.topics.enable", "false");

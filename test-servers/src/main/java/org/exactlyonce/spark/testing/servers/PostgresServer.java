@@ -26,6 +26,7 @@ public final class PostgresServer implements AutoCloseable {
   private final String user;
   private final String password;
   private EmbeddedPostgres pg;
+  private TlsMaterial tls;
 
   private PostgresServer(Path dataDir, String host, int port, String user, String password) {
     this.dataDir = dataDir;
@@ -51,11 +52,55 @@ public final class PostgresServer implements AutoCloseable {
     return server;
   }
 
+  /** The role {@link #startRequiringTls} creates, which logs in with {@link #TLS_PASSWORD}. */
+  public static final String TLS_USER = "app";
+
+  /** A test secret, never used for anything else. */
+  public static final String TLS_PASSWORD = "app-pg-secret";
+
+  /**
+   * A second server that accepts TCP connections over TLS only ({@code hostssl}; {@code hostnossl}
+   * is rejected), with the certificate of {@code tls}, and a role {@value #TLS_USER} that must give
+   * its password (scram-sha-256).
+   */
+  public static PostgresServer startRequiringTls(Path dir, TlsMaterial tls) {
+    PostgresServer server =
+        new PostgresServer(dir.resolve("data"), "127.0.0.1", Ports.free(), "postgres", "");
+    server.tls = tls;
+    server.startProcess();
+    try (Connection c =
+            DriverManager.getConnection(server.jdbcUrl("postgres"), server.user, server.password);
+        Statement s = c.createStatement()) {
+      s.execute("SET password_encryption = 'scram-sha-256'");
+      s.execute("CREATE ROLE " + TLS_USER + " LOGIN CREATEDB PASSWORD '" + TLS_PASSWORD + "'");
+      Files.writeString(
+          server.dataDir.resolve("pg_hba.conf"),
+          String.join(
+              "\n",
+              "local all all trust",
+              "hostssl all postgres 127.0.0.1/32 trust",
+              "hostssl all " + TLS_USER + " 127.0.0.1/32 scram-sha-256",
+              "hostnossl all all 0.0.0.0/0 reject",
+              ""));
+      s.execute("SELECT pg_reload_conf()");
+    } catch (SQLException | IOException e) {
+      throw new IllegalStateException("cannot set up TLS-only PostgreSQL in " + dir, e);
+    }
+    return server;
+  }
+
   private void startProcess() {
     try {
       Files.createDirectories(dataDir.getParent());
+      EmbeddedPostgres.Builder builder = EmbeddedPostgres.builder();
+      if (tls != null) {
+        builder
+            .setServerConfig("ssl", "on")
+            .setServerConfig("ssl_cert_file", tls.certificatePem().toAbsolutePath().toString())
+            .setServerConfig("ssl_key_file", tls.privateKeyPem().toAbsolutePath().toString());
+      }
       pg =
-          EmbeddedPostgres.builder()
+          builder
               .setDataDirectory(dataDir)
               // Never "clean": zonky would delete the data directory on close, and a restart must
               // find

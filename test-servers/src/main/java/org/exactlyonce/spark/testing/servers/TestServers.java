@@ -24,6 +24,8 @@ public final class TestServers {
   private static PostgresServer postgres;
   private static KafkaBroker kafka;
   private static CassandraServer cassandra;
+  private static PostgresServer postgresTls;
+  private static TlsMaterial tls;
 
   static {
     Runtime.getRuntime().addShutdownHook(new Thread(TestServers::closeAll, "test-servers-close"));
@@ -47,13 +49,32 @@ public final class TestServers {
     return postgres;
   }
 
+  /**
+   * A PostgreSQL server that accepts TLS connections only, with the material of {@link #tls()}
+   * (embedded only: a second server, started on first use).
+   */
+  public static synchronized PostgresServer postgresRequiringTls() {
+    if (postgresTls == null) {
+      postgresTls = PostgresServer.startRequiringTls(newDir("postgres-tls", false), tls());
+    }
+    return postgresTls;
+  }
+
+  /** The self-signed certificate the TLS-enabled servers use (made once per JVM). */
+  public static synchronized TlsMaterial tls() {
+    if (tls == null) {
+      tls = TlsMaterial.in(newDir("tls", false));
+    }
+    return tls;
+  }
+
   /** The shared Kafka broker. */
   public static synchronized KafkaBroker kafka() {
     if (kafka == null) {
       String bootstrap = setting("EOS_TEST_KAFKA_BOOTSTRAP", null);
       kafka =
           bootstrap == null
-              ? KafkaBroker.start(newDir("kafka", false))
+              ? KafkaBroker.start(newDir("kafka", false), tls())
               : KafkaBroker.external(bootstrap);
     }
     return kafka;
@@ -65,7 +86,7 @@ public final class TestServers {
       String host = setting("EOS_TEST_CASSANDRA_HOST", null);
       cassandra =
           host == null
-              ? CassandraServer.start(newDir("cassandra", true))
+              ? CassandraServer.start(newDir("cassandra", true), tls())
               : CassandraServer.external(
                   host,
                   Integer.parseInt(setting("EOS_TEST_CASSANDRA_PORT", "9042")),
@@ -100,7 +121,7 @@ public final class TestServers {
   }
 
   private static synchronized void closeAll() {
-    for (AutoCloseable c : new AutoCloseable[] {kafka, cassandra, postgres}) {
+    for (AutoCloseable c : new AutoCloseable[] {kafka, cassandra, postgres, postgresTls}) {
       if (c != null) {
         try {
           c.close();

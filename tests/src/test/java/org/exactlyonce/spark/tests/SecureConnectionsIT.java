@@ -1,0 +1,299 @@
+package org.exactlyonce.spark.tests;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import com.datastax.oss.driver.api.core.CqlSession;
+import java.net.InetSocketAddress;
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.ResultSet;
+import java.sql.Statement;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.apache.spark.streaming.Durations;
+import org.apache.spark.streaming.api.java.JavaStreamingContext;
+import org.exactlyonce.spark.ExactlyOnce;
+import org.exactlyonce.spark.cassandra.CassandraSettings;
+import org.exactlyonce.spark.cassandra.CassandraSink;
+import org.exactlyonce.spark.jdbc.JdbcSettings;
+import org.exactlyonce.spark.jdbc.JdbcSink;
+import org.exactlyonce.spark.kafka.KafkaSink;
+import org.exactlyonce.spark.kafka.ToBytes;
+import org.exactlyonce.spark.spi.ExactlyOnceSink;
+import org.exactlyonce.spark.testing.servers.CassandraServer;
+import org.exactlyonce.spark.testing.servers.KafkaBroker;
+import org.exactlyonce.spark.testing.servers.PostgresServer;
+import org.exactlyonce.spark.testing.servers.TestServers;
+import org.exactlyonce.spark.testing.servers.TlsMaterial;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Secure connections pass through unchanged: PostgreSQL that accepts TLS only, with a password
+ * (pgjdbc {@code sslmode=verify-full}); Kafka over SASL_SSL for both the stream and the sink;
+ * Cassandra over TLS with host-name verification. Each writes every record once, each refuses the
+ * insecure or wrong variant with an error that names the problem, and no password appears in any
+ * {@code toString()} or error.
+ */
+class SecureConnectionsIT {
+  private static final int RECORDS = 300;
+  private static StreamHarness harness;
+  private static List<String> ids;
+
+  @BeforeAll
+  static void input() {
+    harness = new StreamHarness("secure", 2);
+    ids = new ArrayList<>();
+    List<String[]> kv = new ArrayList<>();
+    for (int i = 0; i < RECORDS; i++) {
+      ids.add("s" + i);
+      kv.add(new String[] {"s" + i, "s" + i});
+    }
+    harness.send(kv);
+  }
+
+  @AfterAll
+  static void close() {
+    harness.close();
+  }
+
+  /** Every message of {@code t} and of its causes. */
+  private static String messages(Throwable t) {
+    StringBuilder all = new StringBuilder();
+    for (Throwable c = t; c != null; c = c.getCause()) {
+      all.append(c).append(" | ");
+    }
+    return all.toString();
+  }
+
+  private static void start(ExactlyOnceSink sink, Map<String, Object> params) {
+    JavaStreamingContext ssc = new JavaStreamingContext(harness.sc, Durations.seconds(1));
+    try {
+      ExactlyOnce.directStream(ssc, params, List.of(harness.topic), sink);
+    } finally {
+      ssc.stop(false, true);
+    }
+  }
+
+  // ---- PostgreSQL -----------------------------------------------------------------------------
+
+  @Test
+  void postgresRequiringTlsAndAPasswordGetsEveryRecordOnce() throws Exception {
+    PostgresServer pg = TestServers.postgresRequiringTls();
+    String url = pg.createDatabase();
+    String db = url.substring(url.lastIndexOf('/') + 1);
+    try (Connection c = DriverManager.getConnection(pg.jdbcUrl("postgres"), pg.user(), "");
+        Statement s = c.createStatement()) {
+      s.execute("ALTER DATABASE " + db + " OWNER TO " + PostgresServer.TLS_USER);
+    }
+    JdbcSettings settings =
+        JdbcSettings.url(url)
+            .user(PostgresServer.TLS_USER)
+            .password(PostgresServer.TLS_PASSWORD)
+            .property("sslmode", "verify-full")
+            .property("sslrootcert", TestServers.tls().certificatePem().toString());
+    try (Connection c = DriverManager.getConnection(settings.url(), settings.toProperties());
+        Statement s = c.createStatement()) {
+      s.execute("CREATE TABLE out (id text NOT NULL)");
+    }
+    JdbcSink<String> sink =
+        JdbcSink.<String>transactional("secure-pg")
+            .connection(settings)
+            .table("out")
+            .columns("id")
+            .values(List::of)
+            .build();
+    assertThat(sink.toString() + settings).doesNotContain(PostgresServer.TLS_PASSWORD);
+
+    Throwable failure =
+        harness.run(
+            sink,
+            st -> ExactlyOnce.foreachRDD(st, r -> List.of(r.value()), sink),
+            () -> count(settings, "SELECT count(*) FROM out") >= RECORDS);
+    assertThat(failure).isNull();
+    List<String> rows = new ArrayList<>();
+    try (Connection c = DriverManager.getConnection(settings.url(), settings.toProperties());
+        ResultSet rs = c.createStatement().executeQuery("SELECT id FROM out")) {
+      while (rs.next()) {
+        rows.add(rs.getString(1));
+      }
+      // The sink's own pooled connections are still open: all of them are encrypted.
+      try (ResultSet ssl =
+          c.createStatement()
+              .executeQuery(
+                  "SELECT count(*) FILTER (WHERE s.ssl), count(*) FROM pg_stat_ssl s"
+                      + " JOIN pg_stat_activity a USING (pid) WHERE a.datname = current_database()")) {
+        ssl.next();
+        assertThat(ssl.getLong(1)).isEqualTo(ssl.getLong(2)).isGreaterThan(1);
+      }
+    }
+    assertThat(rows).containsExactlyInAnyOrderElementsOf(ids);
+
+    // Without TLS the server refuses, and says why; without the right password too. Neither
+    // error shows a password.
+    JdbcSink<String> plain =
+        JdbcSink.<String>transactional("secure-pg-plain")
+            .connection(
+                JdbcSettings.url(url)
+                    .user(PostgresServer.TLS_USER)
+                    .password(PostgresServer.TLS_PASSWORD)
+                    .property("sslmode", "disable"))
+            .table("out")
+            .columns("id")
+            .values(List::of)
+            .build();
+    assertThatThrownBy(() -> start(plain, harness.kafkaParams()))
+        .satisfies(
+            e ->
+                assertThat(messages(e))
+                    .contains("no encryption")
+                    .doesNotContain(PostgresServer.TLS_PASSWORD));
+    String wrong = "not-the-password-42";
+    JdbcSink<String> badPassword =
+        JdbcSink.<String>transactional("secure-pg-wrong")
+            .connection(settings.password(wrong))
+            .table("out")
+            .columns("id")
+            .values(List::of)
+            .build();
+    assertThatThrownBy(() -> start(badPassword, harness.kafkaParams()))
+        .satisfies(
+            e ->
+                assertThat(messages(e))
+                    .contains("password authentication failed")
+                    .doesNotContain(wrong));
+  }
+
+  private static long count(JdbcSettings settings, String sql) throws Exception {
+    try (Connection c = DriverManager.getConnection(settings.url(), settings.toProperties());
+        ResultSet rs = c.createStatement().executeQuery(sql)) {
+      rs.next();
+      return rs.getLong(1);
+    }
+  }
+
+  // ---- Kafka ----------------------------------------------------------------------------------
+
+  @Test
+  void kafkaOverSaslSslReadsAndWritesEveryRecordOnce() throws Exception {
+    KafkaBroker kafka = harness.kafka;
+    String out = "secure-out-" + System.nanoTime();
+    kafka.createTopic(out, 2);
+    Map<String, String> secure = kafka.secureClientProperties(KafkaBroker.SECURE_PASSWORD);
+    KafkaSink.Builder<String, KafkaSink<String>> builder =
+        KafkaSink.<String>transactional("secure-kafka")
+            .bootstrapServers(kafka.secureBootstrapServers())
+            .topic(out)
+            .value(ToBytes.utf8(v -> v));
+    secure.forEach(builder::clientProperty);
+    KafkaSink<String> sink = builder.build();
+    assertThat(sink.toString()).doesNotContain(KafkaBroker.SECURE_PASSWORD);
+
+    // The stream reads over the secure listener too.
+    Map<String, Object> params = harness.kafkaParams();
+    params.put("bootstrap.servers", kafka.secureBootstrapServers());
+    params.putAll(secure);
+    Throwable failure =
+        harness.<String, String>run(
+            params,
+            sink,
+            st -> ExactlyOnce.foreachRDD(st, r -> List.of(r.value()), sink),
+            () -> KafkaOutput.committed(kafka, out).size() >= RECORDS);
+    assertThat(failure).isNull();
+    assertThat(KafkaOutput.committed(kafka, out).stream().map(r -> r.value()).toList())
+        .containsExactlyInAnyOrderElementsOf(ids);
+
+    String wrong = "not-the-password-42";
+    KafkaSink.Builder<String, KafkaSink<String>> bad =
+        KafkaSink.<String>transactional("secure-kafka-wrong")
+            .bootstrapServers(kafka.secureBootstrapServers())
+            .topic(out)
+            .value(ToBytes.utf8(v -> v))
+            .apiTimeout(java.time.Duration.ofSeconds(10));
+    kafka.secureClientProperties(wrong).forEach(bad::clientProperty);
+    assertThatThrownBy(() -> start(bad.build(), harness.kafkaParams()))
+        .satisfies(
+            e ->
+                assertThat(messages(e))
+                    .containsIgnoringCase("authentication")
+                    .doesNotContain(wrong));
+  }
+
+  // ---- Cassandra ------------------------------------------------------------------------------
+
+  @Test
+  void cassandraOverTlsGetsEveryRecordOnce() throws Exception {
+    CassandraServer cassandra = TestServers.cassandra();
+    String table = "secure_ks.out_" + System.nanoTime();
+    cql(
+        cassandra,
+        "CREATE KEYSPACE IF NOT EXISTS secure_ks WITH replication ="
+            + " {'class': 'SimpleStrategy', 'replication_factor': 1}");
+    cql(cassandra, "CREATE TABLE " + table + " (id text PRIMARY KEY)");
+    // The node takes TLS and plain connections on one port; only the sink's use TLS.
+    long before = encryptedClients(cassandra);
+    CassandraSettings settings =
+        CassandraSettings.contactPoints(
+                cassandra.localDatacenter(), cassandra.host() + ":" + cassandra.nativePort())
+            .tls(TestServers.tls().trustStore().toString(), TlsMaterial.STORE_PASSWORD);
+    assertThat(settings.toString()).doesNotContain(TlsMaterial.STORE_PASSWORD).contains("tls=");
+    CassandraSink<String> sink =
+        CassandraSink.<String>idempotent("secure-cassandra")
+            .connection(settings)
+            .table(table)
+            .columns("id")
+            .values(List::of)
+            .timestampFromSourceOffset()
+            .build();
+    Throwable failure =
+        harness.run(
+            sink,
+            st -> ExactlyOnce.foreachRDD(st, r -> List.of(r.value()), sink),
+            () -> cql(cassandra, "SELECT id FROM " + table).size() >= RECORDS);
+    assertThat(failure).isNull();
+    assertThat(cql(cassandra, "SELECT id FROM " + table).stream().map(r -> r.getString(0)))
+        .containsExactlyInAnyOrderElementsOf(ids);
+    assertThat(encryptedClients(cassandra)).as("TLS connections to the node").isGreaterThan(before);
+
+    // The JDK's default trust store does not trust the test certificate: the handshake fails.
+    CassandraSink<String> untrusted =
+        CassandraSink.<String>idempotent("secure-cassandra-untrusted")
+            .connection(
+                CassandraSettings.contactPoints(
+                        cassandra.localDatacenter(),
+                        cassandra.host() + ":" + cassandra.nativePort())
+                    .tls())
+            .table(table)
+            .columns("id")
+            .values(List::of)
+            .timestampFromSourceOffset()
+            .build();
+    assertThatThrownBy(() -> start(untrusted, harness.kafkaParams()))
+        .satisfies(e -> assertThat(messages(e)).contains("cannot connect to Cassandra"));
+    assertThatThrownBy(
+            () ->
+                CassandraSettings.contactPoints("dc1", "127.0.0.1:9042")
+                    .tls("/no/such/truststore.p12", "x"))
+        .hasMessageContaining("no readable trust store at '/no/such/truststore.p12'");
+  }
+
+  private static long encryptedClients(CassandraServer cassandra) {
+    return cql(cassandra, "SELECT ssl_enabled FROM system_views.clients").stream()
+        .filter(r -> r.getBoolean(0))
+        .count();
+  }
+
+  private static List<com.datastax.oss.driver.api.core.cql.Row> cql(
+      CassandraServer cassandra, String statement) {
+    try (CqlSession s =
+        CqlSession.builder()
+            .addContactPoint(new InetSocketAddress(cassandra.host(), cassandra.nativePort()))
+            .withLocalDatacenter(cassandra.localDatacenter())
+            .build()) {
+      return s.execute(statement).all();
+    }
+  }
+}
