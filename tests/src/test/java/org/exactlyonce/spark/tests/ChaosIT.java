@@ -235,6 +235,7 @@ class ChaosIT {
             Fault.of(
                 "restart-postgres",
                 c -> {
+                  c.awaitMidWrite(); // a transaction is open: the kill must roll it back
                   pg.kill();
                   Thread.sleep(500);
                   pg.restart();
@@ -242,10 +243,12 @@ class ChaosIT {
         faults.add(
             Fault.of(
                 "drop-connections",
-                c ->
-                    db.execute(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                            + " WHERE datname = current_database() AND pid <> pg_backend_pid()")));
+                c -> {
+                  c.awaitMidWrite(); // drops a connection mid-transaction
+                  db.execute(
+                      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                          + " WHERE datname = current_database() AND pid <> pg_backend_pid()");
+                }));
       }
     }
     return faults;
