@@ -2,10 +2,13 @@ package org.exactlyonce.spark.internal;
 
 import java.time.Duration;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.ConsumerRecords;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.common.TopicPartition;
 import org.slf4j.Logger;
@@ -40,6 +43,8 @@ public final class VisibleEnds implements AutoCloseable {
     p.remove(ConsumerConfig.GROUP_ID_CONFIG); // assign() only: no group, nothing committed
     p.put(ConsumerConfig.FETCH_MAX_WAIT_MS_CONFIG, 10);
     p.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, 2000);
+    // Probes need a record or two per partition, not Kafka's default megabyte of each.
+    p.put(ConsumerConfig.MAX_PARTITION_FETCH_BYTES_CONFIG, 64 * 1024);
     p.put(ConsumerConfig.CLIENT_ID_CONFIG, "eos-visible-ends");
     this.params = p;
     this.timeout = timeout;
@@ -56,13 +61,33 @@ public final class VisibleEnds implements AutoCloseable {
       Map<TopicPartition, Long> latest) {
     Map<TopicPartition, Long> adjusted = new HashMap<>(until);
     long deadline = System.nanoTime() + timeout.toNanos();
-    for (Map.Entry<TopicPartition, Long> e : until.entrySet()) {
+    Map<TopicPartition, Long> nonEmpty = new HashMap<>();
+    until.forEach(
+        (tp, u) -> {
+          if (u > from.getOrDefault(tp, u)) {
+            nonEmpty.put(tp, u);
+          }
+        });
+    if (nonEmpty.isEmpty()) {
+      return adjusted;
+    }
+    // The common case, checked for all partitions in one pass: the record just before the end is
+    // visible, so the end stands. Only the others are searched one by one.
+    Set<TopicPartition> endOnARecord;
+    try {
+      endOnARecord = lastIsVisible(nonEmpty, deadline);
+    } catch (RuntimeException ex) {
+      LOG.warn("could not probe the batch ends {}: {}", nonEmpty, ex.toString());
+      close(); // a fresh consumer next time
+      endOnARecord = Set.of();
+    }
+    for (Map.Entry<TopicPartition, Long> e : nonEmpty.entrySet()) {
       TopicPartition tp = e.getKey();
-      long f = from.getOrDefault(tp, e.getValue());
-      long u = e.getValue();
-      if (u <= f) {
+      if (endOnARecord.contains(tp)) {
         continue;
       }
+      long f = from.getOrDefault(tp, e.getValue());
+      long u = e.getValue();
       try {
         long last = lastVisible(tp, f, u, deadline);
         long end;
@@ -84,6 +109,40 @@ public final class VisibleEnds implements AutoCloseable {
       }
     }
     return adjusted;
+  }
+
+  /**
+   * The partitions whose record at {@code until - 1} is visible: one consumer assigned to all of
+   * them, each positioned on that offset, polled until every position has passed it.
+   */
+  private Set<TopicPartition> lastIsVisible(Map<TopicPartition, Long> until, long deadline) {
+    KafkaConsumer<byte[], byte[]> c = consumer();
+    c.assign(until.keySet());
+    until.forEach((tp, u) -> c.seek(tp, u - 1));
+    Set<TopicPartition> visible = new HashSet<>();
+    Set<TopicPartition> open = new HashSet<>(until.keySet());
+    while (!open.isEmpty()) {
+      if (System.nanoTime() > deadline) {
+        throw new IllegalStateException("timed out probing " + open);
+      }
+      ConsumerRecords<byte[], byte[]> records = c.poll(Duration.ofMillis(100));
+      for (java.util.Iterator<TopicPartition> it = open.iterator(); it.hasNext(); ) {
+        TopicPartition tp = it.next();
+        long last = until.get(tp) - 1;
+        for (ConsumerRecord<byte[], byte[]> r : records.records(tp)) {
+          if (r.offset() == last) {
+            visible.add(tp);
+          }
+        }
+        // Past the last offset, by a record or over a marker or an aborted record.
+        if (visible.contains(tp) || c.position(tp) > last) {
+          it.remove();
+          c.pause(List.of(tp)); // nothing more to fetch from it
+        }
+      }
+    }
+    c.resume(c.paused());
+    return visible;
   }
 
   /** The offset of the last visible record in [from, until), or -1. */
