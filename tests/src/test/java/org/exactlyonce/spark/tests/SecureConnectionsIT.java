@@ -34,9 +34,9 @@ import org.junit.jupiter.api.Test;
 /**
  * Secure connections pass through unchanged: PostgreSQL that accepts TLS only, with a password
  * (pgjdbc {@code sslmode=verify-full}); Kafka over SASL_SSL for both the stream and the sink;
- * Cassandra over TLS with host-name verification. Each writes every record once, each refuses the
- * insecure or wrong variant with an error that names the problem, and no password appears in any
- * {@code toString()} or error.
+ * Cassandra over TLS with host-name verification, and Cassandra requiring passwords. Each writes
+ * every record once, each refuses the insecure or wrong variant with an error that names the
+ * problem, and no password appears in any {@code toString()} or error.
  */
 class SecureConnectionsIT {
   private static final int RECORDS = 300;
@@ -278,6 +278,74 @@ class SecureConnectionsIT {
                 CassandraSettings.contactPoints("dc1", "127.0.0.1:9042")
                     .tls("/no/such/truststore.p12", "x"))
         .hasMessageContaining("no readable trust store at '/no/such/truststore.p12'");
+  }
+
+  @Test
+  void cassandraRequiringPasswordsGetsEveryRecordOnceAndNeverShowsThePassword() throws Exception {
+    CassandraServer cassandra = TestServers.cassandraRequiringPasswords();
+    String password = "app-cassandra-secret";
+    String table = "auth_ks.out_" + System.nanoTime();
+    try (CqlSession admin =
+        CqlSession.builder()
+            .addContactPoint(new InetSocketAddress(cassandra.host(), cassandra.nativePort()))
+            .withLocalDatacenter(cassandra.localDatacenter())
+            .withAuthCredentials(CassandraServer.SUPERUSER, CassandraServer.SUPERUSER_PASSWORD)
+            .build()) {
+      admin.execute(
+          "CREATE ROLE IF NOT EXISTS app WITH PASSWORD = '" + password + "' AND LOGIN = true");
+      admin.execute(
+          "CREATE KEYSPACE IF NOT EXISTS auth_ks WITH replication ="
+              + " {'class': 'SimpleStrategy', 'replication_factor': 1}");
+      admin.execute("CREATE TABLE " + table + " (id text PRIMARY KEY)");
+      String point = cassandra.host() + ":" + cassandra.nativePort();
+      CassandraSettings settings =
+          CassandraSettings.contactPoints(cassandra.localDatacenter(), point)
+              .user("app")
+              .password(password);
+      CassandraSink<String> sink =
+          CassandraSink.<String>idempotent("auth-cassandra")
+              .connection(settings)
+              .table(table)
+              .columns("id")
+              .values(List::of)
+              .timestampFromSourceOffset()
+              .build();
+      assertThat(settings + " " + sink).doesNotContain(password);
+      Throwable failure =
+          harness.run(
+              sink,
+              st -> ExactlyOnce.foreachRDD(st, r -> List.of(r.value()), sink),
+              () -> admin.execute("SELECT id FROM " + table).all().size() >= RECORDS);
+      assertThat(failure).isNull();
+      assertThat(admin.execute("SELECT id FROM " + table).all().stream().map(r -> r.getString(0)))
+          .containsExactlyInAnyOrderElementsOf(ids);
+
+      // A wrong password, and no credentials at all: refused, saying why, never showing it.
+      String wrong = "not-the-password-42";
+      for (CassandraSettings bad :
+          List.of(
+              CassandraSettings.contactPoints(cassandra.localDatacenter(), point)
+                  .user("app")
+                  .password(wrong),
+              CassandraSettings.contactPoints(cassandra.localDatacenter(), point))) {
+        CassandraSink<String> refused =
+            CassandraSink.<String>idempotent("auth-cassandra-refused")
+                .connection(bad)
+                .table(table)
+                .columns("id")
+                .values(List::of)
+                .timestampFromSourceOffset()
+                .build();
+        assertThatThrownBy(() -> start(refused, harness.kafkaParams()))
+            .satisfies(
+                e ->
+                    assertThat(messages(e))
+                        .contains("cannot connect to Cassandra")
+                        .containsIgnoringCase("authentication")
+                        .contains("Check the user and the password")
+                        .doesNotContain(wrong));
+      }
+    }
   }
 
   private static long encryptedClients(CassandraServer cassandra) {

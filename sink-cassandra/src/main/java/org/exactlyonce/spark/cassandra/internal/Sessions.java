@@ -128,13 +128,16 @@ public final class Sessions {
     try {
       return b.build();
     } catch (RuntimeException e) {
+      String message = String.valueOf(e.getMessage());
+      String fix =
+          message.contains("uthentication")
+              ? "Check the user and the password (CassandraSettings.user, passwordFromEnv)"
+              : message.contains("SSL") || message.contains("certificate")
+                  ? "Check the TLS settings: the trust store must hold the CA of the nodes'"
+                      + " certificates, whose names must match the contact points"
+                  : "Check the contact points, the data center name and that the nodes are up";
       throw new SinkConfigurationException(
-          "cannot connect to Cassandra with "
-              + settings
-              + ": "
-              + e.getMessage()
-              + ". Check the contact points, the data center name and that the nodes are up",
-          e);
+          "cannot connect to Cassandra with " + settings + ": " + message + ". " + fix, e);
     }
   }
 }

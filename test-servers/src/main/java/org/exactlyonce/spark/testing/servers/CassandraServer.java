@@ -80,6 +80,11 @@ public final class CassandraServer implements AutoCloseable {
   private final String datacenter;
   private ForkedJvm jvm;
 
+  /** The superuser of a node started with {@link #startRequiringPasswords}, and its password. */
+  public static final String SUPERUSER = "cassandra";
+
+  public static final String SUPERUSER_PASSWORD = "cassandra";
+
   private CassandraServer(Path dir, String host, int nativePort, String datacenter) {
     this.dir = dir;
     this.host = host;
@@ -102,7 +107,19 @@ public final class CassandraServer implements AutoCloseable {
    */
   public static CassandraServer start(Path dir, TlsMaterial tls) {
     CassandraServer server = new CassandraServer(dir, "127.0.0.1", Ports.free(), "datacenter1");
-    server.configure(tls);
+    server.configure(tls, "AllowAllAuthenticator");
+    server.startProcess();
+    return server;
+  }
+
+  /**
+   * A second node that authenticates every client ({@code PasswordAuthenticator}); its default
+   * superuser is {@value #SUPERUSER} / {@value #SUPERUSER_PASSWORD}, ready as soon as the CQL port
+   * is.
+   */
+  public static CassandraServer startRequiringPasswords(Path dir, TlsMaterial tls) {
+    CassandraServer server = new CassandraServer(dir, "127.0.0.1", Ports.free(), "datacenter1");
+    server.configure(tls, "PasswordAuthenticator");
     server.startProcess();
     return server;
   }
@@ -139,7 +156,7 @@ public final class CassandraServer implements AutoCloseable {
     return jvm.pid();
   }
 
-  private void configure(TlsMaterial tls) {
+  private void configure(TlsMaterial tls, String authenticator) {
     try {
       Files.createDirectories(dir.resolve("logs"));
       String d = dir.toAbsolutePath().toString();
@@ -150,7 +167,7 @@ public final class CassandraServer implements AutoCloseable {
               "num_tokens: 1",
               "initial_token: 0",
               "partitioner: org.apache.cassandra.dht.Murmur3Partitioner",
-              "authenticator: AllowAllAuthenticator",
+              "authenticator: " + authenticator,
               "authorizer: AllowAllAuthorizer",
               "data_file_directories: [" + d + "/data]",
               "commitlog_directory: " + d + "/commitlog",
@@ -213,7 +230,9 @@ public final class CassandraServer implements AutoCloseable {
             "-Dcassandra-foreground=yes",
             // One node: nothing to gossip with, so do not wait for gossip to settle.
             "-Dcassandra.skip_wait_for_gossip_to_settle=0",
-            "-Dcassandra.ring_delay_ms=100"));
+            "-Dcassandra.ring_delay_ms=100",
+            // With PasswordAuthenticator: create the default superuser at once, not after 10 s.
+            "-Dcassandra.superuser_setup_delay_ms=0"));
     jvm =
         ForkedJvm.start(
             "cassandra",

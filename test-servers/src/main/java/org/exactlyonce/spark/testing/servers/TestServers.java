@@ -25,6 +25,7 @@ public final class TestServers {
   private static KafkaBroker kafka;
   private static CassandraServer cassandra;
   private static PostgresServer postgresTls;
+  private static CassandraServer cassandraAuth;
   private static TlsMaterial tls;
 
   static {
@@ -58,6 +59,18 @@ public final class TestServers {
       postgresTls = PostgresServer.startRequiringTls(newDir("postgres-tls", false), tls());
     }
     return postgresTls;
+  }
+
+  /**
+   * A Cassandra node that authenticates every client (embedded only: a second node, started on
+   * first use).
+   */
+  public static synchronized CassandraServer cassandraRequiringPasswords() {
+    if (cassandraAuth == null) {
+      cassandraAuth =
+          CassandraServer.startRequiringPasswords(newDir("cassandra-auth", true), tls());
+    }
+    return cassandraAuth;
   }
 
   /** The self-signed certificate the TLS-enabled servers use (made once per JVM). */
@@ -121,7 +134,8 @@ public final class TestServers {
   }
 
   private static synchronized void closeAll() {
-    for (AutoCloseable c : new AutoCloseable[] {kafka, cassandra, postgres, postgresTls}) {
+    for (AutoCloseable c :
+        new AutoCloseable[] {kafka, cassandra, postgres, postgresTls, cassandraAuth}) {
       if (c != null) {
         try {
           c.close();
