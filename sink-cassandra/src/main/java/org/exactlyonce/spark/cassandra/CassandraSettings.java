@@ -21,33 +21,18 @@ public final class CassandraSettings implements Serializable {
   private String user;
   private String password;
   private String passwordEnv;
-  private String writeConsistency;
-  private String serialConsistency;
-  private int maxRequestsInFlight;
-  private Duration requestTimeout;
+  private String writeConsistency = "LOCAL_QUORUM";
+  private String serialConsistency = "LOCAL_SERIAL";
+  private int maxRequestsInFlight = 128;
+  private Duration requestTimeout = Duration.ofSeconds(10);
   private boolean tls;
   private String trustStore;
   private String trustStorePassword;
 
-  private CassandraSettings(
-      List<String> contactPoints,
-      String localDatacenter,
-      String user,
-      String password,
-      String passwordEnv,
-      String writeConsistency,
-      String serialConsistency,
-      int maxRequestsInFlight,
-      Duration requestTimeout) {
+  /** The defaults; the withers change a {@link #copy()}. */
+  private CassandraSettings(List<String> contactPoints, String localDatacenter) {
     this.contactPoints = contactPoints;
     this.localDatacenter = localDatacenter;
-    this.user = user;
-    this.password = password;
-    this.passwordEnv = passwordEnv;
-    this.writeConsistency = writeConsistency;
-    this.serialConsistency = serialConsistency;
-    this.maxRequestsInFlight = maxRequestsInFlight;
-    this.requestTimeout = requestTimeout;
   }
 
   /**
@@ -70,16 +55,7 @@ public final class CassandraSettings implements Serializable {
       throw new SinkConfigurationException(
           "the local data center is required (the driver routes to it), for example \"datacenter1\"");
     }
-    return new CassandraSettings(
-        List.of(hostPorts),
-        localDatacenter,
-        null,
-        null,
-        null,
-        "LOCAL_QUORUM",
-        "LOCAL_SERIAL",
-        128,
-        Duration.ofSeconds(10));
+    return new CassandraSettings(List.of(hostPorts), localDatacenter);
   }
 
   /** Authenticates as {@code user} (with a password from {@link #passwordFromEnv}). */
@@ -187,17 +163,14 @@ public final class CassandraSettings implements Serializable {
 
   /** A copy for a wither to change before returning it: no instance changes once returned. */
   private CassandraSettings copy() {
-    CassandraSettings c =
-        new CassandraSettings(
-            contactPoints,
-            localDatacenter,
-            user,
-            password,
-            passwordEnv,
-            writeConsistency,
-            serialConsistency,
-            maxRequestsInFlight,
-            requestTimeout);
+    CassandraSettings c = new CassandraSettings(contactPoints, localDatacenter);
+    c.user = user;
+    c.password = password;
+    c.passwordEnv = passwordEnv;
+    c.writeConsistency = writeConsistency;
+    c.serialConsistency = serialConsistency;
+    c.maxRequestsInFlight = maxRequestsInFlight;
+    c.requestTimeout = requestTimeout;
     c.tls = tls;
     c.trustStore = trustStore;
     c.trustStorePassword = trustStorePassword;

@@ -10,6 +10,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
+import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.exactlyonce.spark.chaos.ChaosReport;
 import org.exactlyonce.spark.chaos.ChaosRun;
@@ -147,22 +148,32 @@ class ChaosIT {
                 cassandra.localDatacenter(),
                 totals);
 
-    ChaosReport report =
-        ChaosRun.builder()
-            .name(mode)
-            .command(
-                driverCommand(
-                    mode, kafka, db, topic, jobArgs, TaskFaults.everywhere(TASK_FAULT_RATE, seed)))
-            .seed(seed)
-            .logDirectory(Path.of("target", "chaos"))
-            // Every run starts with an executor kill and a driver kill, before the job can finish.
-            .firstFaults(Fault.killExecutor(), Fault.killDriver())
-            .faultKinds(faultsOf(mode, db, kafka, pg, cassandra).toArray(Fault[]::new))
-            .faults(FAULTS)
-            .midWrite(() -> midWrite(mode, db, kafka), Duration.ofSeconds(5))
-            .finishWithin(Duration.ofSeconds(FINISH_SECONDS))
-            .build()
-            .run();
+    ChaosReport report;
+    // One admin client for the run's probes (it reconnects after a broker restart).
+    try (Admin admin = kafka.admin()) {
+      report =
+          ChaosRun.builder()
+              .name(mode)
+              .command(
+                  driverCommand(
+                      mode,
+                      kafka,
+                      db,
+                      topic,
+                      jobArgs,
+                      TaskFaults.everywhere(TASK_FAULT_RATE, seed)))
+              .seed(seed)
+              .logDirectory(Path.of("target", "chaos"))
+              // Every run starts with an executor kill and a driver kill, before the job can
+              // finish.
+              .firstFaults(Fault.killExecutor(), Fault.killDriver())
+              .faultKinds(faultsOf(mode, db, kafka, pg, cassandra).toArray(Fault[]::new))
+              .faults(FAULTS)
+              .midWrite(() -> midWrite(mode, db, admin), Duration.ofSeconds(5))
+              .finishWithin(Duration.ofSeconds(FINISH_SECONDS))
+              .build()
+              .run();
+    }
 
     // The oracle: the whole output against the input.
     Oracle.Verdict verdict;
@@ -273,12 +284,12 @@ class ChaosIT {
    * the Kafka sink. Cassandra has no outside view of a write in flight: the random pauses place the
    * kills.
    */
-  private static boolean midWrite(String mode, JdbcTestSupport db, KafkaBroker kafka) {
+  private static boolean midWrite(String mode, JdbcTestSupport db, Admin admin) {
     if (mode.equals("cassandra")) {
       return true;
     }
     if (mode.equals("kafka")) {
-      try (var admin = kafka.admin()) {
+      try {
         return admin.listTransactions().all().get(5, TimeUnit.SECONDS).stream()
             .anyMatch(
                 t ->

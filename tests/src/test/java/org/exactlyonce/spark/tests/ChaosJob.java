@@ -8,6 +8,7 @@ import java.sql.Statement;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.LongSupplier;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.common.TopicPartition;
@@ -42,6 +43,10 @@ import scala.Tuple2;
  * stopped on a failure.
  */
 public final class ChaosJob {
+  /** The offsets the JDBC sinks of pipeline "chaos" have committed, summed. */
+  private static final String SINK_OFFSETS =
+      "SELECT COALESCE(sum(until_offset), 0) FROM eos_offsets WHERE pipeline_id = 'chaos'";
+
   public static void main(String[] args) throws Exception {
     String mode = args[0];
     String bootstrap = args[1];
@@ -75,7 +80,8 @@ public final class ChaosJob {
     params.put("value.deserializer", StringDeserializer.class);
 
     int slowMs = Integer.getInteger("chaos.slowMs", 4);
-    String committedSql;
+    // How many offsets the sink has committed (-1 while its backend is away).
+    LongSupplier committed;
     if (mode.equals("batch")) {
       // An aggregate after a shuffle: per-bucket totals, one transaction per batch.
       JdbcBatchSink<Tuple2<String, Long>> sink =
@@ -96,8 +102,7 @@ public final class ChaosJob {
                   .reduceByKey(Long::sum)
                   .map(t -> t),
           sink);
-      committedSql =
-          "SELECT COALESCE(sum(until_offset), 0) FROM eos_offsets WHERE pipeline_id = 'chaos'";
+      committed = () -> committed(db, SINK_OFFSETS);
     } else if (mode.equals("cassandra")) {
       // args[6]: host:port, args[7]: data center, args[8]: table (keyspace.name)
       CassandraSink<String> sink =
@@ -111,16 +116,7 @@ public final class ChaosJob {
       ExactlyOnceStream<String, String> stream =
           ExactlyOnce.directStream(ssc, params, List.of(topic), sink);
       ExactlyOnce.foreachRDD(stream, r -> List.of(bucketOf(slow(r.value(), slowMs))), sink);
-      ssc.start();
-      while (true) {
-        if (ssc.awaitTerminationOrTimeout(500)) {
-          System.exit(1);
-        }
-        if (stored(sink) >= expected) {
-          ssc.stop(true, true);
-          System.exit(0);
-        }
-      }
+      committed = () -> stored(sink);
     } else if (mode.equals("kafka")) {
       String outTopic = args[6];
       KafkaSink<String> sink =
@@ -136,19 +132,10 @@ public final class ChaosJob {
       ExactlyOnceStream<String, String> stream =
           ExactlyOnce.directStream(ssc, params, List.of(topic), sink);
       ExactlyOnce.foreachRDD(stream, r -> List.of(slow(r.value(), slowMs)), sink);
-      ssc.start();
-      while (true) {
-        if (ssc.awaitTerminationOrTimeout(500)) {
-          System.exit(1);
-        }
-        if (progress(bootstrap, sink.progressGroup()) >= expected) {
-          ssc.stop(true, true);
-          System.exit(0);
-        }
-      }
+      committed = () -> progress(bootstrap, sink.progressGroup());
     } else if (mode.equals("naive")) {
       naive(ssc, params, db, topic, slowMs);
-      committedSql = "SELECT COALESCE(sum(until_offset), 0) FROM naive_offsets";
+      committed = () -> committed(db, "SELECT COALESCE(sum(until_offset), 0) FROM naive_offsets");
     } else if (mode.equals("idempotent")) {
       JdbcIdempotentSink<String[]> sink =
           JdbcSink.<String[]>idempotent("chaos")
@@ -162,8 +149,7 @@ public final class ChaosJob {
           ExactlyOnce.directStream(ssc, params, List.of(topic), sink);
       ExactlyOnce.foreachRDD(
           stream, r -> List.<String[]>of(new String[] {slow(r.value(), slowMs)}), sink);
-      committedSql =
-          "SELECT COALESCE(sum(until_offset), 0) FROM eos_offsets WHERE pipeline_id = 'chaos'";
+      committed = () -> committed(db, SINK_OFFSETS);
     } else {
       JdbcSink<String[]> sink =
           JdbcSink.<String[]>transactional("chaos")
@@ -186,15 +172,14 @@ public final class ChaosJob {
                     Long.toString(r.offset())
                   }),
           sink);
-      committedSql =
-          "SELECT COALESCE(sum(until_offset), 0) FROM eos_offsets WHERE pipeline_id = 'chaos'";
+      committed = () -> committed(db, SINK_OFFSETS);
     }
     ssc.start();
     while (true) {
       if (ssc.awaitTerminationOrTimeout(500)) {
         System.exit(1); // stopped by a failed batch
       }
-      if (committed(db, committedSql) >= expected) {
+      if (committed.getAsLong() >= expected) {
         ssc.stop(true, true);
         System.exit(0);
       }

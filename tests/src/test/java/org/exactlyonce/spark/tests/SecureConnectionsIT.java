@@ -2,6 +2,7 @@ package org.exactlyonce.spark.tests;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.Assertions.catchThrowable;
 
 import com.datastax.oss.driver.api.core.CqlSession;
 import java.net.InetSocketAddress;
@@ -69,6 +70,34 @@ class SecureConnectionsIT {
     return all.toString();
   }
 
+  /** A sink writing each record's value to column {@code id} of table {@code out}. */
+  private static JdbcSink<String> pgSink(String pipeline, JdbcSettings settings) {
+    return JdbcSink.<String>transactional(pipeline)
+        .connection(settings)
+        .table("out")
+        .columns("id")
+        .values(List::of)
+        .build();
+  }
+
+  private static CassandraSink<String> cassandraSink(
+      String pipeline, CassandraSettings settings, String table) {
+    return CassandraSink.<String>idempotent(pipeline)
+        .connection(settings)
+        .table(table)
+        .columns("id")
+        .values(List::of)
+        .timestampFromSourceOffset()
+        .build();
+  }
+
+  /** Starting a stream on {@code sink} fails; returns every message of the failure's chain. */
+  private static String refusal(ExactlyOnceSink sink) {
+    Throwable thrown = catchThrowable(() -> start(sink, harness.kafkaParams()));
+    assertThat(thrown).as("starting on " + sink).isNotNull();
+    return messages(thrown);
+  }
+
   private static void start(ExactlyOnceSink sink, Map<String, Object> params) {
     JavaStreamingContext ssc = new JavaStreamingContext(harness.sc, Durations.seconds(1));
     try {
@@ -99,13 +128,7 @@ class SecureConnectionsIT {
         Statement s = c.createStatement()) {
       s.execute("CREATE TABLE out (id text NOT NULL)");
     }
-    JdbcSink<String> sink =
-        JdbcSink.<String>transactional("secure-pg")
-            .connection(settings)
-            .table("out")
-            .columns("id")
-            .values(List::of)
-            .build();
+    JdbcSink<String> sink = pgSink("secure-pg", settings);
     assertThat(sink.toString() + settings).doesNotContain(PostgresServer.TLS_PASSWORD);
 
     Throwable failure =
@@ -134,37 +157,18 @@ class SecureConnectionsIT {
 
     // Without TLS the server refuses, and says why; without the right password too. Neither
     // error shows a password.
-    JdbcSink<String> plain =
-        JdbcSink.<String>transactional("secure-pg-plain")
-            .connection(
-                JdbcSettings.url(url)
-                    .user(PostgresServer.TLS_USER)
-                    .password(PostgresServer.TLS_PASSWORD)
-                    .property("sslmode", "disable"))
-            .table("out")
-            .columns("id")
-            .values(List::of)
-            .build();
-    assertThatThrownBy(() -> start(plain, harness.kafkaParams()))
-        .satisfies(
-            e ->
-                assertThat(messages(e))
-                    .contains("no encryption")
-                    .doesNotContain(PostgresServer.TLS_PASSWORD));
+    JdbcSettings plain =
+        JdbcSettings.url(url)
+            .user(PostgresServer.TLS_USER)
+            .password(PostgresServer.TLS_PASSWORD)
+            .property("sslmode", "disable");
+    assertThat(refusal(pgSink("secure-pg-plain", plain)))
+        .contains("no encryption")
+        .doesNotContain(PostgresServer.TLS_PASSWORD);
     String wrong = "not-the-password-42";
-    JdbcSink<String> badPassword =
-        JdbcSink.<String>transactional("secure-pg-wrong")
-            .connection(settings.password(wrong))
-            .table("out")
-            .columns("id")
-            .values(List::of)
-            .build();
-    assertThatThrownBy(() -> start(badPassword, harness.kafkaParams()))
-        .satisfies(
-            e ->
-                assertThat(messages(e))
-                    .contains("password authentication failed")
-                    .doesNotContain(wrong));
+    assertThat(refusal(pgSink("secure-pg-wrong", settings.password(wrong))))
+        .contains("password authentication failed")
+        .doesNotContain(wrong);
   }
 
   private static long count(JdbcSettings settings, String sql) throws Exception {
@@ -240,14 +244,7 @@ class SecureConnectionsIT {
                 cassandra.localDatacenter(), cassandra.host() + ":" + cassandra.nativePort())
             .tls(TestServers.tls().trustStore().toString(), TlsMaterial.STORE_PASSWORD);
     assertThat(settings.toString()).doesNotContain(TlsMaterial.STORE_PASSWORD).contains("tls=");
-    CassandraSink<String> sink =
-        CassandraSink.<String>idempotent("secure-cassandra")
-            .connection(settings)
-            .table(table)
-            .columns("id")
-            .values(List::of)
-            .timestampFromSourceOffset()
-            .build();
+    CassandraSink<String> sink = cassandraSink("secure-cassandra", settings, table);
     Throwable failure =
         harness.run(
             sink,
@@ -259,20 +256,12 @@ class SecureConnectionsIT {
     assertThat(encryptedClients(cassandra)).as("TLS connections to the node").isGreaterThan(before);
 
     // The JDK's default trust store does not trust the test certificate: the handshake fails.
-    CassandraSink<String> untrusted =
-        CassandraSink.<String>idempotent("secure-cassandra-untrusted")
-            .connection(
-                CassandraSettings.contactPoints(
-                        cassandra.localDatacenter(),
-                        cassandra.host() + ":" + cassandra.nativePort())
-                    .tls())
-            .table(table)
-            .columns("id")
-            .values(List::of)
-            .timestampFromSourceOffset()
-            .build();
-    assertThatThrownBy(() -> start(untrusted, harness.kafkaParams()))
-        .satisfies(e -> assertThat(messages(e)).contains("cannot connect to Cassandra"));
+    CassandraSettings defaultTrust =
+        CassandraSettings.contactPoints(
+                cassandra.localDatacenter(), cassandra.host() + ":" + cassandra.nativePort())
+            .tls();
+    assertThat(refusal(cassandraSink("secure-cassandra-untrusted", defaultTrust, table)))
+        .contains("cannot connect to Cassandra");
     assertThatThrownBy(
             () ->
                 CassandraSettings.contactPoints("dc1", "127.0.0.1:9042")
@@ -302,14 +291,7 @@ class SecureConnectionsIT {
           CassandraSettings.contactPoints(cassandra.localDatacenter(), point)
               .user("app")
               .password(password);
-      CassandraSink<String> sink =
-          CassandraSink.<String>idempotent("auth-cassandra")
-              .connection(settings)
-              .table(table)
-              .columns("id")
-              .values(List::of)
-              .timestampFromSourceOffset()
-              .build();
+      CassandraSink<String> sink = cassandraSink("auth-cassandra", settings, table);
       assertThat(settings + " " + sink).doesNotContain(password);
       Throwable failure =
           harness.run(
@@ -328,22 +310,11 @@ class SecureConnectionsIT {
                   .user("app")
                   .password(wrong),
               CassandraSettings.contactPoints(cassandra.localDatacenter(), point))) {
-        CassandraSink<String> refused =
-            CassandraSink.<String>idempotent("auth-cassandra-refused")
-                .connection(bad)
-                .table(table)
-                .columns("id")
-                .values(List::of)
-                .timestampFromSourceOffset()
-                .build();
-        assertThatThrownBy(() -> start(refused, harness.kafkaParams()))
-            .satisfies(
-                e ->
-                    assertThat(messages(e))
-                        .contains("cannot connect to Cassandra")
-                        .containsIgnoringCase("authentication")
-                        .contains("Check the user and the password")
-                        .doesNotContain(wrong));
+        assertThat(refusal(cassandraSink("auth-cassandra-refused", bad, table)))
+            .contains("cannot connect to Cassandra")
+            .containsIgnoringCase("authentication")
+            .contains("Check the user and the password")
+            .doesNotContain(wrong);
       }
     }
   }
