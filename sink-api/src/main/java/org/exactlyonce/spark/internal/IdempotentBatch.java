@@ -17,6 +17,8 @@ import org.exactlyonce.spark.CommitOutcome;
 import org.exactlyonce.spark.PartitionCommit;
 import org.exactlyonce.spark.RecordMapper;
 import org.exactlyonce.spark.SourceRange;
+import org.exactlyonce.spark.spi.CommitDecision;
+import org.exactlyonce.spark.spi.FaultPoints;
 import org.exactlyonce.spark.spi.IdempotentSink;
 import org.exactlyonce.spark.spi.OffsetStore;
 

@@ -10,6 +10,7 @@ import org.exactlyonce.spark.DeadLetter;
 import org.exactlyonce.spark.ExactlyOnceException;
 import org.exactlyonce.spark.RecordMapper;
 import org.exactlyonce.spark.SourceRange;
+import org.exactlyonce.spark.spi.FaultPoints;
 import org.exactlyonce.spark.spi.PartitionOutputs;
 import org.exactlyonce.spark.spi.PartitionOutputs.Positioned;
 

@@ -15,6 +15,7 @@ import org.exactlyonce.spark.ExactlyOnceException;
 import org.exactlyonce.spark.PartitionCommit;
 import org.exactlyonce.spark.RecordMapper;
 import org.exactlyonce.spark.SourceRange;
+import org.exactlyonce.spark.spi.FaultPoints;
 import org.exactlyonce.spark.spi.TransactionalSink;
 
 /**

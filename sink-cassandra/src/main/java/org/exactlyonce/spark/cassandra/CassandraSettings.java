@@ -5,7 +5,7 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Objects;
 import org.exactlyonce.spark.SinkConfigurationException;
-import org.exactlyonce.spark.internal.Secrets;
+import org.exactlyonce.spark.spi.Secrets;
 
 /**
  * How to reach Cassandra: contact points, local data center, credentials and consistency. Writes

@@ -16,8 +16,6 @@ import org.exactlyonce.spark.PartitionCommit;
 import org.exactlyonce.spark.PipelineId;
 import org.exactlyonce.spark.SinkConfigurationException;
 import org.exactlyonce.spark.SourceRange;
-import org.exactlyonce.spark.internal.CommitDecision;
-import org.exactlyonce.spark.internal.FaultPoints;
 import org.exactlyonce.spark.jdbc.internal.Databases;
 import org.exactlyonce.spark.jdbc.internal.JdbcOffsetStore;
 import org.exactlyonce.spark.jdbc.internal.JdbcSpec;
@@ -25,6 +23,8 @@ import org.exactlyonce.spark.jdbc.internal.SqlIdentifier;
 import org.exactlyonce.spark.jdbc.internal.Staging;
 import org.exactlyonce.spark.jdbc.internal.TableMapping;
 import org.exactlyonce.spark.spi.BatchSink;
+import org.exactlyonce.spark.spi.CommitDecision;
+import org.exactlyonce.spark.spi.FaultPoints;
 import org.exactlyonce.spark.spi.OffsetStore;
 import org.exactlyonce.spark.spi.PartitionOutputs.Positioned;
 

@@ -6,7 +6,7 @@ import java.util.Objects;
 import java.util.Properties;
 import java.util.TreeMap;
 import org.exactlyonce.spark.SinkConfigurationException;
-import org.exactlyonce.spark.internal.Secrets;
+import org.exactlyonce.spark.spi.Secrets;
 
 /**
  * How to connect to the database: URL, user, password and driver properties (for example {@code

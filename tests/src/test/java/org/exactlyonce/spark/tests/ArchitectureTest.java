@@ -5,6 +5,7 @@ import static com.tngtech.archunit.lang.syntax.ArchRuleDefinition.noClasses;
 import com.tngtech.archunit.core.domain.JavaClasses;
 import com.tngtech.archunit.core.importer.ClassFileImporter;
 import com.tngtech.archunit.core.importer.ImportOption;
+import java.util.List;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
@@ -38,6 +39,36 @@ class ArchitectureTest {
             "org.exactlyonce.spark.kafka..",
             "org.exactlyonce.spark.testing..")
         .check(classes);
+  }
+
+  /**
+   * The core's {@code internal} package is what no other module imports: backends build on the
+   * public API and the declared SPI ({@code org.exactlyonce.spark.spi}) only.
+   */
+  @Test
+  void noOtherModuleImportsTheCoresInternals() {
+    noClasses()
+        .that()
+        .resideOutsideOfPackages("org.exactlyonce.spark", "org.exactlyonce.spark.internal")
+        .should()
+        .dependOnClassesThat()
+        .resideInAPackage("org.exactlyonce.spark.internal")
+        .check(classes);
+  }
+
+  /** A backend's {@code internal} package is used by that backend only. */
+  @Test
+  void aBackendsInternalsStayInThatBackend() {
+    for (String backend : List.of("jdbc", "cassandra", "kafka")) {
+      String base = "org.exactlyonce.spark." + backend;
+      noClasses()
+          .that()
+          .resideOutsideOfPackage(base + "..")
+          .should()
+          .dependOnClassesThat()
+          .resideInAPackage(base + ".internal..")
+          .check(classes);
+    }
   }
 
   @Test

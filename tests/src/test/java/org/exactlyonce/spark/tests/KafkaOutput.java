@@ -67,7 +67,7 @@ final class KafkaOutput {
         new java.util.concurrent.atomic.AtomicInteger();
     java.util.concurrent.atomic.AtomicInteger failed =
         new java.util.concurrent.atomic.AtomicInteger();
-    org.exactlyonce.spark.internal.FaultPoints.set(
+    org.exactlyonce.spark.spi.FaultPoints.set(
         org.exactlyonce.spark.kafka.internal.Outputs.AFTER_SEND,
         () -> {
           if (sent.incrementAndGet() % every == 0 && failed.get() < times) {

@@ -24,7 +24,7 @@ import org.exactlyonce.spark.PipelineId;
 import org.exactlyonce.spark.SinkConfigurationException;
 import org.exactlyonce.spark.SourceRange;
 import org.exactlyonce.spark.WriterFencedException;
-import org.exactlyonce.spark.internal.CommitDecision;
+import org.exactlyonce.spark.spi.CommitDecision;
 import org.exactlyonce.spark.spi.OffsetStore;
 
 /**

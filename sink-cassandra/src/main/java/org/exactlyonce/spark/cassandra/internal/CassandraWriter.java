@@ -17,8 +17,8 @@ import java.util.stream.Collectors;
 import org.exactlyonce.spark.DeadLetter;
 import org.exactlyonce.spark.ExactlyOnceException;
 import org.exactlyonce.spark.SourceRange;
-import org.exactlyonce.spark.internal.Rows;
 import org.exactlyonce.spark.spi.PartitionOutputs.Positioned;
+import org.exactlyonce.spark.spi.Rows;
 
 /** Executor-side writes of a Cassandra sink. */
 public final class CassandraWriter {

@@ -13,8 +13,8 @@ import org.apache.kafka.common.header.internals.RecordHeader;
 import org.apache.kafka.common.utils.Utils;
 import org.exactlyonce.spark.DeadLetter;
 import org.exactlyonce.spark.ExactlyOnceException;
-import org.exactlyonce.spark.internal.FaultPoints;
 import org.exactlyonce.spark.kafka.SourcePosition;
+import org.exactlyonce.spark.spi.FaultPoints;
 import org.exactlyonce.spark.spi.PartitionOutputs.Positioned;
 
 /**

@@ -33,7 +33,7 @@ import org.exactlyonce.spark.PartitionCommit;
 import org.exactlyonce.spark.SinkConfigurationException;
 import org.exactlyonce.spark.SourceRange;
 import org.exactlyonce.spark.WriterFencedException;
-import org.exactlyonce.spark.internal.CommitDecision;
+import org.exactlyonce.spark.spi.CommitDecision;
 import org.exactlyonce.spark.spi.OffsetStore;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;

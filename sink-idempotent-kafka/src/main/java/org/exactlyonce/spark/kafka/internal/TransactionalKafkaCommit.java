@@ -12,8 +12,8 @@ import org.exactlyonce.spark.CommitOutcome;
 import org.exactlyonce.spark.ExactlyOnceException;
 import org.exactlyonce.spark.PartitionCommit;
 import org.exactlyonce.spark.SourceRange;
-import org.exactlyonce.spark.internal.CommitDecision;
-import org.exactlyonce.spark.internal.FaultPoints;
+import org.exactlyonce.spark.spi.CommitDecision;
+import org.exactlyonce.spark.spi.FaultPoints;
 import org.exactlyonce.spark.spi.PartitionOutputs;
 
 /**

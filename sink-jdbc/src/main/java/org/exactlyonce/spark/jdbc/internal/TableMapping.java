@@ -9,9 +9,9 @@ import java.util.Map;
 import java.util.stream.Collectors;
 import org.exactlyonce.spark.ExactlyOnceException;
 import org.exactlyonce.spark.RowValues;
-import org.exactlyonce.spark.internal.Rows;
 import org.exactlyonce.spark.jdbc.VersionFunction;
 import org.exactlyonce.spark.spi.PartitionOutputs.Positioned;
+import org.exactlyonce.spark.spi.Rows;
 import org.jdbi.v3.core.Handle;
 import org.jdbi.v3.core.statement.PreparedBatch;
 

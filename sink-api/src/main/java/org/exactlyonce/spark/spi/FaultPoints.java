@@ -1,4 +1,4 @@
-package org.exactlyonce.spark.internal;
+package org.exactlyonce.spark.spi;
 
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
