@@ -1,14 +1,11 @@
 package org.exactlyonce.spark;
 
 import java.util.Collection;
-import java.util.HashMap;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
-import org.apache.kafka.common.TopicPartition;
 import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.api.java.function.Function;
 import org.apache.spark.streaming.api.java.JavaInputDStream;
@@ -20,12 +17,12 @@ import org.exactlyonce.spark.internal.KafkaParams;
 import org.exactlyonce.spark.internal.PerBatch;
 import org.exactlyonce.spark.internal.PipelineGuard;
 import org.exactlyonce.spark.internal.StartOffsets;
+import org.exactlyonce.spark.internal.StartSequence;
 import org.exactlyonce.spark.internal.TransactionAwareStream;
 import org.exactlyonce.spark.internal.TransactionalBatch;
 import org.exactlyonce.spark.spi.BatchSink;
 import org.exactlyonce.spark.spi.ExactlyOnceSink;
 import org.exactlyonce.spark.spi.IdempotentSink;
-import org.exactlyonce.spark.spi.OffsetStore;
 import org.exactlyonce.spark.spi.TransactionalSink;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -40,14 +37,38 @@ import org.slf4j.LoggerFactory;
  *     .table("clicks").columns("click_id", "campaign_id", "ts")
  *     .values(c -> List.of(c.id(), c.campaign(), c.ts()))
  *     .build();
- * var stream = ExactlyOnce.directStream(ssc, kafkaParams, List.of("clicks"), clicks);
- * ExactlyOnce.foreachRDD(stream, record -> List.of(Click.parse(record.value())), clicks);
+ * ExactlyOnceStream<String, String> stream =
+ *     ExactlyOnce.<String, String>stream(ssc, kafkaParams, List.of("clicks"))
+ *         .foreachRDD(record -> List.of(Click.parse(record.value())), clicks)
+ *         .create();
+ * ssc.start();
  * }</pre>
+ *
+ * <p>{@link #stream} declares each output once. The lower-level pair {@link #directStream} and
+ * {@link #foreachRDD}/{@link #foreachBatch} does the same in two steps, each sink named in both.
  */
 public final class ExactlyOnce {
   private static final Logger LOG = LoggerFactory.getLogger(ExactlyOnce.class);
 
   private ExactlyOnce() {}
+
+  /**
+   * Declares the exactly-once outputs of a Kafka direct stream over {@code topics}, each sink once;
+   * {@link ExactlyOnceOutputs#create()} then creates the stream from every sink's stored offsets.
+   * The preferred entry point: a sink cannot be given to the stream and forgotten in its outputs,
+   * or the other way round.
+   *
+   * <pre>{@code
+   * ExactlyOnceStream<String, String> stream =
+   *     ExactlyOnce.<String, String>stream(ssc, kafkaParams, List.of("clicks"))
+   *         .foreachRDD(record -> List.of(Click.parse(record.value())), clicks)
+   *         .create();
+   * }</pre>
+   */
+  public static <K, V> ExactlyOnceOutputs<K, V> stream(
+      JavaStreamingContext ssc, Map<String, Object> kafkaParams, Collection<String> topics) {
+    return new ExactlyOnceOutputs<>(ssc, kafkaParams, topics);
+  }
 
   /**
    * Creates a direct stream over {@code topics} that starts where {@code sink} stored its offsets;
@@ -99,51 +120,67 @@ public final class ExactlyOnce {
                 + "': each output needs its own id, or their offsets would overwrite each other");
       }
     }
+    checkStreamingSettings(ssc);
     Map<String, Object> params =
         KafkaParams.forDirectStream(kafkaParams, "exactly-once-" + ids.iterator().next());
     for (ExactlyOnceSink s : sinks) {
       s.checkConsumerSettings(params);
     }
 
-    Map<PipelineId, Long> epochs = new LinkedHashMap<>();
-    Map<TopicPartition, Long> from = new HashMap<>();
-    try (StartOffsets kafka = new StartOffsets(params, topics)) {
-      for (ExactlyOnceSink sink : sinks) {
-        try (OffsetStore store = sink.openOffsetStore()) {
-          store.validate();
-          long epoch = store.takeWriterEpoch();
-          Map<TopicPartition, Long> stored =
-              new HashMap<>(store.storedOffsetsAtStart(kafka.partitions(), epoch));
-          kafka.checkStored(sink.pipelineId(), stored);
-          List<TopicPartition> missing =
-              kafka.partitions().stream().filter(tp -> !stored.containsKey(tp)).toList();
-          if (!missing.isEmpty()) {
-            Map<TopicPartition, Long> resolved = kafka.resolve(start, missing);
-            store.storeStartOffsets(resolved, epoch);
-            stored.putAll(resolved);
-            LOG.info(
-                "pipeline '{}': stored start offsets ({}) {}", sink.pipelineId(), start, resolved);
-          }
-          for (TopicPartition tp : kafka.partitions()) {
-            from.merge(tp, stored.get(tp), Math::min);
-          }
-          epochs.put(sink.pipelineId(), epoch);
-          LOG.info(
-              "pipeline '{}': writer epoch {}, starting at {}", sink.pipelineId(), epoch, stored);
-        }
-      }
+    StartSequence.Started started;
+    try (StartOffsets kafka = new StartOffsets(params, topics);
+        StartSequence.Validated validated = StartSequence.validate(List.of(sinks))) {
+      started = validated.takeEpochs().resolve(kafka, start);
     }
+    PipelineGuard guard = new PipelineGuard(ssc);
+    started.stored().forEach((id, stored) -> guard.markStored(id, stored.keySet()));
     TransactionAwareStream.allowMarkers(ssc);
     JavaInputDStream<ConsumerRecord<K, V>> dstream =
         new JavaInputDStream<>(
             new TransactionAwareStream<>(
                 ssc.ssc(),
                 LocationStrategies.PreferConsistent(),
-                ConsumerStrategies.<K, V>Subscribe(topics, params, from),
+                ConsumerStrategies.<K, V>Subscribe(topics, params, started.from()),
                 params),
             TransactionAwareStream.classTag());
-    return new ExactlyOnceStream<>(dstream, epochs, from, new PipelineGuard(ssc));
+    return new ExactlyOnceStream<>(dstream, started.epochs(), started.from(), guard);
   }
+
+  /**
+   * Refuses the streaming settings under which the sinks' offsets could not be the truth.
+   *
+   * <p>Spark checkpointing: a context restored from a checkpoint resumes from the checkpoint's
+   * offsets, not the sinks', and rebuilds the output functions without their driver-side guard and
+   * without a new writer epoch; the sinks' offsets already do what a checkpoint would (a restart,
+   * even of new code, resumes exactly where every sink committed).
+   *
+   * <p>{@code spark.streaming.concurrentJobs} above 1: batch N+1's output could commit before batch
+   * N's, so a partition's offset could move past a batch that has not written yet.
+   */
+  static void checkStreamingSettings(JavaStreamingContext ssc) {
+    if (ssc.ssc().isCheckpointingEnabled() || ssc.ssc().isCheckpointPresent()) {
+      throw new SinkConfigurationException(
+          "Spark checkpointing is enabled (ssc.checkpoint(...) or StreamingContext.getOrCreate)"
+              + ": a context restored from a checkpoint would resume from the checkpoint's offsets"
+              + " instead of the sinks', with no writer epoch and no guard. The sinks store the"
+              + " offsets themselves, so a restart resumes exactly where they committed without a"
+              + " checkpoint: remove ssc.checkpoint(...) and create the context with new"
+              + " JavaStreamingContext(...). Stateful operations that need checkpointing belong"
+              + " in another context.");
+    }
+    int jobs = ssc.sparkContext().getConf().getInt(CONCURRENT_JOBS, 1);
+    if (jobs != 1) {
+      throw new SinkConfigurationException(
+          CONCURRENT_JOBS
+              + "="
+              + jobs
+              + ": with more than one concurrent batch, batch N+1 could commit a partition's"
+              + " offset before batch N has written it, and batch N's records would then be"
+              + " skipped as already committed. Remove the setting (the default is 1).");
+    }
+  }
+
+  private static final String CONCURRENT_JOBS = "spark.streaming.concurrentJobs";
 
   /**
    * Writes every record of {@code stream} through {@code mapper} to {@code sink}, exactly once:
@@ -155,7 +192,7 @@ public final class ExactlyOnce {
    */
   public static <K, V, R> void foreachRDD(
       ExactlyOnceStream<K, V> stream, RecordMapper<K, V, R> mapper, TransactionalSink<R> sink) {
-    long epoch = stream.writerEpoch(sink.pipelineId());
+    long epoch = stream.registerOutput(sink.pipelineId());
     stream.dstream().foreachRDD(new TransactionalBatch<>(sink, mapper, epoch, stream.guard()));
   }
 
@@ -169,7 +206,7 @@ public final class ExactlyOnce {
    */
   public static <K, V, R> void foreachRDD(
       ExactlyOnceStream<K, V> stream, RecordMapper<K, V, R> mapper, IdempotentSink<R> sink) {
-    long epoch = stream.writerEpoch(sink.pipelineId());
+    long epoch = stream.registerOutput(sink.pipelineId());
     stream.dstream().foreachRDD(new IdempotentBatch<>(sink, mapper, epoch, stream.guard()));
   }
 
@@ -186,7 +223,7 @@ public final class ExactlyOnce {
       ExactlyOnceStream<K, V> stream,
       Function<JavaRDD<ConsumerRecord<K, V>>, JavaRDD<R>> compute,
       BatchSink<R> sink) {
-    long epoch = stream.writerEpoch(sink.pipelineId());
+    long epoch = stream.registerOutput(sink.pipelineId());
     stream.dstream().foreachRDD(new PerBatch<>(sink, compute, epoch, stream.guard()));
   }
 }

@@ -61,6 +61,28 @@ public final class ExactlyOnceStream<K, V> {
   }
 
   /**
+   * Registers the one output operation of {@code pipeline} and returns its writer epoch.
+   *
+   * @throws SinkConfigurationException if the pipeline already has an output operation on this
+   *     stream (the second would find every range committed by the first and write nothing), or
+   *     streaming settings changed since the stream was created in a way the sinks cannot allow
+   */
+  long registerOutput(PipelineId pipeline) {
+    long epoch = writerEpoch(pipeline);
+    ExactlyOnce.checkStreamingSettings(guard.context());
+    if (!guard.registerOutput(pipeline)) {
+      throw new SinkConfigurationException(
+          "pipeline '"
+              + pipeline
+              + "' already has an output operation on this stream: a second one would find every"
+              + " range committed by the first and write nothing. One pipeline id names one"
+              + " output: give the second output a sink with its own pipeline id (and pass it to"
+              + " ExactlyOnce.directStream too).");
+    }
+    return epoch;
+  }
+
+  /**
    * Calls {@code listener} on the driver after every batch, once per sink, with what it wrote. A
    * failing listener is logged and does not fail the batch.
    */

@@ -12,6 +12,7 @@ import java.sql.ResultSet;
 import java.sql.Statement;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.LinkedHashSet;
@@ -36,7 +37,9 @@ import org.apache.spark.SparkConf;
 import org.apache.spark.streaming.Durations;
 import org.apache.spark.streaming.api.java.JavaStreamingContext;
 import org.exactlyonce.spark.ExactlyOnce;
+import org.exactlyonce.spark.ExactlyOnceOutputs;
 import org.exactlyonce.spark.ExactlyOnceStream;
+import org.exactlyonce.spark.PipelineId;
 import org.exactlyonce.spark.StartPosition;
 import org.exactlyonce.spark.cassandra.CassandraSettings;
 import org.exactlyonce.spark.cassandra.CassandraSink;
@@ -45,8 +48,6 @@ import org.exactlyonce.spark.jdbc.JdbcSettings;
 import org.exactlyonce.spark.jdbc.JdbcSink;
 import org.exactlyonce.spark.kafka.KafkaSink;
 import org.exactlyonce.spark.kafka.ToBytes;
-import org.exactlyonce.spark.spi.ExactlyOnceSink;
-import org.exactlyonce.spark.spi.OffsetStore;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -432,33 +433,16 @@ public final class AdEventsPipeline implements Callable<Integer> {
                   .deadLetterTopic(deadLetterTopic())
                   .build();
 
-      List<ExactlyOnceSink> sinks = new ArrayList<>();
+      // Each output is declared once, with its sink; create() starts the stream where every
+      // declared sink's stored offsets say.
+      ExactlyOnceOutputs<String, String> outputs =
+          ExactlyOnce.<String, String>stream(ssc, kafkaParams, List.of(topic))
+              .startingAt(StartPosition.earliest());
       if (enabled.contains(CLICKS)) {
-        sinks.add(clicks);
+        outputs.foreachRDD(r -> parsed(r).stream().filter(AdEvent::isClick).toList(), clicks);
       }
       if (enabled.contains(CONVERSIONS)) {
-        sinks.add(perCampaign);
-      }
-      if (events != null) {
-        sinks.add(events);
-      }
-      if (enabled.contains(KAFKA)) {
-        sinks.add(attributed);
-      }
-      ExactlyOnceStream<String, String> stream =
-          ExactlyOnce.directStream(
-              ssc,
-              kafkaParams,
-              List.of(topic),
-              StartPosition.earliest(),
-              sinks.toArray(ExactlyOnceSink[]::new));
-      if (enabled.contains(CLICKS)) {
-        ExactlyOnce.foreachRDD(
-            stream, r -> parsed(r).stream().filter(AdEvent::isClick).toList(), clicks);
-      }
-      if (enabled.contains(CONVERSIONS)) {
-        ExactlyOnce.foreachBatch(
-            stream,
+        outputs.foreachBatch(
             rdd ->
                 rdd.flatMap(
                         r -> {
@@ -479,17 +463,27 @@ public final class AdEventsPipeline implements Callable<Integer> {
             perCampaign);
       }
       if (events != null) {
-        ExactlyOnce.foreachRDD(stream, AdEventsPipeline::parsed, events);
+        outputs.foreachRDD(AdEventsPipeline::parsed, events);
       }
       if (enabled.contains(KAFKA)) {
-        ExactlyOnce.foreachRDD(
-            stream, r -> parsed(r).stream().filter(AdEvent::isConversion).toList(), attributed);
+        outputs.foreachRDD(
+            r -> parsed(r).stream().filter(AdEvent::isConversion).toList(), attributed);
       }
+      ExactlyOnceStream<String, String> stream = outputs.create();
       // ----------------------------------------------------------------------------------------
 
       Set<Long> batches = ConcurrentHashMap.newKeySet();
+      // Where each output got to, from the batches' own results: no polling of the backends,
+      // which a short outage of one of them would turn into a failure of the job.
+      Map<PipelineId, Map<TopicPartition, Long>> committed = new ConcurrentHashMap<>();
       stream.onBatch(
           b -> {
+            b.commits()
+                .forEach(
+                    c ->
+                        committed
+                            .computeIfAbsent(b.pipelineId(), p -> new ConcurrentHashMap<>())
+                            .merge(c.range().topicPartition(), c.range().until(), Math::max));
             boolean first = batches.add(b.batchTimeMs());
             if (b.recordsIn() > 0 || b.replaysSkipped() > 0) {
               System.out.printf(
@@ -507,7 +501,7 @@ public final class AdEventsPipeline implements Callable<Integer> {
           });
       Map<TopicPartition, Long> end = endOffsets();
       ssc.start();
-      while (stream.failure() == null && !caughtUp(sinks, end)) {
+      while (stream.failure() == null && !caughtUp(outputs.pipelines(), committed, end)) {
         ssc.awaitTerminationOrTimeout(1000);
       }
       ssc.stop(true, true);
@@ -521,14 +515,17 @@ public final class AdEventsPipeline implements Callable<Integer> {
     }
   }
 
-  private static boolean caughtUp(List<ExactlyOnceSink> sinks, Map<TopicPartition, Long> end) {
-    for (ExactlyOnceSink sink : sinks) {
-      try (OffsetStore store = sink.openOffsetStore()) {
-        Map<TopicPartition, Long> stored = store.storedOffsets();
-        // Only this input's partitions: a pipeline id may have read other topics before.
-        if (!end.entrySet().stream().allMatch(e -> e.getValue().equals(stored.get(e.getKey())))) {
-          return false;
-        }
+  /** Whether every output has committed every partition up to {@code end}. */
+  private static boolean caughtUp(
+      Collection<PipelineId> pipelines,
+      Map<PipelineId, Map<TopicPartition, Long>> committed,
+      Map<TopicPartition, Long> end) {
+    for (PipelineId p : pipelines) {
+      Map<TopicPartition, Long> done = committed.getOrDefault(p, Map.of());
+      // An empty partition has nothing to commit.
+      if (!end.entrySet().stream()
+          .allMatch(e -> e.getValue() == 0 || done.getOrDefault(e.getKey(), 0L) >= e.getValue())) {
+        return false;
       }
     }
     return true;

@@ -45,18 +45,35 @@ public final class IdempotentBatch<K, V, R>
 
   @Override
   public void call(JavaRDD<ConsumerRecord<K, V>> rdd, Time time) {
+    PipelineGuard guard = PipelineGuard.of(this.guard);
     guard.checkRunning();
     long started = System.currentTimeMillis();
-    try (OffsetStore store = sink.openOffsetStore()) {
+    try {
       OffsetRange[] ranges = TransactionalBatch.rangesOf(rdd);
+      NewPartitions.storeStarts(sink, epoch, TransactionalBatch.sourceRanges(ranges), guard);
+      write(rdd, time, ranges, guard, started);
+    } catch (Throwable e) {
+      // Not only RuntimeException: Spark's SparkException ("Job aborted") is a checked exception
+      // that Scala throws undeclared, and it is the usual way a batch fails.
+      guard.fail(e);
+      throw e;
+    }
+  }
+
+  private void write(
+      JavaRDD<ConsumerRecord<K, V>> rdd,
+      Time time,
+      OffsetRange[] ranges,
+      PipelineGuard guard,
+      long started) {
+    try (OffsetStore store = sink.openOffsetStore()) {
       Map<TopicPartition, Long> stored = store.storedOffsets();
       long[] from = new long[ranges.length];
       List<PartitionCommit> decided = new ArrayList<>();
       List<SourceRange> toCommit = new ArrayList<>();
       for (int i = 0; i < ranges.length; i++) {
         SourceRange r = SourceRange.of(ranges[i]);
-        // No stored offset: a partition added while the job runs, read from its earliest offset.
-        long s = stored.getOrDefault(r.topicPartition(), r.from());
+        long s = stored.getOrDefault(r.topicPartition(), CommitDecision.NONE);
         CommitOutcome o = r.isEmpty() ? CommitOutcome.COMMITTED : CommitDecision.decide(s, r);
         from[i] = o == CommitOutcome.COMMITTED || o == CommitOutcome.TRIMMED ? s : -1;
         if (from[i] >= 0 && !r.isEmpty()) {
@@ -95,11 +112,6 @@ public final class IdempotentBatch<K, V, R>
               time.milliseconds(),
               commits,
               System.currentTimeMillis() - started));
-    } catch (Throwable e) {
-      // Not only RuntimeException: Spark's SparkException ("Job aborted") is a checked exception
-      // that Scala throws undeclared, and it is the usual way a batch fails.
-      guard.fail(e);
-      throw e;
     }
   }
 

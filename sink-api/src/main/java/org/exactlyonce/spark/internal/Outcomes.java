@@ -7,6 +7,7 @@ import org.exactlyonce.spark.OffsetMismatchException;
 import org.exactlyonce.spark.PartitionCommit;
 import org.exactlyonce.spark.PipelineId;
 import org.exactlyonce.spark.WriterFencedException;
+import org.exactlyonce.spark.spi.CommitDecision;
 
 /** Turns the commit outcomes of a batch into the driver's verdict, the same for every strategy. */
 public final class Outcomes {
@@ -29,7 +30,9 @@ public final class Outcomes {
         case GAP, REGRESSION -> {
           long seen = guard.lastCommitted(pipeline, c.range().topicPartition());
           mismatched.add(
-              c.outcome() == CommitOutcome.GAP && seen > c.storedBefore()
+              c.outcome() == CommitOutcome.GAP
+                      && c.storedBefore() != CommitDecision.NONE
+                      && seen > c.storedBefore()
                   ? new PartitionCommit(
                       c.range(),
                       CommitOutcome.REGRESSION,
@@ -57,7 +60,12 @@ public final class Outcomes {
       StringBuilder msg = new StringBuilder("pipeline '").append(pipeline).append("' stops: ");
       for (PartitionCommit c : mismatched) {
         msg.append(c.range().topicPartition());
-        if (c.outcome() == CommitOutcome.GAP) {
+        if (c.outcome() == CommitOutcome.GAP && c.storedBefore() == CommitDecision.NONE) {
+          msg.append(" GAP: no stored offset for the range ")
+              .append(c.range())
+              .append(" (only the driver stores where a partition starts; an executor never")
+              .append(" takes the range in front of it as the start)");
+        } else if (c.outcome() == CommitOutcome.GAP) {
           msg.append(" GAP: stored offset ")
               .append(c.storedBefore())
               .append(" is before the range ")

@@ -1,16 +1,23 @@
 package org.exactlyonce.spark.internal;
 
-import java.util.Arrays;
+import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.common.TopicPartition;
 import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.api.java.function.Function;
 import org.apache.spark.api.java.function.VoidFunction2;
 import org.apache.spark.streaming.Time;
 import org.apache.spark.util.LongAccumulator;
 import org.exactlyonce.spark.BatchResult;
+import org.exactlyonce.spark.CommitOutcome;
+import org.exactlyonce.spark.PartitionCommit;
 import org.exactlyonce.spark.SourceRange;
 import org.exactlyonce.spark.spi.BatchSink;
+import org.exactlyonce.spark.spi.CommitDecision;
+import org.exactlyonce.spark.spi.OffsetStore;
 
 /**
  * The body of {@code foreachRDD} for a per-batch sink: the user's computation turns the batch into
@@ -35,29 +42,81 @@ public final class PerBatch<K, V, R> implements VoidFunction2<JavaRDD<ConsumerRe
     this.guard = guard;
   }
 
+  private static SourceRange rangeOf(List<SourceRange> ranges, TopicPartition tp) {
+    return ranges.stream().filter(r -> r.topicPartition().equals(tp)).findFirst().orElseThrow();
+  }
+
   @Override
   public void call(JavaRDD<ConsumerRecord<K, V>> rdd, Time time) throws Exception {
+    PipelineGuard guard = PipelineGuard.of(this.guard);
     guard.checkRunning();
     long started = System.currentTimeMillis();
     try {
-      List<SourceRange> ranges =
-          Arrays.stream(TransactionalBatch.rangesOf(rdd)).map(SourceRange::of).toList();
+      List<SourceRange> ranges = TransactionalBatch.sourceRanges(TransactionalBatch.rangesOf(rdd));
+      NewPartitions.storeStarts(sink, epoch, ranges, guard);
+      Map<TopicPartition, Long> stored;
+      try (OffsetStore store = sink.openOffsetStore()) {
+        stored = store.storedOffsets();
+      }
+      // Per partition, skip what this sink already committed: another sink on the same stream
+      // may be behind it (the stream starts at the lowest offset over its sinks), so a batch can
+      // hold ranges this sink committed, wholly or in part. The rest is computed and committed.
+      List<PartitionCommit> skipped = new ArrayList<>();
+      List<SourceRange> pending = new ArrayList<>();
+      Map<TopicPartition, Long> floors = new HashMap<>();
+      for (SourceRange r : ranges) {
+        long s = stored.getOrDefault(r.topicPartition(), CommitDecision.NONE);
+        CommitOutcome o = CommitDecision.decide(s, r);
+        if (o == CommitOutcome.ALREADY_COMMITTED && !r.isEmpty()) {
+          skipped.add(new PartitionCommit(r, o, s, 0, 0, 0));
+        } else if (o == CommitOutcome.TRIMMED) {
+          pending.add(SourceRange.of(r.topic(), r.partition(), s, r.until()));
+          floors.put(r.topicPartition(), s);
+        } else {
+          pending.add(r); // COMMITTED, an empty range, or a GAP the sink reports
+        }
+      }
+      BatchSink.BatchCommit commit = new BatchSink.BatchCommit(List.of(), 0);
       // Counts records as the computation reads them (a metric: a retried task counts twice).
       LongAccumulator read = rdd.context().longAccumulator("records read");
-      JavaRDD<R> results =
-          compute.call(
-              rdd.map(
-                  r -> {
-                    read.add(1);
-                    return r;
-                  }));
-      BatchSink.BatchCommit commit = sink.commitBatch(epoch, ranges, results);
-      Outcomes.check(guard, sink.pipelineId(), epoch, commit.commits());
+      if (pending.stream().anyMatch(r -> !r.isEmpty())) {
+        JavaRDD<ConsumerRecord<K, V>> input =
+            floors.isEmpty()
+                ? rdd
+                : rdd.filter(
+                    r ->
+                        r.offset()
+                            >= floors.getOrDefault(
+                                new TopicPartition(r.topic(), r.partition()), 0L));
+        JavaRDD<R> results =
+            compute.call(
+                input.map(
+                    r -> {
+                      read.add(1);
+                      return r;
+                    }));
+        commit = sink.commitBatch(epoch, pending, results);
+      }
+      List<PartitionCommit> commits = new ArrayList<>(skipped);
+      for (PartitionCommit c : commit.commits()) {
+        // Report a trimmed range as the batch's range, trimmed.
+        commits.add(
+            floors.containsKey(c.range().topicPartition()) && c.outcome() == CommitOutcome.COMMITTED
+                ? new PartitionCommit(
+                    rangeOf(ranges, c.range().topicPartition()),
+                    CommitOutcome.TRIMMED,
+                    c.storedBefore(),
+                    c.recordsIn(),
+                    c.rowsWritten(),
+                    c.millis())
+                : c);
+      }
+      Outcomes.check(guard, sink.pipelineId(), epoch, commits);
       guard.publish(
           new BatchResult(
               sink.pipelineId(),
               time.milliseconds(),
-              commit.commits(),
+              commits,
               read.value(),
               commit.rowsWritten(),
               System.currentTimeMillis() - started));

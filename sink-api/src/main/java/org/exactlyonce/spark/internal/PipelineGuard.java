@@ -1,7 +1,9 @@
 package org.exactlyonce.spark.internal;
 
+import java.util.Collection;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicReference;
@@ -12,6 +14,7 @@ import org.exactlyonce.spark.BatchResult;
 import org.exactlyonce.spark.ExactlyOnceException;
 import org.exactlyonce.spark.PipelineId;
 import org.exactlyonce.spark.PipelineStoppedException;
+import org.exactlyonce.spark.SinkConfigurationException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -26,13 +29,62 @@ public final class PipelineGuard {
   private final AtomicReference<Throwable> failure = new AtomicReference<>();
   private final Map<PipelineId, Map<TopicPartition, Long>> committed = new ConcurrentHashMap<>();
   private final List<Consumer<BatchResult>> listeners = new CopyOnWriteArrayList<>();
+  private final Set<PipelineId> outputs = ConcurrentHashMap.newKeySet();
+  private final Map<PipelineId, Set<TopicPartition>> stored = new ConcurrentHashMap<>();
 
   public PipelineGuard(JavaStreamingContext ssc) {
     this.ssc = ssc;
   }
 
-  /** Throws if an earlier batch failed: after a failure no batch may write or advance offsets. */
+  /**
+   * {@code guard}, or an error if it is null: the output function was rebuilt by Spark from a
+   * checkpoint, without its driver-side state.
+   */
+  public static PipelineGuard of(PipelineGuard guard) {
+    if (guard == null) {
+      throw new SinkConfigurationException(
+          "this exactly-once output was restored from a Spark checkpoint"
+              + " (StreamingContext.getOrCreate): it would resume from the checkpoint's offsets"
+              + " instead of the sinks', with no writer epoch, so it writes nothing. Delete the"
+              + " checkpoint and create the context with new JavaStreamingContext(...) and"
+              + " ExactlyOnce.directStream(...): the sinks store the offsets themselves.");
+    }
+    return guard;
+  }
+
+  /** The streaming context this guard stops. */
+  public JavaStreamingContext context() {
+    return ssc;
+  }
+
+  /** Records the one output operation of {@code pipeline}; false if it already had one. */
+  public boolean registerOutput(PipelineId pipeline) {
+    return outputs.add(pipeline);
+  }
+
+  /** Records that {@code pipeline} has stored offsets for {@code partitions}. */
+  public void markStored(PipelineId pipeline, Collection<TopicPartition> partitions) {
+    stored.computeIfAbsent(pipeline, p -> ConcurrentHashMap.newKeySet()).addAll(partitions);
+  }
+
+  /** Whether this driver knows {@code pipeline} has a stored offset for {@code tp}. */
+  public boolean isStored(PipelineId pipeline, TopicPartition tp) {
+    return stored.getOrDefault(pipeline, Set.of()).contains(tp);
+  }
+
+  /**
+   * Throws if an earlier batch failed (after a failure no batch may write or advance offsets), or
+   * if Spark checkpointing was turned on after the stream was created.
+   */
   public void checkRunning() {
+    if (failure.get() == null && ssc.ssc().isCheckpointingEnabled()) {
+      fail(
+          new SinkConfigurationException(
+              "Spark checkpointing was enabled (ssc.checkpoint(...)) after the exactly-once stream"
+                  + " was created: a restore from the checkpoint would resume from its offsets"
+                  + " instead of the sinks'. Remove ssc.checkpoint(...): the sinks store the"
+                  + " offsets themselves."));
+    }
     Throwable first = failure.get();
     if (first instanceof ExactlyOnceException typed) {
       // Rethrown as is: Spark reports every failed batch to awaitTermination(), the last one

@@ -18,32 +18,51 @@ import org.exactlyonce.spark.StartPosition;
 public final class StartOffsets implements AutoCloseable {
   private final KafkaConsumer<byte[], byte[]> consumer;
   private final Object servers;
-  private final List<TopicPartition> partitions = new ArrayList<>();
-  private final Map<TopicPartition, Long> beginning;
-  private final Map<TopicPartition, Long> end;
+  private final List<String> topics;
+  private List<TopicPartition> partitions;
+  private Map<TopicPartition, Long> beginning;
+  private Map<TopicPartition, Long> end;
 
   public StartOffsets(Map<String, Object> streamParams, Collection<String> topics) {
     Map<String, Object> params = KafkaParams.forMetadataConsumer(streamParams);
     this.servers = params.get("bootstrap.servers");
+    this.topics = List.copyOf(topics);
     this.consumer = new KafkaConsumer<>(params);
     try {
+      refresh();
+    } catch (RuntimeException e) {
+      consumer.close();
+      throw e;
+    }
+  }
+
+  /**
+   * Reads the partitions and their earliest and end offsets again. The start sequence calls it
+   * after every writer epoch is taken: an older driver may commit until then, and a stored offset
+   * it committed must not look past an end read before.
+   *
+   * @throws SinkConfigurationException if a topic does not exist or Kafka does not answer
+   */
+  public void refresh() {
+    try {
+      List<TopicPartition> found = new ArrayList<>();
       for (String topic : topics) {
         List<PartitionInfo> infos = consumer.partitionsFor(topic);
         if (infos == null || infos.isEmpty()) {
           throw new SinkConfigurationException(
               "topic '" + topic + "' does not exist at " + servers + ": create it first");
         }
-        infos.forEach(i -> partitions.add(new TopicPartition(i.topic(), i.partition())));
+        infos.forEach(i -> found.add(new TopicPartition(i.topic(), i.partition())));
       }
-      this.beginning = consumer.beginningOffsets(partitions);
-      this.end = consumer.endOffsets(partitions);
+      found.sort(
+          java.util.Comparator.comparing(TopicPartition::topic)
+              .thenComparingInt(TopicPartition::partition));
+      partitions = List.copyOf(found);
+      beginning = consumer.beginningOffsets(partitions);
+      end = consumer.endOffsets(partitions);
     } catch (TimeoutException e) {
-      consumer.close();
       throw new SinkConfigurationException(
           "Kafka at bootstrap.servers=" + servers + " did not answer: check the address", e);
-    } catch (RuntimeException e) {
-      consumer.close();
-      throw e;
     }
   }
 

@@ -44,10 +44,12 @@ public final class TransactionalBatch<K, V, R>
 
   @Override
   public void call(JavaRDD<ConsumerRecord<K, V>> rdd, Time time) {
+    PipelineGuard guard = PipelineGuard.of(this.guard);
     guard.checkRunning();
     long started = System.currentTimeMillis();
     try {
       OffsetRange[] ranges = rangesOf(rdd);
+      NewPartitions.storeStarts(sink, epoch, sourceRanges(ranges), guard);
       List<PartitionCommit> commits =
           rdd.mapPartitionsWithIndex(new CommitPartition<>(sink, mapper, epoch, ranges), false)
               .collect();
@@ -92,6 +94,11 @@ public final class TransactionalBatch<K, V, R>
               + " offset ranges; use a per-batch sink for results computed after a shuffle");
     }
     return ranges;
+  }
+
+  /** The ranges of a batch as value types. */
+  static List<SourceRange> sourceRanges(OffsetRange[] ranges) {
+    return java.util.Arrays.stream(ranges).map(SourceRange::of).toList();
   }
 
   /** Runs on executors: commits range i of partition i. Holds no reference to the driver. */

@@ -4,9 +4,7 @@ import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.Iterator;
 import java.util.List;
-import java.util.Map;
 import java.util.UUID;
-import org.apache.kafka.common.TopicPartition;
 import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.api.java.function.Function2;
 import org.exactlyonce.spark.CommitOutcome;
@@ -73,27 +71,6 @@ public final class JdbcBatchSink<R> implements BatchSink<R> {
       return new BatchCommit(List.of(), 0);
     }
     try (JdbcOffsetStore store = new JdbcOffsetStore(spec)) {
-      // A replayed batch is recognised before its results are computed.
-      Map<TopicPartition, Long> stored = store.storedOffsets();
-      if (ordered.stream()
-          .allMatch(
-              r ->
-                  CommitDecision.decide(stored.getOrDefault(r.topicPartition(), r.from()), r)
-                      == CommitOutcome.ALREADY_COMMITTED)) {
-        return new BatchCommit(
-            ordered.stream()
-                .map(
-                    r ->
-                        new PartitionCommit(
-                            r,
-                            CommitOutcome.ALREADY_COMMITTED,
-                            stored.get(r.topicPartition()),
-                            0,
-                            0,
-                            0))
-                .toList(),
-            0);
-      }
       String attempt = UUID.randomUUID().toString();
       long staged = staging == null ? 0 : stage(results, attempt);
       FaultPoints.reach(FaultPoints.BATCH_BEFORE_PUBLISH);

@@ -359,30 +359,21 @@ public final class CassandraOffsetStore implements OffsetStore {
       int advancing = 0;
       for (SourceRange r : ranges) {
         Long s = stored.get(r.topicPartition());
-        long effective = s == null ? r.from() : s; // no row: a partition added while running
+        // No row is a GAP: only the driver stores where a partition starts.
+        long effective = s == null ? CommitDecision.NONE : s;
         CommitOutcome o = CommitDecision.decide(effective, r);
         if (o == CommitOutcome.COMMITTED || o == CommitOutcome.TRIMMED) {
           b.addStatement(
-              s == null
-                  ? SimpleStatement.newInstance(
-                      "UPDATE "
-                          + offsets
-                          + " SET until_offset = ? WHERE pipeline_id = ? AND topic = ?"
-                          + " AND kafka_partition = ? IF until_offset = null",
-                      r.until(),
-                      pipeline.value(),
-                      r.topic(),
-                      r.partition())
-                  : SimpleStatement.newInstance(
-                      "UPDATE "
-                          + offsets
-                          + " SET until_offset = ? WHERE pipeline_id = ? AND topic = ?"
-                          + " AND kafka_partition = ? IF until_offset = ?",
-                      r.until(),
-                      pipeline.value(),
-                      r.topic(),
-                      r.partition(),
-                      s));
+              SimpleStatement.newInstance(
+                  "UPDATE "
+                      + offsets
+                      + " SET until_offset = ? WHERE pipeline_id = ? AND topic = ?"
+                      + " AND kafka_partition = ? IF until_offset = ?",
+                  r.until(),
+                  pipeline.value(),
+                  r.topic(),
+                  r.partition(),
+                  s));
           advancing++;
         }
         decided.add(new PartitionCommit(r, o, effective, 0, 0, 0));

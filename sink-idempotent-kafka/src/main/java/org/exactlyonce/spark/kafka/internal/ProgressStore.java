@@ -293,6 +293,10 @@ public final class ProgressStore implements OffsetStore {
   @Override
   public void storeStartOffsets(Map<TopicPartition, Long> offsets, long epoch) {
     Map<TopicPartition, OffsetAndMetadata> stored = read(offsets.keySet());
+    // The epoch lives on every stored partition: the ones to store here may have none yet, so a
+    // newer driver shows on the others (found by the contract suite: a fenced driver could store
+    // the start of a partition added to the topic).
+    checkEpoch(read(null), epoch);
     checkEpoch(stored, epoch);
     Map<TopicPartition, Long> missing = new HashMap<>(offsets);
     missing.keySet().removeAll(stored.keySet());
@@ -319,15 +323,14 @@ public final class ProgressStore implements OffsetStore {
     boolean gap = false;
     for (SourceRange r : ranges) {
       OffsetAndMetadata om = stored.get(r.topicPartition());
-      long s = om == null ? r.from() : om.offset();
+      // No offset is a GAP: only the driver stores where a partition starts.
+      long s = om == null ? CommitDecision.NONE : om.offset();
       CommitOutcome o = fenced ? CommitOutcome.FENCED : CommitDecision.decide(s, r);
       gap |= o == CommitOutcome.GAP;
       if (o == CommitOutcome.COMMITTED || o == CommitOutcome.TRIMMED) {
         advance.put(r.topicPartition(), new OffsetAndMetadata(r.until(), Progress.metadata(epoch)));
       }
-      commits.add(
-          new PartitionCommit(
-              r, o, om == null ? -1 : s, 0, 0, (System.nanoTime() - started) / 1_000_000));
+      commits.add(new PartitionCommit(r, o, s, 0, 0, (System.nanoTime() - started) / 1_000_000));
     }
     if (!fenced && !gap) {
       if (spec.transactional()) {

@@ -45,8 +45,8 @@ public final class TransactionalKafkaCommit {
             Progress.read(
                     Clients.admin(spec), spec.progressGroup(), List.of(tp), spec.apiTimeoutMs())
                 .get(tp);
-        // No offset: a partition added while the job runs, read from its earliest offset.
-        long stored = om == null ? range.from() : om.offset();
+        // No offset is a GAP: only the driver stores where a partition starts.
+        long stored = om == null ? CommitDecision.NONE : om.offset();
         if (Progress.epochOf(om) > epoch) {
           clean = true;
           return PartitionCommit.since(started, range, CommitOutcome.FENCED, stored, 0, 0);

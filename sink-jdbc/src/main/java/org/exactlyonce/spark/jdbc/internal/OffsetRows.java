@@ -4,6 +4,7 @@ import java.util.Optional;
 import org.exactlyonce.spark.ExactlyOnceException;
 import org.exactlyonce.spark.PipelineId;
 import org.exactlyonce.spark.SourceRange;
+import org.exactlyonce.spark.spi.CommitDecision;
 import org.jdbi.v3.core.Handle;
 
 /** Reads and advances offset rows inside a caller's transaction. */
@@ -25,23 +26,12 @@ final class OffsetRows {
   }
 
   /**
-   * Locks and reads the stored offset of the range's partition. A partition with no row is one
-   * added to the topic while the job runs: the stream starts it at its earliest offset, which is
-   * this range's start.
+   * Locks and reads the stored offset of the range's partition, or {@link CommitDecision#NONE}
+   * where it has no row: only the driver stores where a partition starts, so no row is a {@code
+   * GAP}, never a start taken from the range in front of it.
    */
   static long lock(Handle h, PostgresDialect dialect, PipelineId pipeline, SourceRange range) {
-    Optional<Long> stored = select(h, dialect, pipeline, range);
-    if (stored.isPresent()) {
-      return stored.get();
-    }
-    h.createUpdate(dialect.insertOffsetIfAbsent())
-        .bind("pipeline", pipeline.value())
-        .bind("topic", range.topic())
-        .bind("partition", range.partition())
-        .bind("offset", range.from())
-        .bind("epoch", -1L)
-        .execute();
-    return select(h, dialect, pipeline, range).orElseThrow();
+    return select(h, dialect, pipeline, range).orElse(CommitDecision.NONE);
   }
 
   private static Optional<Long> select(

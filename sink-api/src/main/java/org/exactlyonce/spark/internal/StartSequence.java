@@ -1,0 +1,170 @@
+package org.exactlyonce.spark.internal;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.stream.Collectors;
+import org.apache.kafka.common.TopicPartition;
+import org.exactlyonce.spark.PipelineId;
+import org.exactlyonce.spark.StartPosition;
+import org.exactlyonce.spark.spi.ExactlyOnceSink;
+import org.exactlyonce.spark.spi.OffsetStore;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * How a stream starts, in the only safe order, written once for every backend. Each step returns
+ * the type that offers the next one, so the steps cannot be taken out of order:
+ *
+ * <ol>
+ *   <li>{@link #validate}: every sink checks its backend (tables, settings) before anything
+ *       changes. A deployment that fails a check must not have fenced the running one.
+ *   <li>{@link Validated#takeEpochs}: every sink takes a new writer epoch; from now on an older
+ *       driver's commits are {@code FENCED}.
+ *   <li>{@link EpochsTaken#resolve}: with Kafka's end offsets read <em>after</em> the epochs (an
+ *       older driver could commit until then), read the stored offsets, check them against Kafka,
+ *       and store start offsets for partitions without one before the first batch. The start
+ *       position applies only to topics a pipeline never stored (its first start); a partition of a
+ *       topic it already stored, but without an offset, was added to the topic later and starts at
+ *       its earliest offset.
+ * </ol>
+ */
+public final class StartSequence {
+  private static final Logger LOG = LoggerFactory.getLogger(StartSequence.class);
+
+  private StartSequence() {}
+
+  /**
+   * Step 1: opens every sink's offset store and validates it; closes them all if one fails.
+   *
+   * @throws org.exactlyonce.spark.SinkConfigurationException from the first sink that fails
+   */
+  public static Validated validate(List<? extends ExactlyOnceSink> sinks) {
+    Map<PipelineId, OffsetStore> stores = new LinkedHashMap<>();
+    try {
+      for (ExactlyOnceSink sink : sinks) {
+        OffsetStore store = sink.openOffsetStore();
+        stores.put(sink.pipelineId(), store);
+        store.validate();
+      }
+      return new Validated(stores);
+    } catch (RuntimeException e) {
+      closeAll(stores, e);
+      throw e;
+    }
+  }
+
+  private static void closeAll(Map<PipelineId, OffsetStore> stores, RuntimeException cause) {
+    for (OffsetStore s : stores.values()) {
+      try {
+        s.close();
+      } catch (RuntimeException e) {
+        cause.addSuppressed(e);
+      }
+    }
+  }
+
+  /** Every sink validated; nothing changed yet. */
+  public static final class Validated implements AutoCloseable {
+    private final Map<PipelineId, OffsetStore> stores;
+
+    private Validated(Map<PipelineId, OffsetStore> stores) {
+      this.stores = stores;
+    }
+
+    /** Step 2: takes a new writer epoch for every sink, fencing older drivers. */
+    public EpochsTaken takeEpochs() {
+      Map<PipelineId, Long> epochs = new LinkedHashMap<>();
+      stores.forEach((id, store) -> epochs.put(id, store.takeWriterEpoch()));
+      return new EpochsTaken(stores, epochs);
+    }
+
+    @Override
+    public void close() {
+      closeAll(stores, new RuntimeException("closing offset stores"));
+    }
+  }
+
+  /** Every sink holds a new writer epoch. */
+  public static final class EpochsTaken {
+    private final Map<PipelineId, OffsetStore> stores;
+    private final Map<PipelineId, Long> epochs;
+
+    private EpochsTaken(Map<PipelineId, OffsetStore> stores, Map<PipelineId, Long> epochs) {
+      this.stores = stores;
+      this.epochs = Map.copyOf(epochs);
+    }
+
+    /**
+     * Step 3: reads Kafka's offsets afresh, then each sink's stored offsets; stores start offsets
+     * for partitions without one.
+     *
+     * @throws org.exactlyonce.spark.OffsetMismatchException if a stored offset is no longer in
+     *     Kafka or lies past its end
+     */
+    public Started resolve(StartOffsets kafka, StartPosition start) {
+      kafka.refresh();
+      Map<PipelineId, Map<TopicPartition, Long>> storedBySink = new LinkedHashMap<>();
+      Map<TopicPartition, Long> from = new HashMap<>();
+      stores.forEach(
+          (id, store) -> {
+            long epoch = epochs.get(id);
+            Map<TopicPartition, Long> stored =
+                new HashMap<>(store.storedOffsetsAtStart(kafka.partitions(), epoch));
+            kafka.checkStored(id, stored);
+            Set<String> storedTopics =
+                stored.keySet().stream().map(TopicPartition::topic).collect(Collectors.toSet());
+            List<TopicPartition> firstStart = new ArrayList<>();
+            List<TopicPartition> added = new ArrayList<>();
+            for (TopicPartition tp : kafka.partitions()) {
+              if (!stored.containsKey(tp)) {
+                (storedTopics.contains(tp.topic()) ? added : firstStart).add(tp);
+              }
+            }
+            Map<TopicPartition, Long> resolved = new HashMap<>(kafka.resolve(start, firstStart));
+            resolved.putAll(kafka.resolve(StartPosition.earliest(), added));
+            if (!resolved.isEmpty()) {
+              store.storeStartOffsets(resolved, epoch);
+              stored.putAll(resolved);
+            }
+            if (!firstStart.isEmpty()) {
+              LOG.info("pipeline '{}': first start of {} at {}", id, firstStart, start);
+            }
+            if (!added.isEmpty()) {
+              LOG.info(
+                  "pipeline '{}': partitions {} were added to topics it already read; they start"
+                      + " at their earliest offset, whatever the start position",
+                  id,
+                  added);
+            }
+            for (TopicPartition tp : kafka.partitions()) {
+              from.merge(tp, stored.get(tp), Math::min);
+            }
+            storedBySink.put(id, Map.copyOf(stored));
+            LOG.info("pipeline '{}': writer epoch {}, starting at {}", id, epoch, stored);
+          });
+      return new Started(epochs, storedBySink, from);
+    }
+  }
+
+  /**
+   * The outcome of a start.
+   *
+   * @param epochs the writer epoch of each sink
+   * @param stored the offsets each sink has stored now (every partition of the stream)
+   * @param from per partition, the lowest stored offset over the sinks: where the stream starts
+   */
+  public record Started(
+      Map<PipelineId, Long> epochs,
+      Map<PipelineId, Map<TopicPartition, Long>> stored,
+      Map<TopicPartition, Long> from) {
+    public Started {
+      epochs = Map.copyOf(epochs);
+      stored = Map.copyOf(stored);
+      from = Map.copyOf(from);
+    }
+  }
+}

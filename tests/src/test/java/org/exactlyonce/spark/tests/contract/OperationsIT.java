@@ -1,0 +1,225 @@
+package org.exactlyonce.spark.tests.contract;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
+
+import java.nio.file.Files;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.serialization.StringDeserializer;
+import org.apache.spark.api.java.JavaSparkContext;
+import org.apache.spark.streaming.Durations;
+import org.apache.spark.streaming.api.java.JavaStreamingContext;
+import org.exactlyonce.spark.CommitOutcome;
+import org.exactlyonce.spark.ExactlyOnce;
+import org.exactlyonce.spark.ExactlyOnceStream;
+import org.exactlyonce.spark.PartitionCommit;
+import org.exactlyonce.spark.SinkConfigurationException;
+import org.exactlyonce.spark.SourceRange;
+import org.exactlyonce.spark.StartPosition;
+import org.exactlyonce.spark.jdbc.JdbcSink;
+import org.exactlyonce.spark.spi.ExactlyOnceSink;
+import org.exactlyonce.spark.spi.OffsetStore;
+import org.exactlyonce.spark.testing.servers.KafkaBroker;
+import org.exactlyonce.spark.testing.servers.SparkSetup;
+import org.exactlyonce.spark.testing.servers.TestServers;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Operations on a stream that no single sink decides: several outputs on one stream, the start
+ * sequence of a new deployment, and streaming settings under which the sinks' offsets could not be
+ * the truth.
+ */
+class OperationsIT {
+  private static JavaSparkContext sc;
+  private final KafkaBroker kafka = TestServers.kafka();
+  private String topic;
+
+  @BeforeAll
+  static void startSpark() {
+    sc = new JavaSparkContext(SparkSetup.local("operations", 2, 4));
+  }
+
+  @AfterAll
+  static void stopSpark() {
+    sc.stop();
+  }
+
+  @BeforeEach
+  void createTopic() {
+    topic = "operations-" + System.nanoTime();
+    kafka.createTopic(topic, 2);
+  }
+
+  /**
+   * A per-batch sink beside a per-record sink: the stream restarts at the lowest offset over both,
+   * so a batch holds ranges the per-batch sink already committed (wholly or in part) next to new
+   * ones. It must skip what it committed, per partition, and write the rest; before, it refused the
+   * "partly committed" batch on every restart and the job could never run again.
+   */
+  @Test
+  void aPerBatchSinkBesideAPerRecordSinkSkipsWhatItCommittedPerPartition() {
+    try (Fixtures.JdbcPerBatch totals = new Fixtures.JdbcPerBatch(false);
+        Fixtures.JdbcTransactional rows = new Fixtures.JdbcTransactional()) {
+      ExactlyOnceSink a = totals.sink("totals-" + System.nanoTime());
+      ExactlyOnceSink b = rows.sink("rows-" + System.nanoTime());
+      Map<String, Long> expected = new LinkedHashMap<>();
+
+      send(0, "first-p0", 20, expected);
+      send(1, "first-p1", 20, expected);
+      run(List.of(totals, rows), List.of(a, b), expected);
+
+      // Only the per-batch sink runs on: it gets ahead of the other on partition 0.
+      Map<String, Long> onlyA = new LinkedHashMap<>(expected);
+      send(0, "only-a-p0", 10, onlyA);
+      run(List.of(totals), List.of(a), onlyA);
+      expected.putAll(onlyA);
+
+      // Both again: the first batch holds p0 [20, 40), of which the per-batch sink has [20, 30).
+      send(0, "both-p0", 10, expected);
+      send(1, "both-p1", 10, expected);
+      run(List.of(totals, rows), List.of(a, b), expected);
+
+      assertThat(totals.counts()).isEqualTo(expected);
+      assertThat(rows.counts()).isEqualTo(expected);
+    }
+  }
+
+  /**
+   * A new deployment whose later sink fails validation must not have fenced the running one: every
+   * sink is validated before any writer epoch is taken.
+   */
+  @Test
+  void aSinkThatFailsValidationLeavesTheRunningDeploymentUnfenced() {
+    try (Fixtures.JdbcTransactional rows = new Fixtures.JdbcTransactional()) {
+      ExactlyOnceSink running = rows.sink("running-" + System.nanoTime());
+      ExactlyOnceSink broken =
+          JdbcSink.<String>transactional("broken-" + System.nanoTime())
+              .connection(rows.settings)
+              .table("no_such_table")
+              .columns("id")
+              .values(List::of)
+              .build();
+      try (OffsetStore store = running.openOffsetStore()) {
+        store.validate();
+        long epoch = store.takeWriterEpoch();
+        store.storeStartOffsets(Map.of(new TopicPartition(topic, 0), 0L), epoch);
+
+        JavaStreamingContext ssc = new JavaStreamingContext(sc, Durations.milliseconds(500));
+        try {
+          assertThatThrownBy(
+                  () ->
+                      ExactlyOnce.directStream(
+                          ssc, params(), List.of(topic), StartPosition.earliest(), running, broken))
+              .isInstanceOf(SinkConfigurationException.class)
+              .hasMessageContaining("no_such_table");
+        } finally {
+          ssc.stop(false, true);
+        }
+
+        assertThat(store.commitRanges(epoch, List.of(SourceRange.of(topic, 0, 0, 5))))
+            .extracting(PartitionCommit::outcome)
+            .containsExactly(CommitOutcome.COMMITTED);
+      }
+    }
+  }
+
+  @Test
+  void sparkCheckpointingIsRefusedBeforeTheStreamStarts() throws Exception {
+    try (Fixtures.JdbcTransactional rows = new Fixtures.JdbcTransactional()) {
+      JavaStreamingContext ssc = new JavaStreamingContext(sc, Durations.milliseconds(500));
+      try {
+        ssc.checkpoint(Files.createTempDirectory("checkpoint").toString());
+        assertThatThrownBy(
+                () ->
+                    ExactlyOnce.directStream(
+                        ssc, params(), List.of(topic), rows.sink("cp-" + System.nanoTime())))
+            .isInstanceOf(SinkConfigurationException.class)
+            .hasMessageContaining("checkpoint")
+            .hasMessageContaining("remove ssc.checkpoint(...)");
+      } finally {
+        ssc.stop(false, true);
+      }
+    }
+  }
+
+  @Test
+  void concurrentJobsAboveOneAreRefusedBeforeTheStreamStarts() {
+    try (Fixtures.JdbcTransactional rows = new Fixtures.JdbcTransactional()) {
+      // The live conf: JobScheduler reads it when the streaming context starts.
+      sc.sc().conf().set("spark.streaming.concurrentJobs", "2");
+      JavaStreamingContext ssc = new JavaStreamingContext(sc, Durations.milliseconds(500));
+      try {
+        assertThatThrownBy(
+                () ->
+                    ExactlyOnce.directStream(
+                        ssc, params(), List.of(topic), rows.sink("cj-" + System.nanoTime())))
+            .isInstanceOf(SinkConfigurationException.class)
+            .hasMessageContaining("spark.streaming.concurrentJobs=2");
+      } finally {
+        ssc.stop(false, true);
+        sc.sc().conf().remove("spark.streaming.concurrentJobs");
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  /** Runs one stream writing to every sink until each output holds every expected id. */
+  private void run(
+      List<SinkUnderTest> fixtures, List<ExactlyOnceSink> sinks, Map<String, Long> expected) {
+    JavaStreamingContext ssc = new JavaStreamingContext(sc, Durations.milliseconds(500));
+    try {
+      ExactlyOnceStream<String, String> stream =
+          ExactlyOnce.directStream(
+              ssc,
+              params(),
+              List.of(topic),
+              StartPosition.earliest(),
+              sinks.toArray(new ExactlyOnceSink[0]));
+      for (int i = 0; i < sinks.size(); i++) {
+        fixtures.get(i).wire(stream, sinks.get(i));
+      }
+      ssc.start();
+      await()
+          .atMost(Duration.ofMinutes(3))
+          .pollInterval(Duration.ofMillis(250))
+          .until(
+              () ->
+                  stream.failure() != null
+                      || fixtures.stream()
+                          .allMatch(f -> f.counts().keySet().containsAll(expected.keySet())));
+      assertThat(stream.failure()).isNull();
+    } finally {
+      ssc.stop(false, true);
+    }
+  }
+
+  private Map<String, Object> params() {
+    Map<String, Object> params = new HashMap<>();
+    params.put("bootstrap.servers", kafka.bootstrapServers());
+    params.put("key.deserializer", StringDeserializer.class);
+    params.put("value.deserializer", StringDeserializer.class);
+    return params;
+  }
+
+  private void send(int partition, String tag, int n, Map<String, Long> expected) {
+    List<ProducerRecord<String, String>> records = new ArrayList<>();
+    for (int i = 0; i < n; i++) {
+      String id = tag + "-" + i;
+      records.add(new ProducerRecord<>(topic, partition, id, id));
+      expected.put(id, 1L);
+    }
+    kafka.send(records);
+  }
+}

@@ -1,0 +1,328 @@
+package org.exactlyonce.spark.tests.contract;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.serialization.StringDeserializer;
+import org.apache.spark.api.java.JavaSparkContext;
+import org.apache.spark.streaming.Durations;
+import org.apache.spark.streaming.api.java.JavaStreamingContext;
+import org.exactlyonce.spark.CommitOutcome;
+import org.exactlyonce.spark.ExactlyOnce;
+import org.exactlyonce.spark.ExactlyOnceStream;
+import org.exactlyonce.spark.PartitionCommit;
+import org.exactlyonce.spark.SinkConfigurationException;
+import org.exactlyonce.spark.SourceRange;
+import org.exactlyonce.spark.StartPosition;
+import org.exactlyonce.spark.WriterFencedException;
+import org.exactlyonce.spark.spi.ExactlyOnceSink;
+import org.exactlyonce.spark.spi.OffsetStore;
+import org.exactlyonce.spark.testing.servers.KafkaBroker;
+import org.exactlyonce.spark.testing.servers.SparkSetup;
+import org.exactlyonce.spark.testing.servers.TestServers;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
+
+/**
+ * The exactly-once contract: one test per behaviour, asked of every backend and strategy. A
+ * subclass supplies one {@link SinkUnderTest}; the behaviours live here only, so no backend can
+ * answer a question differently or skip it unnoticed. {@link ContractMatrix} prints the result as a
+ * matrix (behaviour × sink). A cell that does not apply must say why, with an assumption in the
+ * subclass.
+ *
+ * <p>Two levels: the offset store's protocol (what every strategy's commit rests on), against the
+ * real backend without Spark; and operations on a running stream (partitions added, restarts with
+ * {@code latest()}, output operations), with Spark, reading the whole output at the end.
+ */
+@ExtendWith(ContractMatrix.class)
+abstract class SinkContract {
+  private static JavaSparkContext sc;
+  final KafkaBroker kafka = TestServers.kafka();
+  SinkUnderTest fixture;
+  String topic;
+  TopicPartition tp0;
+  TopicPartition tp1;
+
+  /** A new fixture with an output of its own. */
+  abstract SinkUnderTest create();
+
+  /** The matrix column. */
+  String sinkName() {
+    return fixture == null ? getClass().getSimpleName() : fixture.name();
+  }
+
+  @BeforeAll
+  static void startSpark() {
+    sc = new JavaSparkContext(SparkSetup.local("contract", 2, 4));
+  }
+
+  @AfterAll
+  static void stopSpark() {
+    sc.stop();
+  }
+
+  @BeforeEach
+  void setUp() {
+    fixture = create();
+    topic = "contract-" + System.nanoTime();
+    kafka.createTopic(topic, 2);
+    tp0 = new TopicPartition(topic, 0);
+    tp1 = new TopicPartition(topic, 1);
+  }
+
+  @AfterEach
+  void tearDown() {
+    fixture.close();
+  }
+
+  private static String pipeline(String name) {
+    return name + "-" + System.nanoTime();
+  }
+
+  private static List<CommitOutcome> outcomes(List<PartitionCommit> commits) {
+    return commits.stream().map(PartitionCommit::outcome).toList();
+  }
+
+  /** The start sequence on one store: validate, take an epoch. */
+  private static long begin(OffsetStore store) {
+    store.validate();
+    return store.takeWriterEpoch();
+  }
+
+  // ---------------------------------------------------------------- the offset store's protocol
+
+  @Test
+  void aReplayedRangeIsAlreadyCommittedAndAPrefixCommittedRangeIsTrimmed() {
+    try (OffsetStore store = fixture.sink(pipeline("replay")).openOffsetStore()) {
+      long epoch = begin(store);
+      store.storeStartOffsets(Map.of(tp0, 0L), epoch);
+
+      assertThat(outcomes(store.commitRanges(epoch, List.of(SourceRange.of(topic, 0, 0, 5)))))
+          .containsExactly(CommitOutcome.COMMITTED);
+      assertThat(outcomes(store.commitRanges(epoch, List.of(SourceRange.of(topic, 0, 0, 5)))))
+          .containsExactly(CommitOutcome.ALREADY_COMMITTED);
+      assertThat(outcomes(store.commitRanges(epoch, List.of(SourceRange.of(topic, 0, 0, 10)))))
+          .containsExactly(CommitOutcome.TRIMMED);
+      assertThat(store.storedOffsets()).containsEntry(tp0, 10L);
+    }
+  }
+
+  @Test
+  void aRangeAfterTheStoredOffsetIsAGapAndAdvancesNothing() {
+    try (OffsetStore store = fixture.sink(pipeline("gap")).openOffsetStore()) {
+      long epoch = begin(store);
+      store.storeStartOffsets(Map.of(tp0, 0L), epoch);
+
+      assertThat(outcomes(store.commitRanges(epoch, List.of(SourceRange.of(topic, 0, 5, 10)))))
+          .containsExactly(CommitOutcome.GAP);
+      assertThat(store.storedOffsets()).containsEntry(tp0, 0L);
+    }
+  }
+
+  /**
+   * Only the driver stores where a partition starts. A store that took the first range it was
+   * handed as the start would accept a later batch's range first and make the earlier batch look
+   * committed: its records would be lost.
+   */
+  @Test
+  void aPartitionWithoutAStoredOffsetIsAGapAndNothingIsStored() {
+    try (OffsetStore store = fixture.sink(pipeline("no-row")).openOffsetStore()) {
+      long epoch = begin(store);
+      store.storeStartOffsets(Map.of(tp0, 0L), epoch);
+
+      assertThat(outcomes(store.commitRanges(epoch, List.of(SourceRange.of(topic, 1, 30, 80)))))
+          .containsExactly(CommitOutcome.GAP);
+      assertThat(store.storedOffsets()).doesNotContainKey(tp1);
+    }
+  }
+
+  @Test
+  void startOffsetsNeverOverwriteStoredOnes() {
+    try (OffsetStore store = fixture.sink(pipeline("start")).openOffsetStore()) {
+      long epoch = begin(store);
+      store.storeStartOffsets(Map.of(tp0, 0L), epoch);
+      store.commitRanges(epoch, List.of(SourceRange.of(topic, 0, 0, 10)));
+
+      store.storeStartOffsets(Map.of(tp0, 3L, tp1, 7L), epoch);
+
+      assertThat(store.storedOffsets()).containsEntry(tp0, 10L).containsEntry(tp1, 7L);
+    }
+  }
+
+  @Test
+  void aNewerWriterFencesTheOlderOne() {
+    String id = pipeline("fence");
+    try (OffsetStore older = fixture.sink(id).openOffsetStore();
+        OffsetStore newer = fixture.sink(id).openOffsetStore()) {
+      long olderEpoch = begin(older);
+      older.storeStartOffsets(Map.of(tp0, 0L), olderEpoch);
+      long newerEpoch = begin(newer);
+      assertThat(newerEpoch).isGreaterThan(olderEpoch);
+
+      assertThat(outcomes(older.commitRanges(olderEpoch, List.of(SourceRange.of(topic, 0, 0, 10)))))
+          .containsExactly(CommitOutcome.FENCED);
+      assertThatThrownBy(() -> older.storeStartOffsets(Map.of(tp1, 0L), olderEpoch))
+          .isInstanceOf(WriterFencedException.class);
+      assertThat(newer.storedOffsets()).isEqualTo(Map.of(tp0, 0L));
+      assertThat(outcomes(newer.commitRanges(newerEpoch, List.of(SourceRange.of(topic, 0, 0, 10)))))
+          .containsExactly(CommitOutcome.COMMITTED);
+    }
+  }
+
+  @Test
+  void twoPipelineIdsKeepSeparateOffsets() {
+    try (OffsetStore a = fixture.sink(pipeline("a")).openOffsetStore();
+        OffsetStore b = fixture.sink(pipeline("b")).openOffsetStore()) {
+      long ea = begin(a);
+      long eb = begin(b);
+      a.storeStartOffsets(Map.of(tp0, 0L), ea);
+      b.storeStartOffsets(Map.of(tp0, 0L), eb);
+
+      assertThat(outcomes(a.commitRanges(ea, List.of(SourceRange.of(topic, 0, 0, 10)))))
+          .containsExactly(CommitOutcome.COMMITTED);
+
+      assertThat(b.storedOffsets()).isEqualTo(Map.of(tp0, 0L));
+      assertThat(outcomes(b.commitRanges(eb, List.of(SourceRange.of(topic, 0, 0, 5)))))
+          .containsExactly(CommitOutcome.COMMITTED);
+    }
+  }
+
+  // ---------------------------------------------------------------- operations on a stream
+
+  /**
+   * Partitions added to a topic start at their earliest offset, whether they were added while the
+   * job ran or while it was stopped, although every run passes {@code StartPosition.latest()}: the
+   * start position applies to a pipeline's first start only. The whole output is compared with the
+   * input: nothing skipped, nothing twice.
+   */
+  @Test
+  void partitionsAddedWhileRunningOrStoppedAreWrittenInFullUnderLatest() {
+    String single = "contract-grow-" + System.nanoTime();
+    kafka.createTopic(single, 1);
+    ExactlyOnceSink sink = fixture.sink(pipeline("grow"));
+    Map<String, Long> expected = new LinkedHashMap<>();
+    send(single, 0, "before-first-start", 10, null); // latest() skips these, on purpose
+
+    runStream(
+        single,
+        sink,
+        stream -> {
+          // The first start stored the end of partition 0 before this send.
+          send(single, 0, "run1-p0", 20, expected);
+          awaitOutput(stream, expected);
+          addPartitions(single, 2);
+          send(single, 1, "run1-added-p1", 15, expected);
+          awaitOutput(stream, expected);
+        });
+
+    addPartitions(single, 3); // while stopped
+    send(single, 2, "down-added-p2", 30, expected);
+    send(single, 0, "down-p0", 10, expected);
+    send(single, 1, "down-p1", 5, expected);
+
+    runStream(single, sink, stream -> awaitOutput(stream, expected));
+
+    assertThat(fixture.counts()).isEqualTo(expected);
+  }
+
+  @Test
+  void aSecondOutputOperationOfOnePipelineIsRefused() {
+    ExactlyOnceSink sink = fixture.sink(pipeline("twice"));
+    JavaStreamingContext ssc = new JavaStreamingContext(sc, Durations.milliseconds(500));
+    try {
+      ExactlyOnceStream<String, String> stream =
+          ExactlyOnce.directStream(ssc, kafkaParams(), List.of(topic), sink);
+      fixture.wire(stream, sink);
+
+      assertThatThrownBy(() -> fixture.wire(stream, sink))
+          .isInstanceOf(SinkConfigurationException.class)
+          .hasMessageContaining("already has an output operation")
+          .hasMessageContaining(sink.pipelineId().toString());
+    } finally {
+      ssc.stop(false, true);
+    }
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  interface StreamBody {
+    void run(ExactlyOnceStream<String, String> stream) throws Exception;
+  }
+
+  private void runStream(String topicName, ExactlyOnceSink sink, StreamBody body) {
+    JavaStreamingContext ssc = new JavaStreamingContext(sc, Durations.milliseconds(500));
+    try {
+      ExactlyOnceStream<String, String> stream =
+          ExactlyOnce.directStream(
+              ssc, kafkaParams(), List.of(topicName), StartPosition.latest(), sink);
+      fixture.wire(stream, sink);
+      ssc.start();
+      body.run(stream);
+      assertThat(stream.failure()).isNull();
+    } catch (Exception e) {
+      throw new IllegalStateException(e);
+    } finally {
+      ssc.stop(false, true);
+    }
+  }
+
+  /** Waits until every expected id is in the output (or the stream failed). */
+  private void awaitOutput(ExactlyOnceStream<String, String> stream, Map<String, Long> expected) {
+    await()
+        .atMost(Duration.ofMinutes(3))
+        .pollInterval(Duration.ofMillis(250))
+        .until(
+            () ->
+                stream.failure() != null
+                    || fixture.counts().keySet().containsAll(expected.keySet()));
+    assertThat(stream.failure()).isNull();
+  }
+
+  private Map<String, Object> kafkaParams() {
+    Map<String, Object> params = new HashMap<>();
+    params.put("bootstrap.servers", kafka.bootstrapServers());
+    params.put("key.deserializer", StringDeserializer.class);
+    params.put("value.deserializer", StringDeserializer.class);
+    // Partitions added while the stream runs are seen at the next metadata refresh.
+    params.put("metadata.max.age.ms", 500);
+    return params;
+  }
+
+  private void send(
+      String topicName, int partition, String tag, int n, Map<String, Long> expected) {
+    List<ProducerRecord<String, String>> records = new ArrayList<>();
+    for (int i = 0; i < n; i++) {
+      String id = tag + "-" + i;
+      records.add(new ProducerRecord<>(topicName, partition, id, id));
+      if (expected != null) {
+        expected.put(id, 1L);
+      }
+    }
+    kafka.send(records);
+  }
+
+  private void addPartitions(String topicName, int total) {
+    try (var admin = kafka.admin()) {
+      admin
+          .createPartitions(
+              Map.of(topicName, org.apache.kafka.clients.admin.NewPartitions.increaseTo(total)))
+          .all()
+          .get();
+    } catch (Exception e) {
+      throw new IllegalStateException(e);
+    }
+  }
+}
