@@ -2,17 +2,20 @@ package org.exactlyonce.spark.internal;
 
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.api.java.function.Function;
+import org.apache.spark.api.java.function.Function2;
 import org.apache.spark.api.java.function.VoidFunction2;
 import org.apache.spark.streaming.Time;
 import org.apache.spark.util.LongAccumulator;
 import org.exactlyonce.spark.BatchResult;
 import org.exactlyonce.spark.CommitOutcome;
+import org.exactlyonce.spark.ExactlyOnceException;
 import org.exactlyonce.spark.PartitionCommit;
 import org.exactlyonce.spark.SourceRange;
 import org.exactlyonce.spark.spi.BatchSink;
@@ -40,6 +43,74 @@ public final class PerBatch<K, V, R> implements VoidFunction2<JavaRDD<ConsumerRe
     this.compute = compute;
     this.epoch = epoch;
     this.guard = guard;
+  }
+
+  /**
+   * Runs on executors: passes the records of partition i at or after {@code low[i]} (what this sink
+   * has not committed), counts them, and fails the task on a record outside its range: an aggregate
+   * must never count a record of another batch.
+   */
+  private static final class WithinRange<K, V>
+      implements Function2<
+          Integer, Iterator<ConsumerRecord<K, V>>, Iterator<ConsumerRecord<K, V>>> {
+    private static final long serialVersionUID = 1L;
+    private final long[] low;
+    private final long[] high;
+    private final LongAccumulator read;
+
+    WithinRange(long[] low, long[] high, LongAccumulator read) {
+      this.low = low;
+      this.high = high;
+      this.read = read;
+    }
+
+    @Override
+    public Iterator<ConsumerRecord<K, V>> call(
+        Integer index, Iterator<ConsumerRecord<K, V>> records) {
+      long from = low[index];
+      long until = high[index];
+      return new Iterator<>() {
+        private ConsumerRecord<K, V> next = advance();
+
+        private ConsumerRecord<K, V> advance() {
+          while (records.hasNext()) {
+            ConsumerRecord<K, V> r = records.next();
+            if (r.offset() >= until) {
+              throw new ExactlyOnceException(
+                  "record "
+                      + r.topic()
+                      + "-"
+                      + r.partition()
+                      + "@"
+                      + r.offset()
+                      + " lies past its batch's range end "
+                      + until
+                      + ": nothing of the batch is written, and the task fails");
+            }
+            if (r.offset() >= from) {
+              read.add(1);
+              return r;
+            }
+          }
+          return null;
+        }
+
+        @Override
+        public boolean hasNext() {
+          return next != null;
+        }
+
+        @Override
+        public ConsumerRecord<K, V> next() {
+          if (next == null) {
+            throw new java.util.NoSuchElementException();
+          }
+          ConsumerRecord<K, V> r = next;
+          next = advance();
+          return r;
+        }
+      };
+    }
   }
 
   private static SourceRange rangeOf(List<SourceRange> ranges, TopicPartition tp) {
@@ -80,21 +151,15 @@ public final class PerBatch<K, V, R> implements VoidFunction2<JavaRDD<ConsumerRe
       // Counts records as the computation reads them (a metric: a retried task counts twice).
       LongAccumulator read = rdd.context().longAccumulator("records read");
       if (pending.stream().anyMatch(r -> !r.isEmpty())) {
-        JavaRDD<ConsumerRecord<K, V>> input =
-            floors.isEmpty()
-                ? rdd
-                : rdd.filter(
-                    r ->
-                        r.offset()
-                            >= floors.getOrDefault(
-                                new TopicPartition(r.topic(), r.partition()), 0L));
+        long[] low = new long[ranges.size()];
+        long[] high = new long[ranges.size()];
+        for (int i = 0; i < ranges.size(); i++) {
+          SourceRange r = ranges.get(i);
+          low[i] = Math.max(r.from(), floors.getOrDefault(r.topicPartition(), r.from()));
+          high[i] = r.until();
+        }
         JavaRDD<R> results =
-            compute.call(
-                input.map(
-                    r -> {
-                      read.add(1);
-                      return r;
-                    }));
+            compute.call(rdd.mapPartitionsWithIndex(new WithinRange<>(low, high, read), true));
         commit = sink.commitBatch(epoch, pending, results);
       }
       List<PartitionCommit> commits = new ArrayList<>(skipped);

@@ -102,9 +102,16 @@ public final class VisibleEnds implements AutoCloseable {
         }
         adjusted.put(tp, end);
       } catch (RuntimeException ex) {
-        // Keep Spark's own choice: the batch may then fail as it would have without this class.
+        // An end that could not be checked may sit on a marker or an aborted record, which no
+        // reader can finish: leave the partition out of this batch (an empty range) and probe
+        // again with the next one, rather than hand Spark an end nobody verified.
+        adjusted.put(tp, f);
         LOG.warn(
-            "{}: could not look for the last visible record before {}: {}", tp, u, ex.toString());
+            "{}: could not look for the last visible record before {} ({}); the partition waits"
+                + " for the next batch",
+            tp,
+            u,
+            ex.toString());
         close(); // a fresh consumer next time
       }
     }

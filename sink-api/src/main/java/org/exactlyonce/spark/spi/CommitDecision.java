@@ -6,9 +6,9 @@ import org.exactlyonce.spark.SourceRange;
 /** The one decision every strategy makes: compare the stored offset with the range to commit. */
 public final class CommitDecision {
   /**
-   * The stored offset of a partition that has none. Only the driver stores where a partition
-   * starts (before the first batch that holds it); an executor that finds no stored offset decides
-   * {@code GAP} rather than trust the range in front of it.
+   * The stored offset of a partition that has none. Only the driver stores where a partition starts
+   * (before the first batch that holds it); an executor that finds no stored offset decides {@code
+   * GAP} rather than trust the range in front of it.
    */
   public static final long NONE = -1;
 

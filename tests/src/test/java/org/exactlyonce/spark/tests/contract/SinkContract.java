@@ -200,6 +200,76 @@ abstract class SinkContract {
     }
   }
 
+  /**
+   * A model of the protocol against the real backend: random interleavings of attempts on ranges
+   * cut from one partition (first attempts, retries, replays of earlier ranges, batches cut
+   * differently after a restart), by two drivers that take writer epochs in turn (a zombie, a
+   * rolling deploy). After every step the backend's outcome and stored offset must equal the
+   * model's: a stale epoch is FENCED, otherwise the commit decision; the offset only moves forward,
+   * by whole ranges. The scenarios come from jqwik generators with a fixed seed (override with
+   * -Dcontract.seed=...), printed on failure.
+   */
+  @Test
+  void theStoredOffsetFollowsTheModelUnderRandomAttemptsZombiesAndDrivers() {
+    long seed = Long.getLong("contract.seed", 20261201L);
+    java.util.Random random = new java.util.Random(seed);
+    long[] bounds = new long[13];
+    for (int i = 1; i < bounds.length; i++) {
+      bounds[i] = bounds[i - 1] + 1 + random.nextInt(9);
+    }
+    // {kind (0..4: an attempt, 5: the driver takes a new epoch), driver, first range, ranges}
+    net.jqwik.api.Arbitrary<List<int[]>> steps =
+        net.jqwik.api.Combinators.combine(
+                net.jqwik.api.Arbitraries.integers().between(0, 5),
+                net.jqwik.api.Arbitraries.integers().between(0, 1),
+                net.jqwik.api.Arbitraries.integers().between(0, bounds.length - 2),
+                net.jqwik.api.Arbitraries.integers().between(1, 3))
+            .as((kind, driver, from, n) -> new int[] {kind, driver, from, n})
+            .list()
+            .ofSize(12);
+    for (int scenario = 0; scenario < 4; scenario++) {
+      List<int[]> plan = steps.generator(100).next(random).value();
+      String id = pipeline("model");
+      try (OffsetStore d0 = fixture.sink(id).openOffsetStore();
+          OffsetStore d1 = fixture.sink(id).openOffsetStore()) {
+        OffsetStore[] drivers = {d0, d1};
+        long[] epochs = {begin(d0), 0};
+        d0.storeStartOffsets(Map.of(tp0, 0L), epochs[0]);
+        epochs[1] = begin(d1);
+        long latest = epochs[1];
+        long stored = 0;
+        List<String> log = new ArrayList<>();
+        for (int[] step : plan) {
+          int d = step[1];
+          if (step[0] == 5) {
+            epochs[d] = drivers[d].takeWriterEpoch();
+            latest = epochs[d];
+            log.add("driver " + d + " takes epoch " + epochs[d]);
+            continue;
+          }
+          SourceRange r =
+              SourceRange.of(
+                  topic,
+                  0,
+                  bounds[step[2]],
+                  bounds[Math.min(bounds.length - 1, step[2] + step[3])]);
+          CommitOutcome expected =
+              epochs[d] != latest
+                  ? CommitOutcome.FENCED
+                  : org.exactlyonce.spark.spi.CommitDecision.decide(stored, r);
+          CommitOutcome actual = drivers[d].commitRanges(epochs[d], List.of(r)).get(0).outcome();
+          log.add("driver " + d + " (epoch " + epochs[d] + ") commits " + r + ": " + actual);
+          String context = "seed " + seed + ", scenario " + scenario + ": " + log;
+          assertThat(actual).as(context).isEqualTo(expected);
+          if (expected == CommitOutcome.COMMITTED || expected == CommitOutcome.TRIMMED) {
+            stored = r.until();
+          }
+          assertThat(drivers[d].storedOffsets().get(tp0)).as(context).isEqualTo(stored);
+        }
+      }
+    }
+  }
+
   // ---------------------------------------------------------------- operations on a stream
 
   /**
