@@ -6,6 +6,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.common.TopicPartition;
 import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.api.java.function.Function;
 import org.apache.spark.streaming.api.java.JavaInputDStream;
@@ -23,6 +24,7 @@ import org.exactlyonce.spark.internal.TransactionalBatch;
 import org.exactlyonce.spark.spi.BatchSink;
 import org.exactlyonce.spark.spi.ExactlyOnceSink;
 import org.exactlyonce.spark.spi.IdempotentSink;
+import org.exactlyonce.spark.spi.OffsetStore;
 import org.exactlyonce.spark.spi.TransactionalSink;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -134,7 +136,7 @@ public final class ExactlyOnce {
     }
     PipelineGuard guard = new PipelineGuard(ssc);
     started.stored().forEach((id, stored) -> guard.markStored(id, stored.keySet()));
-    TransactionAwareStream.allowMarkers(ssc);
+    TransactionAwareStream.checkMarkersSetting(ssc);
     JavaInputDStream<ConsumerRecord<K, V>> dstream =
         new JavaInputDStream<>(
             new TransactionAwareStream<>(
@@ -144,6 +146,40 @@ public final class ExactlyOnce {
                 params),
             TransactionAwareStream.classTag());
     return new ExactlyOnceStream<>(dstream, started.epochs(), started.from(), guard);
+  }
+
+  /**
+   * Moves {@code sink}'s stored offsets back (or forward) to {@code offsets} on purpose, for
+   * example to process a range again after fixing a bug in the job. It takes a new writer epoch
+   * first, so a job still running on the pipeline is fenced and stops; start the job again after
+   * the rewind. The high-water marks move with the offsets, so the start accepts them (an offset
+   * moved back any other way is refused at start).
+   *
+   * @return the offsets stored before the rewind
+   * @throws SinkConfigurationException if the sink's backend is unreachable or misconfigured
+   */
+  public static Map<TopicPartition, Long> rewind(
+      ExactlyOnceSink sink, Map<TopicPartition, Long> offsets) {
+    offsets.forEach(
+        (tp, o) -> {
+          if (o == null || o < 0) {
+            throw new SinkConfigurationException(
+                "rewind offset for " + tp + " must be >= 0, got " + o);
+          }
+        });
+    try (OffsetStore store = sink.openOffsetStore()) {
+      store.validate();
+      long epoch = store.takeWriterEpoch();
+      Map<TopicPartition, Long> before = store.storedOffsets();
+      store.rewind(offsets, epoch);
+      LOG.warn(
+          "pipeline '{}': offsets rewound on purpose from {} to {} (writer epoch {})",
+          sink.pipelineId(),
+          before,
+          offsets,
+          epoch);
+      return before;
+    }
   }
 
   /**

@@ -8,6 +8,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.stream.Collectors;
 import org.apache.kafka.common.TopicPartition;
+import org.exactlyonce.spark.OffsetMismatchException;
 import org.exactlyonce.spark.PipelineId;
 import org.exactlyonce.spark.StartPosition;
 import org.exactlyonce.spark.spi.ExactlyOnceSink;
@@ -115,6 +116,7 @@ public final class StartSequence {
             Map<TopicPartition, Long> stored =
                 new HashMap<>(store.storedOffsetsAtStart(kafka.partitions(), epoch));
             kafka.checkStored(id, stored);
+            checkHighWater(id, stored, store.highWaterMarks());
             Set<String> storedTopics =
                 stored.keySet().stream().map(TopicPartition::topic).collect(Collectors.toSet());
             List<TopicPartition> firstStart = new ArrayList<>();
@@ -147,6 +149,43 @@ public final class StartSequence {
             LOG.info("pipeline '{}': writer epoch {}, starting at {}", id, epoch, stored);
           });
       return new Started(epochs, storedBySink, from);
+    }
+  }
+
+  /**
+   * Refuses stored offsets below their high-water mark: moved back by hand, or a store restored
+   * from an old backup. Starting there would write the records in between a second time.
+   *
+   * @throws OffsetMismatchException naming pipeline, partition and both offsets
+   */
+  static void checkHighWater(
+      PipelineId id, Map<TopicPartition, Long> stored, Map<TopicPartition, Long> highWater) {
+    List<String> rewound = new ArrayList<>();
+    Map<TopicPartition, Long> back =
+        new java.util.TreeMap<>(
+            java.util.Comparator.comparing(TopicPartition::topic)
+                .thenComparingInt(TopicPartition::partition));
+    stored.forEach(
+        (tp, s) -> {
+          Long hw = highWater.get(tp);
+          if (hw != null && s < hw) {
+            back.put(tp, hw);
+            rewound.add(tp + ": stored offset " + s + " is below its high-water mark " + hw);
+          }
+        });
+    if (!rewound.isEmpty()) {
+      throw new OffsetMismatchException(
+          "pipeline '"
+              + id
+              + "' cannot start: "
+              + String.join("; ", rewound)
+              + ". The offsets were moved back by hand, or the store was restored from an old"
+              + " backup: starting would write those records a second time. Nothing was written."
+              + " To re-process them on purpose, rewind through the library:"
+              + " ExactlyOnce.rewind(sink, offsets), which moves the high-water mark too."
+              + " Otherwise put the stored offsets back to "
+              + back,
+          List.of());
     }
   }
 

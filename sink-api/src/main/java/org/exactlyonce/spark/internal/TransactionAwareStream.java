@@ -93,6 +93,7 @@ public final class TransactionAwareStream<K, V> extends DirectKafkaInputDStream 
             ranges.toArray(new OffsetRange[0]),
             getPreferredHosts(),
             cache);
+    allowMarkers(rdd);
     StringBuilder description = new StringBuilder();
     ranges.stream()
         .filter(r -> r.count() > 0)
@@ -137,19 +138,49 @@ public final class TransactionAwareStream<K, V> extends DirectKafkaInputDStream 
   private static final String ALLOW = "spark.streaming.kafka.allowNonConsecutiveOffsets";
 
   /**
-   * Lets Spark's reader skip offset gaps (commit markers, aborted or compacted records): without
-   * it, the first marker fails the task. Set on the running context's configuration unless the user
-   * chose a value; read by every Kafka RDD when it is created.
+   * Lets the reader of this stream's RDDs skip offset gaps (commit markers, aborted or compacted
+   * records): without it, the first marker fails the task.
+   *
+   * <p>Spark reads {@code spark.streaming.kafka.allowNonConsecutiveOffsets} from the application's
+   * configuration when a Kafka RDD is created. Setting it there would change every other Kafka
+   * stream of the application for the rest of its life, so the library never does: it sets the
+   * choice on its own RDDs only (Spark's field {@code KafkaRDD.compacted}, checked at start). A
+   * value the user set explicitly is respected.
    */
-  public static void allowMarkers(org.apache.spark.streaming.api.java.JavaStreamingContext ssc) {
+  private static final java.lang.reflect.Field COMPACTED = compactedField();
+
+  private static java.lang.reflect.Field compactedField() {
+    try {
+      java.lang.reflect.Field f = KafkaRDD.class.getDeclaredField("compacted");
+      f.setAccessible(true);
+      return f;
+    } catch (ReflectiveOperationException | RuntimeException e) {
+      throw new IllegalStateException(
+          "this Spark version's KafkaRDD has no field 'compacted' (tested with Spark 3.5):"
+              + " the library cannot let its reader step over Kafka commit markers",
+          e);
+    }
+  }
+
+  private void allowMarkers(KafkaRDD<K, V> rdd) {
+    org.apache.spark.SparkConf conf = ssc().sparkContext().conf();
+    boolean allow = !conf.contains(ALLOW) || conf.getBoolean(ALLOW, false);
+    try {
+      COMPACTED.setBoolean(rdd, allow);
+    } catch (IllegalAccessException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  /** Warns when the user turned off what a reader of transactional topics needs. */
+  public static void checkMarkersSetting(
+      org.apache.spark.streaming.api.java.JavaStreamingContext ssc) {
     org.apache.spark.SparkConf conf = ssc.sparkContext().sc().conf();
-    if (!conf.contains(ALLOW)) {
-      conf.set(ALLOW, "true");
-    } else if (!conf.getBoolean(ALLOW, false)) {
+    if (conf.contains(ALLOW) && !conf.getBoolean(ALLOW, false)) {
       org.slf4j.LoggerFactory.getLogger(TransactionAwareStream.class)
           .warn(
               "{}=false: a topic written with Kafka transactions fails at its first commit marker;"
-                  + " remove the setting to let the library set it",
+                  + " remove the setting to let the library's stream step over markers",
               ALLOW);
     }
   }

@@ -44,6 +44,28 @@ public interface OffsetStore extends AutoCloseable {
   }
 
   /**
+   * Per partition, the highest offset this pipeline ever committed or stored as a start: a mark the
+   * data path raises and nothing but {@link #rewind} lowers. A stored offset below it was moved
+   * back by hand or restored from an old backup, and the start refuses it. Default: no marks (the
+   * store cannot tell).
+   */
+  default Map<TopicPartition, Long> highWaterMarks() {
+    return Map.of();
+  }
+
+  /**
+   * Moves the stored offsets of {@code offsets} there on purpose, high-water marks included, for
+   * writer {@code epoch} (re-processing a range after fixing a bug, for example). Partitions
+   * without a stored offset get one.
+   *
+   * @throws org.exactlyonce.spark.WriterFencedException if {@code epoch} is no longer current
+   * @throws UnsupportedOperationException if the store cannot rewind
+   */
+  default void rewind(Map<TopicPartition, Long> offsets, long epoch) {
+    throw new UnsupportedOperationException(getClass().getSimpleName() + " cannot rewind offsets");
+  }
+
+  /**
    * Stores start offsets for partitions that have none yet; a partition that already has a stored
    * offset keeps it.
    *

@@ -71,8 +71,15 @@ public final class CassandraOffsetStore implements OffsetStore {
         "CREATE TABLE IF NOT EXISTS "
             + offsets
             + " (pipeline_id text, topic text, kafka_partition int, until_offset bigint,"
-            + " writer_epoch bigint STATIC, PRIMARY KEY ((pipeline_id), topic, kafka_partition))");
+            + " high_water bigint, writer_epoch bigint STATIC,"
+            + " PRIMARY KEY ((pipeline_id), topic, kafka_partition))");
     Map<String, Column> t = columnsOf(spec.offsetsTable());
+    if (!t.containsKey("high_water")) {
+      // A table of an earlier version: the mark starts with each partition's next commit.
+      ddl("ALTER TABLE " + offsets + " ADD high_water bigint");
+      t = columnsOf(spec.offsetsTable());
+    }
+    expect(spec.offsetsTable(), t, "high_water", "bigint", "offsets table");
     expect(spec.offsetsTable(), t, "until_offset", "bigint", "offsets table");
     expect(spec.offsetsTable(), t, "writer_epoch", "bigint", "offsets table");
     Column pk = t.get("pipeline_id");
@@ -313,6 +320,46 @@ public final class CassandraOffsetStore implements OffsetStore {
   }
 
   @Override
+  public Map<TopicPartition, Long> highWaterMarks() {
+    Map<TopicPartition, Long> out = new HashMap<>();
+    for (Row r :
+        session.execute(
+            SimpleStatement.newInstance(
+                    "SELECT topic, kafka_partition, high_water FROM "
+                        + offsets
+                        + " WHERE pipeline_id = ?",
+                    pipeline.value())
+                .setConsistencyLevel(serial()))) {
+      if (!r.isNull(0) && !r.isNull(2)) {
+        out.put(new TopicPartition(r.getString(0), r.getInt(1)), r.getLong(2));
+      }
+    }
+    return out;
+  }
+
+  @Override
+  public void rewind(Map<TopicPartition, Long> to, long epoch) {
+    BatchStatementBuilder b = guardedBatch(epoch);
+    to.forEach(
+        (tp, o) ->
+            b.addStatement(
+                SimpleStatement.newInstance(
+                    "UPDATE "
+                        + offsets
+                        + " SET until_offset = ?, high_water = ? WHERE pipeline_id = ? AND topic = ?"
+                        + " AND kafka_partition = ?",
+                    o,
+                    o,
+                    pipeline.value(),
+                    tp.topic(),
+                    tp.partition())));
+    if (!session.execute(b.build()).wasApplied()) {
+      throw new WriterFencedException(
+          "pipeline '" + pipeline + "': another instance took over during the rewind");
+    }
+  }
+
+  @Override
   public void storeStartOffsets(Map<TopicPartition, Long> start, long epoch) {
     BatchStatementBuilder b = guardedBatch(epoch);
     start.forEach(
@@ -321,8 +368,9 @@ public final class CassandraOffsetStore implements OffsetStore {
                 SimpleStatement.newInstance(
                     "UPDATE "
                         + offsets
-                        + " SET until_offset = ? WHERE pipeline_id = ? AND topic = ?"
+                        + " SET until_offset = ?, high_water = ? WHERE pipeline_id = ? AND topic = ?"
                         + " AND kafka_partition = ? IF until_offset = null",
+                    o,
                     o,
                     pipeline.value(),
                     tp.topic(),
@@ -367,9 +415,10 @@ public final class CassandraOffsetStore implements OffsetStore {
               SimpleStatement.newInstance(
                   "UPDATE "
                       + offsets
-                      + " SET until_offset = ? WHERE pipeline_id = ? AND topic = ?"
-                      + " AND kafka_partition = ? IF until_offset = ?",
+                      + " SET until_offset = ?, high_water = ? WHERE pipeline_id = ?"
+                      + " AND topic = ? AND kafka_partition = ? IF until_offset = ?",
                   r.until(),
+                  r.until(), // from the stored offset, which is never above the mark
                   pipeline.value(),
                   r.topic(),
                   r.partition(),

@@ -69,6 +69,7 @@ public final class JdbcOffsetStore implements OffsetStore {
   @Override
   public void validate() {
     createIfMissing(dialect.createOffsetsTable());
+    createIfMissing(dialect.addHighWater());
     createIfMissing(dialect.createWritersTable());
     checkShape(dialect.offsetsTable(), PostgresDialect.OFFSETS_COLUMNS, "offsets table");
     checkShape(dialect.writersTable(), PostgresDialect.WRITERS_COLUMNS, "writers table");
@@ -198,6 +199,41 @@ public final class JdbcOffsetStore implements OffsetStore {
                 Map.entry(new TopicPartition(rs.getString(1), rs.getInt(2)), rs.getLong(3)))
         .forEach(e -> out.put(e.getKey(), e.getValue()));
     return out;
+  }
+
+  @Override
+  public Map<TopicPartition, Long> highWaterMarks() {
+    Map<TopicPartition, Long> out = new HashMap<>();
+    handle
+        .createQuery(dialect.highWaterMarks())
+        .bind("pipeline", pipeline.value())
+        .map(
+            (rs, ctx) ->
+                Map.entry(new TopicPartition(rs.getString(1), rs.getInt(2)), rs.getLong(3)))
+        .forEach(e -> out.put(e.getKey(), e.getValue()));
+    return out;
+  }
+
+  @Override
+  public void rewind(Map<TopicPartition, Long> offsets, long epoch) {
+    handle.useTransaction(
+        h -> {
+          if (!OffsetRows.epochIsCurrent(h, dialect, pipeline, epoch)) {
+            throw new WriterFencedException(
+                "pipeline '" + pipeline + "': another instance took over during the rewind");
+          }
+          PreparedBatch batch = h.prepareBatch(dialect.rewindOffset());
+          offsets.forEach(
+              (tp, o) ->
+                  batch
+                      .bind("pipeline", pipeline.value())
+                      .bind("topic", tp.topic())
+                      .bind("partition", tp.partition())
+                      .bind("offset", o)
+                      .bind("epoch", epoch)
+                      .add());
+          batch.execute();
+        });
   }
 
   @Override

@@ -37,8 +37,38 @@ public final class PostgresDialect implements Serializable {
         + "  until_offset    bigint       NOT NULL,\n"
         + "  writer_epoch    bigint       NOT NULL,\n"
         + "  updated_at      timestamptz  NOT NULL DEFAULT now(),\n"
+        + "  high_water      bigint,\n"
         + "  PRIMARY KEY (pipeline_id, topic, kafka_partition)\n"
         + ")";
+  }
+
+  /**
+   * Adds the high-water mark to an offsets table created by an earlier version (null until the
+   * partition's next commit).
+   */
+  public String addHighWater() {
+    return "ALTER TABLE " + offsets.sql() + " ADD COLUMN IF NOT EXISTS high_water bigint";
+  }
+
+  /** Offsets below their high-water mark. Binds: pipeline. */
+  public String highWaterMarks() {
+    return "SELECT topic, kafka_partition, high_water FROM "
+        + offsets.sql()
+        + " WHERE pipeline_id = :pipeline AND high_water IS NOT NULL";
+  }
+
+  /**
+   * Sets an offset and its high-water mark on purpose. Binds: pipeline, topic, partition, offset,
+   * epoch.
+   */
+  public String rewindOffset() {
+    return "INSERT INTO "
+        + offsets.sql()
+        + " AS o (pipeline_id, topic, kafka_partition, until_offset, writer_epoch, high_water)"
+        + " VALUES (:pipeline, :topic, :partition, :offset, :epoch, :offset)"
+        + " ON CONFLICT (pipeline_id, topic, kafka_partition) DO UPDATE SET until_offset ="
+        + " excluded.until_offset, high_water = excluded.high_water, writer_epoch ="
+        + " excluded.writer_epoch, updated_at = now()";
   }
 
   /** The writers table: the current writer epoch of each pipeline (fencing). */
@@ -143,8 +173,8 @@ public final class PostgresDialect implements Serializable {
   public String insertOffsetIfAbsent() {
     return "INSERT INTO "
         + offsets.sql()
-        + " (pipeline_id, topic, kafka_partition, until_offset, writer_epoch)"
-        + " VALUES (:pipeline, :topic, :partition, :offset, :epoch)"
+        + " (pipeline_id, topic, kafka_partition, until_offset, writer_epoch, high_water)"
+        + " VALUES (:pipeline, :topic, :partition, :offset, :epoch, :offset)"
         + " ON CONFLICT (pipeline_id, topic, kafka_partition) DO NOTHING";
   }
 
@@ -152,7 +182,8 @@ public final class PostgresDialect implements Serializable {
   public String advanceOffset() {
     return "UPDATE "
         + offsets.sql()
-        + " SET until_offset = :until, writer_epoch = :epoch, updated_at = now()"
+        + " SET until_offset = :until, writer_epoch = :epoch, updated_at = now(),"
+        + " high_water = GREATEST(COALESCE(high_water, :until), :until)"
         + " WHERE pipeline_id = :pipeline AND topic = :topic AND kafka_partition = :partition"
         + " AND until_offset = :expected";
   }

@@ -65,6 +65,25 @@ final class Fixtures {
       return DriverManager.getConnection(url, settings.toProperties());
     }
 
+    @Override
+    public void moveOffsetByHand(String pipeline, TopicPartition tp, long offset) {
+      try (Connection c = connect();
+          var s =
+              c.prepareStatement(
+                  "UPDATE eos_offsets SET until_offset = ? WHERE pipeline_id = ? AND topic = ?"
+                      + " AND kafka_partition = ?")) {
+        s.setLong(1, offset);
+        s.setString(2, pipeline);
+        s.setString(3, tp.topic());
+        s.setInt(4, tp.partition());
+        if (s.executeUpdate() != 1) {
+          throw new IllegalStateException("no offset row for " + pipeline + " " + tp);
+        }
+      } catch (SQLException e) {
+        throw new IllegalStateException(e);
+      }
+    }
+
     /** {@code query} returns (id, count) rows. */
     Map<String, Long> countsOf(String query) {
       Map<String, Long> out = new HashMap<>();
@@ -232,6 +251,20 @@ final class Fixtures {
     }
 
     @Override
+    public void moveOffsetByHand(String pipeline, TopicPartition tp, long offset) {
+      session.execute(
+          com.datastax.oss.driver.api.core.cql.SimpleStatement.newInstance(
+              "UPDATE "
+                  + ks
+                  + ".eos_offsets SET until_offset = ? WHERE pipeline_id = ? AND topic = ?"
+                  + " AND kafka_partition = ?",
+              offset,
+              pipeline,
+              tp.topic(),
+              tp.partition()));
+    }
+
+    @Override
     public void close() {
       session.close();
     }
@@ -331,6 +364,23 @@ final class Fixtures {
           .key(ToBytes.utf8(s -> s))
           .value(ToBytes.utf8(s -> s))
           .build();
+    }
+
+    /**
+     * The way an operator would: kafka-consumer-groups.sh --reset-offsets on the progress group.
+     */
+    @Override
+    public void moveOffsetByHand(String pipeline, TopicPartition tp, long offset) {
+      try (var admin = kafka.admin()) {
+        admin
+            .alterConsumerGroupOffsets(
+                "eos-progress-" + pipeline,
+                Map.of(tp, new org.apache.kafka.clients.consumer.OffsetAndMetadata(offset)))
+            .all()
+            .get();
+      } catch (Exception e) {
+        throw new IllegalStateException(e);
+      }
     }
 
     @Override

@@ -173,6 +173,33 @@ class OperationsIT {
     }
   }
 
+  /**
+   * Other streams of the application read the same configuration for the rest of its life: the
+   * library must not change it (it once set allowNonConsecutiveOffsets for everybody). Its own
+   * reader still steps over commit markers (TransactionalTopicIT).
+   */
+  @Test
+  void theLibraryChangesNoSparkSettingOfTheApplication() {
+    Map<String, String> before = settings();
+    try (Fixtures.JdbcTransactional rows = new Fixtures.JdbcTransactional()) {
+      Map<String, Long> expected = new LinkedHashMap<>();
+      send(0, "settings", 5, expected);
+      ExactlyOnceSink sink = rows.sink("settings-" + System.nanoTime());
+      run(List.of(rows), List.of(sink), expected);
+    }
+    assertThat(settings()).isEqualTo(before);
+  }
+
+  private static Map<String, String> settings() {
+    Map<String, String> out = new HashMap<>();
+    for (scala.Tuple2<String, String> kv : sc.getConf().getAll()) {
+      out.put(kv._1(), kv._2());
+    }
+    // Spark's own bookkeeping of the running application, not settings anybody chose.
+    out.keySet().removeIf(k -> k.startsWith("spark.app.") || k.startsWith("spark.driver."));
+    return out;
+  }
+
   // ---------------------------------------------------------------- helpers
 
   /** Runs one stream writing to every sink until each output holds every expected id. */

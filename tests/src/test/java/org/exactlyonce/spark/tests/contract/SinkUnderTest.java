@@ -21,6 +21,12 @@ interface SinkUnderTest extends AutoCloseable {
   /** Registers the output operation of {@code sink} on {@code stream}, mapping value to id. */
   void wire(ExactlyOnceStream<String, String> stream, ExactlyOnceSink sink);
 
+  /**
+   * Moves {@code pipeline}'s stored offset of {@code tp} to {@code offset} the way an operator
+   * would by hand (or a restore of an old backup would), outside the library.
+   */
+  void moveOffsetByHand(String pipeline, org.apache.kafka.common.TopicPartition tp, long offset);
+
   /** Every id in the whole output, with how many times it counts there. */
   Map<String, Long> counts();
 
