@@ -206,8 +206,9 @@ abstract class SinkContract {
    * differently after a restart), by two drivers that take writer epochs in turn (a zombie, a
    * rolling deploy). After every step the backend's outcome and stored offset must equal the
    * model's: a stale epoch is FENCED, otherwise the commit decision; the offset only moves forward,
-   * by whole ranges. The scenarios come from jqwik generators with a fixed seed (override with
-   * -Dcontract.seed=...), printed on failure.
+   * by whole ranges. The scenarios come from a fixed seed (override with -Dcontract.seed=...),
+   * printed with the steps on failure. (The decision itself has jqwik properties in sink-api;
+   * jqwik's generators cannot run inside a Jupiter test, which the matrix needs.)
    */
   @Test
   void theStoredOffsetFollowsTheModelUnderRandomAttemptsZombiesAndDrivers() {
@@ -217,18 +218,7 @@ abstract class SinkContract {
     for (int i = 1; i < bounds.length; i++) {
       bounds[i] = bounds[i - 1] + 1 + random.nextInt(9);
     }
-    // {kind (0..4: an attempt, 5: the driver takes a new epoch), driver, first range, ranges}
-    net.jqwik.api.Arbitrary<List<int[]>> steps =
-        net.jqwik.api.Combinators.combine(
-                net.jqwik.api.Arbitraries.integers().between(0, 5),
-                net.jqwik.api.Arbitraries.integers().between(0, 1),
-                net.jqwik.api.Arbitraries.integers().between(0, bounds.length - 2),
-                net.jqwik.api.Arbitraries.integers().between(1, 3))
-            .as((kind, driver, from, n) -> new int[] {kind, driver, from, n})
-            .list()
-            .ofSize(12);
     for (int scenario = 0; scenario < 4; scenario++) {
-      List<int[]> plan = steps.generator(100).next(random).value();
       String id = pipeline("model");
       try (OffsetStore d0 = fixture.sink(id).openOffsetStore();
           OffsetStore d1 = fixture.sink(id).openOffsetStore()) {
@@ -239,7 +229,16 @@ abstract class SinkContract {
         long latest = epochs[1];
         long stored = 0;
         List<String> log = new ArrayList<>();
-        for (int[] step : plan) {
+        for (int i = 0; i < 14; i++) {
+          // An attempt starts near the stored offset: a retry or replay (before it), the next
+          // range (at it), or a range after a gap (past it); one step in six is a new epoch.
+          int at = java.util.Arrays.binarySearch(bounds, stored);
+          int[] step = {
+            random.nextInt(6),
+            random.nextInt(2),
+            Math.max(0, Math.min(bounds.length - 2, at + random.nextInt(4) - 2)),
+            1 + random.nextInt(3)
+          };
           int d = step[1];
           if (step[0] == 5) {
             epochs[d] = drivers[d].takeWriterEpoch();
