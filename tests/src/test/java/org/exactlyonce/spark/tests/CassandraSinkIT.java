@@ -3,9 +3,7 @@ package org.exactlyonce.spark.tests;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-import com.datastax.oss.driver.api.core.CqlSession;
 import com.datastax.oss.driver.api.core.cql.Row;
-import java.net.InetSocketAddress;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -60,17 +58,8 @@ class CassandraSinkIT {
     FaultPoints.clear();
   }
 
-  private CqlSession session() {
-    return CqlSession.builder()
-        .addContactPoint(new InetSocketAddress(cassandra.host(), cassandra.nativePort()))
-        .withLocalDatacenter(cassandra.localDatacenter())
-        .build();
-  }
-
   private List<Row> cql(String statement) {
-    try (CqlSession s = session()) {
-      return s.execute(statement).all();
-    }
+    return CassandraTestSupport.cql(cassandra, statement);
   }
 
   private static <R> long epochOf(CassandraSink<R> sink) {

@@ -267,14 +267,7 @@ class ChaosIT {
 
   private static List<com.datastax.oss.driver.api.core.cql.Row> cql(
       CassandraServer cassandra, String statement) {
-    try (var s =
-        com.datastax.oss.driver.api.core.CqlSession.builder()
-            .addContactPoint(
-                new java.net.InetSocketAddress(cassandra.host(), cassandra.nativePort()))
-            .withLocalDatacenter(cassandra.localDatacenter())
-            .build()) {
-      return s.execute(statement).all();
-    }
+    return CassandraTestSupport.cql(cassandra, statement);
   }
 
   /**
