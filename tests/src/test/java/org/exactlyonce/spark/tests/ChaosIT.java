@@ -41,6 +41,9 @@ class ChaosIT {
   private static final double TASK_FAULT_RATE =
       Double.parseDouble(System.getProperty("chaos.taskFaultRate", "0.15"));
 
+  /** How long a killed server stays down before it is restarted. */
+  private static final Duration OUTAGE = Duration.ofMillis(500);
+
   private static long seed() {
     return Long.getLong("chaos.seed", System.nanoTime());
   }
@@ -244,7 +247,7 @@ class ChaosIT {
                   "restart-cassandra",
                   c -> {
                     cassandra.kill();
-                    Thread.sleep(500);
+                    Outage.lasting(OUTAGE, cassandra.nativePort());
                     cassandra.restart();
                   }));
       case "kafka" ->
@@ -254,7 +257,7 @@ class ChaosIT {
                   c -> {
                     c.awaitMidWrite();
                     kafka.kill();
-                    Thread.sleep(500);
+                    Outage.lasting(OUTAGE, Outage.portOf(kafka.bootstrapServers()));
                     kafka.restart();
                   }));
       default -> {
@@ -264,7 +267,7 @@ class ChaosIT {
                 c -> {
                   c.awaitMidWrite(); // a transaction is open: the kill must roll it back
                   pg.kill();
-                  Thread.sleep(500);
+                  Outage.lasting(OUTAGE, pg.port());
                   pg.restart();
                 }));
         faults.add(

@@ -190,6 +190,8 @@ public final class ChaosJob {
   /** Slows the mapper (about 2 ms a record), so that a batch is long enough to be hit mid-write. */
   static String slow(String value, int ms) throws InterruptedException {
     if (ms > 0 && value.hashCode() % 2 == 0) {
+      // Paces the job, not a wait for a condition: the test's faults need batches that take a
+      // while to write, and nothing here waits for anything to happen.
       Thread.sleep(ms);
     }
     return value;
