@@ -11,10 +11,11 @@ import java.util.Objects;
  * job's {@code spark.executor.extraJavaOptions} (and to the driver's command line for driver-side
  * points). Whether a task attempt fails at a point is a function of the seed, the point, and the
  * task's stage, partition and attempt, so a seed replays the same failures; only the first {@code
- * attempts} attempts of a task can fail, so Spark's retries finish the batch.
+ * attempts} attempts of a task can fail, so Spark's retries finish the batch. A rate of 1 fails
+ * every one of those attempts, by design rather than by chance ({@link #firstAttemptAt}).
  *
  * @param points where tasks fail
- * @param rate probability that a task attempt fails at each point
+ * @param rate probability that a task attempt fails at each point, above 0 and at most 1
  * @param seed the seed
  * @param attempts attempts 0 to {@code attempts - 1} of a task may fail
  */
@@ -48,9 +49,12 @@ public record TaskFaults(List<Point> points, double rate, long seed, int attempt
     if (points.isEmpty()) {
       throw new IllegalArgumentException("TaskFaults: name at least one point");
     }
-    if (!(rate > 0 && rate < 1)) {
+    if (!(rate > 0 && rate <= 1)) {
       throw new IllegalArgumentException(
-          "TaskFaults rate " + rate + ": must be between 0 and 1 (exclusive), e.g. 0.05");
+          "TaskFaults rate "
+              + rate
+              + ": must be between 0 and 1 (0 excluded; 1 fails every attempt below attempts),"
+              + " e.g. 0.05");
     }
     if (attempts < 1) {
       throw new IllegalArgumentException(
@@ -63,6 +67,15 @@ public record TaskFaults(List<Point> points, double rate, long seed, int attempt
   /** Every point, at {@code rate}, attempts 0 and 1. */
   public static TaskFaults everywhere(double rate, long seed) {
     return new TaskFaults(List.of(Point.values()), rate, seed, 2);
+  }
+
+  /**
+   * Fails attempt 0 of every task that reaches {@code point}, and never a retry: a fault that fires
+   * every time, not by luck. For a negative control (a writer that must be seen to duplicate when a
+   * task fails between its write and its commit) or a test of one point of the protocol.
+   */
+  public static TaskFaults firstAttemptAt(Point point) {
+    return new TaskFaults(List.of(point), 1.0, 0, 1);
   }
 
   /** The JVM options that switch these faults on, space-separated. */

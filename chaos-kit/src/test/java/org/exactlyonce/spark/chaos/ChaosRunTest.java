@@ -146,4 +146,15 @@ class ChaosRunTest {
     assertThatThrownBy(() -> new TaskFaults(List.of(), 0.1, 1, 2))
         .hasMessageContaining("at least one point");
   }
+
+  @Test
+  void aFirstAttemptFaultFailsEveryFirstAttemptAndNoRetry() {
+    // Rate 1: the library's seeded draw, a double in [0, 1), is always below it.
+    assertThat(TaskFaults.firstAttemptAt(TaskFaults.Point.BEFORE_COMMIT).javaOptions())
+        .isEqualTo(
+            "-Dexactlyonce.chaos.points=task.before-commit"
+                + " -Dexactlyonce.chaos.rate=1.0 -Dexactlyonce.chaos.seed=0"
+                + " -Dexactlyonce.chaos.attempts=1");
+    assertThatThrownBy(() -> TaskFaults.everywhere(0, 1)).hasMessageContaining("between 0 and 1");
+  }
 }

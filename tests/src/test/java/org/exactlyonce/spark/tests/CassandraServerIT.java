@@ -4,7 +4,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.datastax.oss.driver.api.core.CqlSession;
 import com.datastax.oss.driver.api.core.cql.PreparedStatement;
-import java.net.InetSocketAddress;
 import org.exactlyonce.spark.testing.servers.CassandraServer;
 import org.exactlyonce.spark.testing.servers.TestServers;
 import org.junit.jupiter.api.Test;
@@ -12,10 +11,7 @@ import org.junit.jupiter.api.Test;
 class CassandraServerIT {
 
   private static CqlSession connect(CassandraServer c) {
-    return CqlSession.builder()
-        .addContactPoint(new InetSocketAddress(c.host(), c.nativePort()))
-        .withLocalDatacenter(c.localDatacenter())
-        .build();
+    return CassandraTestSupport.session(c);
   }
 
   @Test

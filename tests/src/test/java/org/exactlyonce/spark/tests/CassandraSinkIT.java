@@ -2,10 +2,10 @@ package org.exactlyonce.spark.tests;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
 
-import com.datastax.oss.driver.api.core.CqlSession;
 import com.datastax.oss.driver.api.core.cql.Row;
-import java.net.InetSocketAddress;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -60,17 +60,8 @@ class CassandraSinkIT {
     FaultPoints.clear();
   }
 
-  private CqlSession session() {
-    return CqlSession.builder()
-        .addContactPoint(new InetSocketAddress(cassandra.host(), cassandra.nativePort()))
-        .withLocalDatacenter(cassandra.localDatacenter())
-        .build();
-  }
-
   private List<Row> cql(String statement) {
-    try (CqlSession s = session()) {
-      return s.execute(statement).all();
-    }
+    return CassandraTestSupport.cql(cassandra, statement);
   }
 
   private static <R> long epochOf(CassandraSink<R> sink) {
@@ -320,6 +311,10 @@ class CassandraSinkIT {
     }
   }
 
+  private static long total(Map<TopicPartition, Long> offsets) {
+    return offsets.values().stream().mapToLong(Long::longValue).sum();
+  }
+
   private static Map<TopicPartition, Long> stored(CassandraSink<?> sink) {
     try (OffsetStore store = sink.openOffsetStore()) {
       return store.storedOffsets();
@@ -363,16 +358,26 @@ class CassandraSinkIT {
 
       h.send(kv.subList(4000, 8000));
       Map<TopicPartition, Long> end = h.endOffsets();
+      long firstTotal = total(firstEnd);
+      long endTotal = total(end);
+      java.util.concurrent.atomic.AtomicBoolean killedMidStream =
+          new java.util.concurrent.atomic.AtomicBoolean();
+      java.util.concurrent.atomic.AtomicReference<Throwable> chaosFailure =
+          new java.util.concurrent.atomic.AtomicReference<>();
       Thread chaos =
           new Thread(
               () -> {
                 try {
-                  Thread.sleep(1500);
+                  // Once a batch of the second half is committed, while more are to come.
+                  await("a batch of the second half committed")
+                      .atMost(Duration.ofSeconds(120))
+                      .until(() -> total(stored(sink)) > firstTotal);
+                  killedMidStream.set(total(stored(sink)) < endTotal);
                   cassandra.kill();
-                  Thread.sleep(1000);
+                  Outage.lasting(Duration.ofSeconds(1), cassandra.nativePort());
                   cassandra.restart();
-                } catch (InterruptedException e) {
-                  Thread.currentThread().interrupt();
+                } catch (Throwable t) {
+                  chaosFailure.set(t);
                 }
               });
       chaos.start();
@@ -382,6 +387,8 @@ class CassandraSinkIT {
               s -> ExactlyOnce.foreachRDD(s, r -> List.of(r.value()), sink),
               () -> stored(sink).equals(end));
       chaos.join();
+      assertThat(chaosFailure.get()).as("killing and restarting Cassandra").isNull();
+      assertThat(killedMidStream).as("Cassandra was killed before the stream caught up").isTrue();
       if (failure != null) {
         // The outage outlasted Spark's task retries: the pipeline stopped. Once Cassandra answers
         // again, a restart resumes from the stored offsets.

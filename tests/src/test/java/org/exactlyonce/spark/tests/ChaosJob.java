@@ -32,6 +32,7 @@ import org.exactlyonce.spark.jdbc.JdbcSettings;
 import org.exactlyonce.spark.jdbc.JdbcSink;
 import org.exactlyonce.spark.kafka.KafkaSink;
 import org.exactlyonce.spark.kafka.ToBytes;
+import org.exactlyonce.spark.spi.FaultPoints;
 import org.exactlyonce.spark.testing.servers.SparkSetup;
 import scala.Tuple2;
 
@@ -189,6 +190,8 @@ public final class ChaosJob {
   /** Slows the mapper (about 2 ms a record), so that a batch is long enough to be hit mid-write. */
   static String slow(String value, int ms) throws InterruptedException {
     if (ms > 0 && value.hashCode() % 2 == 0) {
+      // Paces the job, not a wait for a condition: the test's faults need batches that take a
+      // while to write, and nothing here waits for anything to happen.
       Thread.sleep(ms);
     }
     return value;
@@ -280,6 +283,7 @@ public final class ChaosJob {
                         c.prepareStatement(
                             "INSERT INTO chaos_out (id, src_topic, src_partition, src_offset, src_index)"
                                 + " VALUES (?, ?, ?, ?, 0)")) {
+                  long written = 0;
                   while (records.hasNext()) {
                     ConsumerRecord<String, String> r = records.next();
                     ps.setString(1, slow(r.value(), slowMs));
@@ -287,6 +291,15 @@ public final class ChaosJob {
                     ps.setInt(3, r.partition());
                     ps.setLong(4, r.offset());
                     ps.executeUpdate(); // autocommit: each row is visible at once
+                    written++;
+                  }
+                  // The rows are durable, the offsets are not stored yet (the driver stores them
+                  // after every task): a task failure here makes Spark run the task again, and
+                  // the retry writes the same rows a second time. ChaosIT's negative control
+                  // fails every first attempt here; only tasks that wrote rows reach the point,
+                  // so each injected failure leaves at least one duplicate.
+                  if (written > 0) {
+                    FaultPoints.reach(FaultPoints.TASK_BEFORE_COMMIT);
                   }
                 }
               });

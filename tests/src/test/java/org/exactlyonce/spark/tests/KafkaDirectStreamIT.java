@@ -1,6 +1,7 @@
 package org.exactlyonce.spark.tests;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
 
 import java.time.Duration;
 import java.util.ArrayList;
@@ -94,11 +95,9 @@ class KafkaDirectStreamIT {
                 });
           });
       ssc.start();
-      long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
-      while (SEEN.stream().mapToInt(s -> s.values().size()).sum() < 10_000
-          && System.nanoTime() < deadline) {
-        Thread.sleep(100);
-      }
+      await("all 10,000 records seen")
+          .atMost(Duration.ofSeconds(120))
+          .until(() -> SEEN.stream().mapToInt(s -> s.values().size()).sum() >= 10_000);
     } finally {
       ssc.stop(true, true);
     }

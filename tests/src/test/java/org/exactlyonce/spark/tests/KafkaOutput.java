@@ -1,5 +1,7 @@
 package org.exactlyonce.spark.tests;
 
+import static org.awaitility.Awaitility.await;
+
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -80,16 +82,37 @@ final class KafkaOutput {
   }
 
   /**
-   * Waits long enough for a producer's background thread to send what was handed to it, so that a
-   * task failing right after makes its half-written outputs visible on the wire (to
-   * read_uncommitted readers) instead of dropping them unsent.
+   * Waits until every producer in this JVM has sent what was handed to it and the broker
+   * acknowledged it, so that a task failing right after makes its half-written outputs visible on
+   * the wire (to read_uncommitted readers) instead of dropping them unsent. A producer holds buffer
+   * memory for each batch until the broker answers it, so "nothing sent is outstanding" is every
+   * producer's available buffer back at its total.
    */
   static void letTheProducerSendWhatItHas() {
-    try {
-      Thread.sleep(200);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
+    await("every producer's records sent and acknowledged")
+        .atMost(Duration.ofSeconds(60))
+        .pollInterval(Duration.ofMillis(10))
+        .until(KafkaOutput::noProducerHoldsUnsentRecords);
+  }
+
+  private static boolean noProducerHoldsUnsentRecords() throws Exception {
+    javax.management.MBeanServer server =
+        java.lang.management.ManagementFactory.getPlatformMBeanServer();
+    var producers =
+        server.queryNames(
+            new javax.management.ObjectName("kafka.producer:type=producer-metrics,*"), null);
+    if (producers.isEmpty()) {
+      throw new IllegalStateException("no Kafka producer metrics in this JVM");
     }
+    for (var producer : producers) {
+      double total = ((Number) server.getAttribute(producer, "buffer-total-bytes")).doubleValue();
+      double available =
+          ((Number) server.getAttribute(producer, "buffer-available-bytes")).doubleValue();
+      if (available < total) {
+        return false;
+      }
+    }
+    return true;
   }
 
   /** The committed offsets of consumer group {@code group}. */

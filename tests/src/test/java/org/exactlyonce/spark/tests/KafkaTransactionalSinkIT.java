@@ -2,6 +2,7 @@ package org.exactlyonce.spark.tests;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
 
 import java.time.Duration;
 import java.util.ArrayList;
@@ -492,20 +493,19 @@ class KafkaTransactionalSinkIT {
       Thread killer =
           new Thread(
               () -> {
-                long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
-                while (System.nanoTime() < deadline) {
-                  long done =
-                      KafkaOutput.groupOffsets(kafka, sink.progressGroup()).values().stream()
-                          .mapToLong(Long::longValue)
-                          .sum();
-                  if (done > total / 3) {
-                    kafka.kill();
-                    killed.set(true);
-                    kafka.restart();
-                    return;
-                  }
-                  sleep(100);
-                }
+                // A third of the input committed: the broker dies mid-stream. If that never
+                // happens, nothing is killed and the assertion on `killed` below says so.
+                await("a third of the input committed")
+                    .atMost(Duration.ofSeconds(120))
+                    .until(
+                        () ->
+                            KafkaOutput.groupOffsets(kafka, sink.progressGroup()).values().stream()
+                                    .mapToLong(Long::longValue)
+                                    .sum()
+                                > total / 3);
+                kafka.kill();
+                killed.set(true);
+                kafka.restart();
               },
               "broker-killer");
       killer.start();
@@ -524,14 +524,6 @@ class KafkaTransactionalSinkIT {
       assertThat(failure).as("after %d runs", runs).isNull();
       assertThat(values(KafkaOutput.committed(kafka, outTopic)))
           .containsExactlyElementsOf(expected(inputs));
-    }
-  }
-
-  private static void sleep(long ms) {
-    try {
-      Thread.sleep(ms);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
     }
   }
 }

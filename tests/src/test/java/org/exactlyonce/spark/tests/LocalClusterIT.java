@@ -1,7 +1,9 @@
 package org.exactlyonce.spark.tests;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
 
+import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
@@ -17,11 +19,9 @@ class LocalClusterIT {
   void jobSurvivesSigkillOfOneExecutor() throws Exception {
     try (JavaSparkContext sc =
         new JavaSparkContext(SparkSetup.localCluster("kill-executor", 2, 1))) {
-      // Wait for both executors to register.
-      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
-      while (sc.sc().getExecutorIds().size() < 2 && System.nanoTime() < deadline) {
-        Thread.sleep(100);
-      }
+      await("both executors registered")
+          .atMost(Duration.ofSeconds(120))
+          .until(() -> sc.sc().getExecutorIds().size() >= 2);
       List<Long> pids = SparkSetup.executorPids();
       assertThat(pids).hasSize(2);
 
@@ -32,16 +32,29 @@ class LocalClusterIT {
                   sc.parallelize(input, 8)
                       .map(
                           i -> {
-                            Thread.sleep(10); // long enough for the kill to land mid-task
+                            // Paces the job, not a wait: about 1.2 s per task, so that the kill
+                            // below lands while tasks run.
+                            Thread.sleep(10);
                             return (long) i;
                           })
                       .reduce(Long::sum));
-      Thread.sleep(1500);
+      await("tasks running on the executors")
+          .atMost(Duration.ofSeconds(120))
+          .until(() -> runningTasks(sc) > 0);
       assertThat(sum).isNotDone();
       ProcessHandle.of(pids.get(0)).orElseThrow().destroyForcibly();
 
       assertThat(sum.get(120, TimeUnit.SECONDS)).isEqualTo(999L * 1000 / 2);
       assertThat(ProcessHandle.of(pids.get(0)).map(ProcessHandle::isAlive).orElse(false)).isFalse();
     }
+  }
+
+  private static int runningTasks(JavaSparkContext sc) {
+    int running = 0;
+    for (int stage : sc.statusTracker().getActiveStageIds()) {
+      var info = sc.statusTracker().getStageInfo(stage);
+      running += info == null ? 0 : info.numActiveTasks();
+    }
+    return running;
   }
 }

@@ -5,7 +5,6 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.catchThrowable;
 
 import com.datastax.oss.driver.api.core.CqlSession;
-import java.net.InetSocketAddress;
 import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.ResultSet;
@@ -275,11 +274,8 @@ class SecureConnectionsIT {
     String password = "app-cassandra-secret";
     String table = "auth_ks.out_" + System.nanoTime();
     try (CqlSession admin =
-        CqlSession.builder()
-            .addContactPoint(new InetSocketAddress(cassandra.host(), cassandra.nativePort()))
-            .withLocalDatacenter(cassandra.localDatacenter())
-            .withAuthCredentials(CassandraServer.SUPERUSER, CassandraServer.SUPERUSER_PASSWORD)
-            .build()) {
+        CassandraTestSupport.session(
+            cassandra, CassandraServer.SUPERUSER, CassandraServer.SUPERUSER_PASSWORD)) {
       admin.execute(
           "CREATE ROLE IF NOT EXISTS app WITH PASSWORD = '" + password + "' AND LOGIN = true");
       admin.execute(
@@ -327,12 +323,6 @@ class SecureConnectionsIT {
 
   private static List<com.datastax.oss.driver.api.core.cql.Row> cql(
       CassandraServer cassandra, String statement) {
-    try (CqlSession s =
-        CqlSession.builder()
-            .addContactPoint(new InetSocketAddress(cassandra.host(), cassandra.nativePort()))
-            .withLocalDatacenter(cassandra.localDatacenter())
-            .build()) {
-      return s.execute(statement).all();
-    }
+    return CassandraTestSupport.cql(cassandra, statement);
   }
 }

@@ -2,7 +2,9 @@ package org.exactlyonce.spark.tests;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
 
+import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CountDownLatch;
@@ -229,9 +231,12 @@ class TransactionalJdbcSinkIT {
 
   @Test
   void concurrentCopiesOfOneRangeWriteItOnce() throws Exception {
-    // A writer that dawdles inside its transaction, so the second copy runs into the row lock
-    // while the first one is still writing (a speculative task against the original).
+    // A writer that stays inside its transaction until the second copy waits for the row lock
+    // (a speculative task against the original), or has finished without waiting (which the
+    // outcomes below then show).
     CountDownLatch firstIsWriting = new CountDownLatch(1);
+    java.util.concurrent.atomic.AtomicReference<Future<PartitionCommit>> second =
+        new java.util.concurrent.atomic.AtomicReference<>();
     JdbcWriter<Out> slow =
         (handle, rows) -> {
           PreparedBatch b =
@@ -239,8 +244,15 @@ class TransactionalJdbcSinkIT {
                   "INSERT INTO out (id, topic, kafka_partition, src_offset) VALUES (?, ?, ?, ?)");
           rows.forEach(r -> b.add(JdbcTestSupport.values(r).toArray()));
           b.execute();
-          firstIsWriting.countDown();
-          Thread.sleep(300);
+          if (firstIsWriting.getCount() > 0) {
+            firstIsWriting.countDown();
+            await("the second copy waits for the row lock, or is done")
+                .atMost(Duration.ofSeconds(60))
+                .until(
+                    () ->
+                        sessionsWaitingForALock() > 0
+                            || (second.get() != null && second.get().isDone()));
+          }
         };
     JdbcSink<Out> slowSink =
         JdbcSink.<Out>transactional("p1")
@@ -256,6 +268,7 @@ class TransactionalJdbcSinkIT {
       assertThat(firstIsWriting.await(30, TimeUnit.SECONDS)).isTrue();
       Future<PartitionCommit> b =
           pool.submit(() -> slowSink.commit(epoch, r, JdbcTestSupport.outputs(TOPIC, 0, 0, 500)));
+      second.set(b);
 
       List<CommitOutcome> outcomes =
           List.of(a.get(60, TimeUnit.SECONDS).outcome(), b.get(60, TimeUnit.SECONDS).outcome());
@@ -409,5 +422,18 @@ class TransactionalJdbcSinkIT {
     }
     assertThat(tables).containsExactlyInAnyOrder("eos_offsets", "eos_writers");
     assertThat(db.allIds().stream().collect(Collectors.toSet())).isEmpty();
+  }
+
+  /** Sessions of the test's database that wait for a lock held by another transaction. */
+  private long sessionsWaitingForALock() throws java.sql.SQLException {
+    try (java.sql.Connection c = db.connect();
+        java.sql.ResultSet rs =
+            c.createStatement()
+                .executeQuery(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                        + " AND wait_event_type = 'Lock'")) {
+      rs.next();
+      return rs.getLong(1);
+    }
   }
 }

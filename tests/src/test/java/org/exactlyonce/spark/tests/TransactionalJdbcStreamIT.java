@@ -240,7 +240,11 @@ class TransactionalJdbcStreamIT {
       // no later batch writes anything.
       long afterFailure = db.count();
       produce(400);
-      Thread.sleep(1500);
+      await("no row written after the failed batch")
+          .during(Duration.ofSeconds(3))
+          .atMost(Duration.ofSeconds(60))
+          .failFast("rows written after the failed batch", () -> db.count() != afterFailure)
+          .until(() -> db.count() == afterFailure);
       assertThat(db.count()).isEqualTo(afterFailure).isLessThan(before + 400);
       assertThat(db.allIds()).doesNotHaveDuplicates();
     } finally {

@@ -112,12 +112,13 @@ class TransactionalTopicIT {
     return batches.stream().mapToLong(BatchResult::rowsWritten).sum();
   }
 
-  private static void idleFor(long ms, ExactlyOnceStream<?, ?> stream) throws InterruptedException {
-    long end = System.currentTimeMillis() + ms;
-    while (System.currentTimeMillis() < end) {
-      assertThat(stream.failure()).as("failure while the topic sits idle").isNull();
-      Thread.sleep(100);
-    }
+  /** Lets the topic sit idle for {@code ms}, failing at once if the stream fails meanwhile. */
+  private static void idleFor(long ms, ExactlyOnceStream<?, ?> stream) {
+    await("no failure while the topic sits idle for " + ms + " ms")
+        .during(Duration.ofMillis(ms))
+        .atMost(Duration.ofMillis(ms).plusSeconds(30))
+        .failFast("the stream failed while the topic sat idle", () -> stream.failure() != null)
+        .until(() -> stream.failure() == null);
   }
 
   @Test
