@@ -290,11 +290,23 @@ public final class CassandraOffsetStore implements OffsetStore {
 
   @Override
   public Map<TopicPartition, Long> storedOffsets() {
+    return perPartition("until_offset");
+  }
+
+  @Override
+  public Map<TopicPartition, Long> highWaterMarks() {
+    return perPartition("high_water");
+  }
+
+  /** Column {@code column} of every partition of this pipeline where it is set. */
+  private Map<TopicPartition, Long> perPartition(String column) {
     Map<TopicPartition, Long> out = new HashMap<>();
     for (Row r :
         session.execute(
             SimpleStatement.newInstance(
-                    "SELECT topic, kafka_partition, until_offset FROM "
+                    "SELECT topic, kafka_partition, "
+                        + column
+                        + " FROM "
                         + offsets
                         + " WHERE pipeline_id = ?",
                     pipeline.value())
@@ -317,24 +329,6 @@ public final class CassandraOffsetStore implements OffsetStore {
                 epoch,
                 pipeline.value(),
                 epoch));
-  }
-
-  @Override
-  public Map<TopicPartition, Long> highWaterMarks() {
-    Map<TopicPartition, Long> out = new HashMap<>();
-    for (Row r :
-        session.execute(
-            SimpleStatement.newInstance(
-                    "SELECT topic, kafka_partition, high_water FROM "
-                        + offsets
-                        + " WHERE pipeline_id = ?",
-                    pipeline.value())
-                .setConsistencyLevel(serial()))) {
-      if (!r.isNull(0) && !r.isNull(2)) {
-        out.put(new TopicPartition(r.getString(0), r.getInt(1)), r.getLong(2));
-      }
-    }
-    return out;
   }
 
   @Override

@@ -190,22 +190,19 @@ public final class JdbcOffsetStore implements OffsetStore {
 
   @Override
   public Map<TopicPartition, Long> storedOffsets() {
-    Map<TopicPartition, Long> out = new HashMap<>();
-    handle
-        .createQuery(dialect.storedOffsets())
-        .bind("pipeline", pipeline.value())
-        .map(
-            (rs, ctx) ->
-                Map.entry(new TopicPartition(rs.getString(1), rs.getInt(2)), rs.getLong(3)))
-        .forEach(e -> out.put(e.getKey(), e.getValue()));
-    return out;
+    return perPartition(dialect.storedOffsets());
   }
 
   @Override
   public Map<TopicPartition, Long> highWaterMarks() {
+    return perPartition(dialect.highWaterMarks());
+  }
+
+  /** Rows of (topic, partition, offset) of this pipeline, from {@code sql}. */
+  private Map<TopicPartition, Long> perPartition(String sql) {
     Map<TopicPartition, Long> out = new HashMap<>();
     handle
-        .createQuery(dialect.highWaterMarks())
+        .createQuery(sql)
         .bind("pipeline", pipeline.value())
         .map(
             (rs, ctx) ->

@@ -6,14 +6,11 @@ import static org.awaitility.Awaitility.await;
 
 import java.nio.file.Files;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.TopicPartition;
-import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.streaming.Durations;
 import org.apache.spark.streaming.api.java.JavaStreamingContext;
@@ -233,20 +230,10 @@ class OperationsIT {
   }
 
   private Map<String, Object> params() {
-    Map<String, Object> params = new HashMap<>();
-    params.put("bootstrap.servers", kafka.bootstrapServers());
-    params.put("key.deserializer", StringDeserializer.class);
-    params.put("value.deserializer", StringDeserializer.class);
-    return params;
+    return Inputs.params(kafka);
   }
 
   private void send(int partition, String tag, int n, Map<String, Long> expected) {
-    List<ProducerRecord<String, String>> records = new ArrayList<>();
-    for (int i = 0; i < n; i++) {
-      String id = tag + "-" + i;
-      records.add(new ProducerRecord<>(topic, partition, id, id));
-      expected.put(id, 1L);
-    }
-    kafka.send(records);
+    Inputs.send(kafka, topic, partition, tag, n, expected);
   }
 }

@@ -6,13 +6,10 @@ import static org.awaitility.Awaitility.await;
 
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.TopicPartition;
-import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.streaming.Durations;
 import org.apache.spark.streaming.api.java.JavaStreamingContext;
@@ -405,26 +402,12 @@ abstract class SinkContract {
   }
 
   private Map<String, Object> kafkaParams() {
-    Map<String, Object> params = new HashMap<>();
-    params.put("bootstrap.servers", kafka.bootstrapServers());
-    params.put("key.deserializer", StringDeserializer.class);
-    params.put("value.deserializer", StringDeserializer.class);
-    // Partitions added while the stream runs are seen at the next metadata refresh.
-    params.put("metadata.max.age.ms", 500);
-    return params;
+    return Inputs.params(kafka);
   }
 
   private void send(
       String topicName, int partition, String tag, int n, Map<String, Long> expected) {
-    List<ProducerRecord<String, String>> records = new ArrayList<>();
-    for (int i = 0; i < n; i++) {
-      String id = tag + "-" + i;
-      records.add(new ProducerRecord<>(topicName, partition, id, id));
-      if (expected != null) {
-        expected.put(id, 1L);
-      }
-    }
-    kafka.send(records);
+    Inputs.send(kafka, topicName, partition, tag, n, expected);
   }
 
   private void addPartitions(String topicName, int total) {
