@@ -3,18 +3,26 @@ package org.exactlyonce.spark.cassandra;
 import java.io.Serializable;
 import java.time.Duration;
 import java.util.List;
+import java.util.Locale;
 import java.util.Objects;
 import org.exactlyonce.spark.SinkConfigurationException;
 import org.exactlyonce.spark.spi.Secrets;
 
 /**
  * How to reach Cassandra: contact points, local data center, credentials and consistency. Writes
- * default to {@code LOCAL_QUORUM}, lightweight transactions to {@code LOCAL_SERIAL}. Serialisable;
- * a password read from an environment variable is read where the session is opened, so it never
- * travels with tasks, and no password appears in {@link #toString()}. Immutable.
+ * default to {@code LOCAL_QUORUM}, lightweight transactions to {@code LOCAL_SERIAL}; only quorum
+ * and serial levels are accepted (see {@link #writeConsistency}). Serialisable; a password read
+ * from an environment variable is read where the session is opened, so it never travels with tasks,
+ * and no password appears in {@link #toString()}. Immutable.
  */
 public final class CassandraSettings implements Serializable {
   private static final long serialVersionUID = 1L;
+
+  // Levels whose writes overlap every later quorum read: a committed offset never points past
+  // outputs that a quorum does not hold.
+  private static final List<String> WRITE_LEVELS =
+      List.of("LOCAL_QUORUM", "QUORUM", "EACH_QUORUM", "ALL");
+  private static final List<String> SERIAL_LEVELS = List.of("LOCAL_SERIAL", "SERIAL");
 
   private final List<String> contactPoints;
   private final String localDatacenter;
@@ -81,18 +89,69 @@ public final class CassandraSettings implements Serializable {
     return c;
   }
 
-  /** The consistency of writes (default {@code LOCAL_QUORUM}), for example {@code QUORUM}. */
+  /**
+   * The consistency of writes and reads (default {@code LOCAL_QUORUM}): one of {@code
+   * LOCAL_QUORUM}, {@code QUORUM}, {@code EACH_QUORUM} or {@code ALL}, in any case.
+   *
+   * @throws SinkConfigurationException for any other level: with {@code ONE}, {@code ANY} and the
+   *     like, offsets could be committed over outputs a single replica holds (or only a hint), and
+   *     losing that node would lose them for good, since nothing replays a committed range
+   */
   public CassandraSettings writeConsistency(String level) {
     CassandraSettings c = copy();
-    c.writeConsistency = level;
+    c.writeConsistency =
+        checked(
+            "writeConsistency",
+            level,
+            WRITE_LEVELS,
+            "LOCAL_QUORUM (the default), QUORUM, EACH_QUORUM or ALL",
+            "offsets could be committed over outputs that a single replica holds (or only a"
+                + " hint), so losing one node would lose committed outputs for good");
     return c;
   }
 
-  /** The serial consistency of lightweight transactions (default {@code LOCAL_SERIAL}). */
+  /**
+   * The serial consistency of lightweight transactions (default {@code LOCAL_SERIAL}): {@code
+   * LOCAL_SERIAL} or {@code SERIAL}, in any case.
+   *
+   * @throws SinkConfigurationException for any other level (Cassandra takes no other for the Paxos
+   *     phase of a conditional update)
+   */
   public CassandraSettings serialConsistency(String level) {
     CassandraSettings c = copy();
-    c.serialConsistency = level;
+    c.serialConsistency =
+        checked(
+            "serialConsistency",
+            level,
+            SERIAL_LEVELS,
+            "LOCAL_SERIAL (the default) or SERIAL",
+            "the offsets' compare-and-set, the writer epoch and running totals are lightweight"
+                + " transactions, which need a serial level");
     return c;
+  }
+
+  private static String checked(
+      String setting, String level, List<String> allowed, String fix, String why) {
+    String upper = level == null ? null : level.trim().toUpperCase(Locale.ROOT);
+    if (upper == null || !allowed.contains(upper)) {
+      throw new SinkConfigurationException(
+          "CassandraSettings."
+              + setting
+              + "(\""
+              + level
+              + "\") is not allowed: "
+              + (upper != null && allowed == WRITE_LEVELS && SERIAL_LEVELS.contains(upper)
+                  ? "a serial level applies to lightweight transactions only (serialConsistency);"
+                      + " "
+                  : "")
+              + "exactly-once needs "
+              + String.join(", ", allowed)
+              + ", otherwise "
+              + why
+              + ". Use "
+              + fix);
+    }
+    return upper;
   }
 
   /** The most asynchronous writes one task keeps in flight (default 128). */

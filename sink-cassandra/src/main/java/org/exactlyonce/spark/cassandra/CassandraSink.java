@@ -28,7 +28,8 @@ import org.exactlyonce.spark.spi.PartitionOutputs;
  *   <li>{@link Builder#timestampFrom}: a natural key fed from several partitions; the output's own
  *       timestamp (event time, in microseconds) orders its versions;
  *   <li>{@link Builder#runningTotal}: a bigint total per key, updated by a lightweight transaction
- *       that remembers the last offset applied per source partition, so a replay adds nothing.
+ *       that remembers the last offset applied per pipeline and source partition, so a replay adds
+ *       nothing.
  * </ul>
  *
  * <p>Write timestamps come from the source, not the clock: the table must be written by this sink
@@ -176,8 +177,12 @@ public final class CassandraSink<R> implements IdempotentSink<R> {
     /**
      * Keeps a running total per key (the columns are the table's primary key) in bigint column
      * {@code totalColumn}, adding {@code amount} of each output exactly once. The table also needs
-     * {@code eos_applied map<text, bigint>}. Each key costs a read and a lightweight transaction
-     * per task: use it for aggregates of moderate key counts.
+     * {@code eos_applied map<text, bigint>}, where each row remembers the last offset applied per
+     * pipeline and source partition (key {@code pipeline/topic-partition}), so several pipelines
+     * can keep totals on one table, each adding every record once. Entries an older version wrote
+     * without the pipeline ({@code topic-partition}) are taken over by the first pipeline that
+     * updates the row. Each key costs a read and a lightweight transaction per task: use it for
+     * aggregates of moderate key counts.
      */
     public Builder<R> runningTotal(String totalColumn, AmountFunction<R> amount) {
       this.totalColumn = totalColumn;

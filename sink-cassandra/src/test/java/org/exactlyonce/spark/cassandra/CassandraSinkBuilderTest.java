@@ -54,6 +54,42 @@ class CassandraSinkBuilderTest {
   }
 
   @Test
+  void consistencyLevelsThatCouldLoseCommittedOutputsAreRefused() {
+    for (String weak : List.of("ONE", "TWO", "THREE", "ANY", "LOCAL_ONE", "SERIAL", "nonsense")) {
+      assertThatThrownBy(
+              () -> base().connection(C.writeConsistency(weak)).timestampFromSourceOffset().build())
+          .as(weak)
+          .isInstanceOf(SinkConfigurationException.class)
+          .hasMessageContaining("writeConsistency")
+          .hasMessageContaining(weak)
+          .hasMessageContaining("LOCAL_QUORUM");
+    }
+    for (String weak : List.of("ONE", "QUORUM", "LOCAL_QUORUM", "ANY", "nonsense")) {
+      assertThatThrownBy(
+              () -> base().connection(C.serialConsistency(weak)).runningTotal("n", x -> 1).build())
+          .as(weak)
+          .isInstanceOf(SinkConfigurationException.class)
+          .hasMessageContaining("serialConsistency")
+          .hasMessageContaining(weak)
+          .hasMessageContaining("LOCAL_SERIAL");
+    }
+  }
+
+  @Test
+  void quorumAndSerialLevelsAreAccepted() {
+    for (String level : List.of("QUORUM", "LOCAL_QUORUM", "EACH_QUORUM", "ALL", "local_quorum")) {
+      CassandraSettings s = C.writeConsistency(level);
+      assertThat(s.writeConsistency()).isEqualTo(level.toUpperCase(java.util.Locale.ROOT));
+      assertThat(base().connection(s).timestampFromSourceOffset().build()).isNotNull();
+    }
+    for (String level : List.of("SERIAL", "LOCAL_SERIAL")) {
+      CassandraSettings s = C.serialConsistency(level);
+      assertThat(s.serialConsistency()).isEqualTo(level);
+      assertThat(base().connection(s).timestampFromSourceOffset().build()).isNotNull();
+    }
+  }
+
+  @Test
   void passwordsNeverAppearInToStringAndDefaultsAreLocalQuorum() {
     CassandraSettings s = C.user("app").password("s3cret");
     assertThat(s.toString()).doesNotContain("s3cret").contains("writeConsistency=LOCAL_QUORUM");

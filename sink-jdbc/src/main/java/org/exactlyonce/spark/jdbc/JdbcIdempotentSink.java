@@ -28,6 +28,12 @@ import org.exactlyonce.spark.spi.PartitionOutputs;
  *       partitions, versioned by the record (event time plus a tie-breaker).
  * </ul>
  *
+ * <p>A versioned upsert keeps, of the outputs of one key, the one with the highest version and,
+ * among equal versions, the latest source position (topic, partition, offset, output index), which
+ * the sink stores in a text column ({@link Builder#tieBreakerColumn}, default {@code
+ * source_position}). So the stored row is the same whatever the batch size, the batch boundaries or
+ * the order replays arrive in.
+ *
  * <p>Accumulating writes ({@code total = total + x}) are refused: a replay would add twice. Use
  * {@link JdbcSink#transactional} or {@link JdbcSink#perBatch} for them. Immutable, serialisable.
  *
@@ -110,7 +116,8 @@ public final class JdbcIdempotentSink<R> implements IdempotentSink<R> {
      * Versions the rows of {@link #upsertOn} by the source offset, in {@code versionColumn}
      * (bigint, filled by the sink). Correct only when every record of a key comes from one Kafka
      * partition (the natural key is the Kafka key): offsets of different partitions do not order
-     * anything.
+     * anything. Outputs of one record share its offset; the later output index wins (see {@link
+     * #tieBreakerColumn}).
      */
     public Builder<R> versionFromSourceOffset(String versionColumn) {
       this.versionColumn = versionColumn;
@@ -120,12 +127,26 @@ public final class JdbcIdempotentSink<R> implements IdempotentSink<R> {
 
     /**
      * Versions the rows of {@link #upsertOn} by {@code version} of each output (for example event
-     * time with a tie-breaker), in {@code versionColumn} (bigint, filled by the sink).
+     * time), in {@code versionColumn} (bigint, filled by the sink). Of outputs with equal versions
+     * the later source position wins (see {@link #tieBreakerColumn}).
      */
     public Builder<R> versionFrom(String versionColumn, VersionFunction<R> version) {
       this.versionColumn = versionColumn;
       this.versionSource = VersionSource.FUNCTION;
       this.versionFunction = version;
+      return this;
+    }
+
+    /**
+     * The column (text) where a versioned upsert stores each row's source position, default {@code
+     * source_position}. Of two outputs of one key with the same version, the one with the later
+     * source position (topic, partition, offset, output index) wins, inside a JDBC batch, across
+     * batches and on replay alike. The table must have the column: a missing one is reported before
+     * the stream starts, with the {@code ALTER TABLE} to run. Rows written before the column
+     * existed hold NULL there and give way to the next output of their version.
+     */
+    public Builder<R> tieBreakerColumn(String column) {
+      this.tieBreakerColumn = column;
       return this;
     }
 

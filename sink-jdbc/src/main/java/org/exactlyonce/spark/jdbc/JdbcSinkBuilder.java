@@ -36,6 +36,7 @@ public abstract class JdbcSinkBuilder<R, B extends JdbcSinkBuilder<R, B>> {
   String versionColumn;
   VersionSource versionSource = VersionSource.NONE;
   VersionFunction<R> versionFunction;
+  String tieBreakerColumn = "source_position";
   List<String> positionColumns = List.of();
   String deadLetterTable;
 
@@ -184,10 +185,13 @@ public abstract class JdbcSinkBuilder<R, B extends JdbcSinkBuilder<R, B>> {
     List<SqlIdentifier> accCols = identifiers("accumulating column", accumulating);
     SqlIdentifier version =
         versionColumn == null ? null : SqlIdentifier.parse("version column", versionColumn, false);
+    SqlIdentifier tieBreaker =
+        version == null ? null : SqlIdentifier.parse("tie-breaker column", tieBreakerColumn, false);
     List<SqlIdentifier> posCols = identifiers("source position column", positionColumns);
     List<String> names = new ArrayList<>(cols.stream().map(SqlIdentifier::name).toList());
     if (version != null) {
       names.add(version.name());
+      names.add(tieBreaker.name());
     }
     names.addAll(posCols.stream().map(SqlIdentifier::name).toList());
     if (names.stream().distinct().count() != names.size()) {
@@ -221,6 +225,7 @@ public abstract class JdbcSinkBuilder<R, B extends JdbcSinkBuilder<R, B>> {
             version,
             versionSource,
             versionFunction,
+            tieBreaker,
             posCols);
     return new JdbcSpec<>(pipelineId, settings, dialect, m, null, batchSize, copy, deadLetters);
   }

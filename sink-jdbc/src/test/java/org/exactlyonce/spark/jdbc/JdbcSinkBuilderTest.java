@@ -196,7 +196,11 @@ class JdbcSinkBuilderTest {
     assertThat(sql)
         .contains(
             "ON CONFLICT (user_id) DO UPDATE SET name = excluded.name, version = excluded.version")
-        .contains("WHERE cur.version < excluded.version");
+        .contains("source_position = excluded.source_position")
+        .contains(
+            "WHERE cur.version < excluded.version OR (cur.version = excluded.version AND"
+                + " (cur.source_position IS NULL OR cur.source_position COLLATE \"C\" <"
+                + " excluded.source_position COLLATE \"C\"))");
     String totals =
         JdbcSink.<String>perBatch("totals")
             .connection(DB)

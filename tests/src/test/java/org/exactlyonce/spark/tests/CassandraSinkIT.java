@@ -19,6 +19,7 @@ import org.exactlyonce.spark.CommitOutcome;
 import org.exactlyonce.spark.ExactlyOnce;
 import org.exactlyonce.spark.SinkConfigurationException;
 import org.exactlyonce.spark.SourceRange;
+import org.exactlyonce.spark.cassandra.AmountFunction;
 import org.exactlyonce.spark.cassandra.CassandraSettings;
 import org.exactlyonce.spark.cassandra.CassandraSink;
 import org.exactlyonce.spark.internal.MappedPartition;
@@ -313,6 +314,91 @@ class CassandraSinkIT {
 
   private static long total(Map<TopicPartition, Long> offsets) {
     return offsets.values().stream().mapToLong(Long::longValue).sum();
+  }
+
+  /** Records of partition 0 of topic t at offsets [from, until), each for campaign c1. */
+  private static MappedPartition<String, String, Long> amounts(long from, long until) {
+    List<ConsumerRecord<String, String>> records = new ArrayList<>();
+    for (long o = from; o < until; o++) {
+      records.add(new ConsumerRecord<>("t", 0, o, "c1", Long.toString(o)));
+    }
+    return new MappedPartition<String, String, Long>(
+        records.iterator(),
+        r -> List.of(Long.parseLong(r.value())),
+        SourceRange.of("t", 0, from, until));
+  }
+
+  private static void writeAmounts(CassandraSink<Long> sink, long from, long until) {
+    sink.write(SourceRange.of("t", 0, from, until), from, amounts(from, until));
+  }
+
+  private CassandraSink<Long> totalOf(String pipeline, String column, AmountFunction<Long> amount) {
+    return CassandraSink.<Long>idempotent(pipeline)
+        .connection(settings)
+        .table(ks + ".by_campaign")
+        .columns("campaign")
+        .values(v -> List.of("c1"))
+        .runningTotal(column, amount)
+        .build();
+  }
+
+  private Row byCampaign() {
+    return cql("SELECT clicks, revenue FROM " + ks + ".by_campaign WHERE campaign = 'c1'").get(0);
+  }
+
+  @Test
+  void twoPipelinesKeepingRunningTotalsOnOneTableEachAddEveryRecordOnce() {
+    cql(
+        "CREATE TABLE "
+            + ks
+            + ".by_campaign (campaign text PRIMARY KEY, clicks bigint, revenue bigint,"
+            + " eos_applied map<text, bigint>)");
+    CassandraSink<Long> clicks = totalOf("clicks", "clicks", offset -> 1);
+    CassandraSink<Long> revenue = totalOf("revenue", "revenue", offset -> 100 + offset);
+    epochOf(clicks);
+    epochOf(revenue);
+
+    writeAmounts(clicks, 0, 5);
+    writeAmounts(revenue, 0, 3);
+    writeAmounts(clicks, 5, 8);
+    writeAmounts(revenue, 3, 8);
+    // Replays of either pipeline's ranges add nothing.
+    writeAmounts(clicks, 0, 5);
+    writeAmounts(revenue, 0, 8);
+    writeAmounts(clicks, 5, 8);
+
+    Row row = byCampaign();
+    assertThat(row.isNull(0) ? null : row.getLong(0)).as("clicks").isEqualTo(8L);
+    assertThat(row.isNull(1) ? null : row.getLong(1))
+        .as("revenue")
+        .isEqualTo(8 * 100L + (0 + 1 + 2 + 3 + 4 + 5 + 6 + 7));
+  }
+
+  @Test
+  void aRunningTotalWrittenBeforeAppliedOffsetsNamedThePipelineIsContinuedExactly() {
+    cql(
+        "CREATE TABLE "
+            + ks
+            + ".by_campaign (campaign text PRIMARY KEY, clicks bigint, revenue bigint,"
+            + " eos_applied map<text, bigint>)");
+    // As an older version left it: offsets 0..4 of t-0 applied, keyed by topic-partition only.
+    cql(
+        "INSERT INTO "
+            + ks
+            + ".by_campaign (campaign, clicks, eos_applied) VALUES ('c1', 5, {'t-0': 4})");
+    CassandraSink<Long> clicks = totalOf("clicks", "clicks", offset -> 1);
+    epochOf(clicks);
+
+    writeAmounts(clicks, 0, 8); // a replay of 0..4 with 5..7 new
+    writeAmounts(clicks, 3, 8);
+
+    assertThat(byCampaign().getLong(0)).isEqualTo(8L);
+    assertThat(
+            cql("SELECT eos_applied FROM " + ks + ".by_campaign WHERE campaign = 'c1'")
+                .get(0)
+                .getMap(0, String.class, Long.class))
+        .as("the entry is moved under the pipeline's key")
+        .isEqualTo(Map.of("clicks/t-0", 7L));
   }
 
   private static Map<TopicPartition, Long> stored(CassandraSink<?> sink) {

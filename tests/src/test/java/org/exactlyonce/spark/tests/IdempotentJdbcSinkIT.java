@@ -8,6 +8,8 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.Function;
+import java.util.function.UnaryOperator;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.common.TopicPartition;
 import org.exactlyonce.spark.ExactlyOnce;
@@ -33,7 +35,8 @@ class IdempotentJdbcSinkIT {
   void setUp() {
     db = new JdbcTestSupport();
     db.execute(
-        "CREATE TABLE profiles (user_id text PRIMARY KEY, name text NOT NULL, version bigint NOT NULL)");
+        "CREATE TABLE profiles (user_id text PRIMARY KEY, name text NOT NULL, version bigint NOT"
+            + " NULL, source_position text)");
   }
 
   @AfterEach
@@ -101,9 +104,120 @@ class IdempotentJdbcSinkIT {
     assertThat(nameOf("u1")).isEqualTo("at-2000");
   }
 
+  /**
+   * Writes the records of {@code values} at offsets 0, 1, ... of partition 0 in one range; each
+   * record (one string) becomes the outputs {@code toOutputs} makes of it.
+   */
+  private static void writeRange(
+      JdbcIdempotentSink<Profile> sink,
+      List<String> values,
+      Function<String, List<Profile>> toOutputs) {
+    List<ConsumerRecord<String, String>> records = new ArrayList<>();
+    for (int i = 0; i < values.size(); i++) {
+      records.add(new ConsumerRecord<>("profiles", 0, i, "u1", values.get(i)));
+    }
+    SourceRange range = SourceRange.of("profiles", 0, 0, values.size());
+    sink.write(
+        range,
+        0,
+        new MappedPartition<String, String, Profile>(
+            records.iterator(), rec -> toOutputs.apply(rec.value()), range));
+  }
+
+  /** The stored name of u1 after writing one range with the given batch size, in a fresh table. */
+  private String equalVersionsWinner(
+      int batchSize,
+      UnaryOperator<JdbcIdempotentSink.Builder<Profile>> versioned,
+      List<String> values,
+      Function<String, List<Profile>> toOutputs) {
+    db.execute("TRUNCATE profiles");
+    JdbcIdempotentSink<Profile> sink = versioned.apply(profiles()).batchSize(batchSize).build();
+    validate(sink);
+    writeRange(sink, values, toOutputs);
+    assertThat(db.count("profiles")).isEqualTo(1);
+    return nameOf("u1");
+  }
+
+  @Test
+  void outputsOfOneRecordWithTheSameSourceOffsetVersionGiveOneResultWhateverTheBatchSize() {
+    // One record, two outputs of one key: both carry the record's offset as their version.
+    var byOffset =
+        (UnaryOperator<JdbcIdempotentSink.Builder<Profile>>)
+            b -> b.versionFromSourceOffset("version");
+    Function<String, List<Profile>> twoOutputs =
+        v -> List.of(new Profile("u1", "first", 0), new Profile("u1", "second", 0));
+    String oneChunk = equalVersionsWinner(1000, byOffset, List.of("r"), twoOutputs);
+    String chunkPerRow = equalVersionsWinner(1, byOffset, List.of("r"), twoOutputs);
+
+    assertThat(chunkPerRow).as("batchSize 1 vs 1000").isEqualTo(oneChunk).isEqualTo("second");
+  }
+
+  @Test
+  void recordsWithTheSameEventTimeVersionGiveOneResultWhateverTheBatchSize() {
+    // Two records of one key with the same event time: the later source position wins.
+    var byEventTime =
+        (UnaryOperator<JdbcIdempotentSink.Builder<Profile>>)
+            b -> b.versionFrom("version", Profile::eventTime);
+    Function<String, List<Profile>> sameTime = v -> List.of(new Profile("u1", v, 5000));
+    String oneChunk = equalVersionsWinner(1000, byEventTime, List.of("first", "second"), sameTime);
+    String chunkPerRow = equalVersionsWinner(1, byEventTime, List.of("first", "second"), sameTime);
+
+    assertThat(chunkPerRow).as("batchSize 1 vs 1000").isEqualTo(oneChunk).isEqualTo("second");
+  }
+
+  @Test
+  void aReplayOfAnEarlierPositionWithTheSameVersionLeavesTheLaterOne() {
+    JdbcIdempotentSink<Profile> sink =
+        profiles().versionFrom("version", Profile::eventTime).batchSize(1).build();
+    validate(sink);
+
+    write(sink, 8, "later", 5000);
+    write(sink, 3, "earlier", 5000); // a replay of an earlier range arrives late
+    write(sink, 8, "later", 5000); // and the same range again
+
+    assertThat(nameOf("u1")).isEqualTo("later");
+  }
+
+  @Test
+  void aRowWrittenBeforeTheTieBreakerExistedGivesWayToTheNextOutputOfItsVersion() {
+    db.execute("INSERT INTO profiles (user_id, name, version) VALUES ('u1', 'old', 5000)");
+    JdbcIdempotentSink<Profile> sink =
+        profiles().versionFrom("version", Profile::eventTime).build();
+    validate(sink);
+
+    write(sink, 3, "new", 5000);
+    write(sink, 2, "earlier", 5000);
+
+    assertThat(nameOf("u1")).isEqualTo("new");
+  }
+
+  @Test
+  void aVersionedUpsertOnATableWithoutTheTieBreakerColumnIsRefusedWithTheDdl() {
+    db.execute(
+        "CREATE TABLE old_profiles (user_id text PRIMARY KEY, name text, version bigint NOT NULL)");
+    JdbcIdempotentSink<Profile> sink =
+        JdbcSink.<Profile>idempotent("old-profiles")
+            .connection(db.settings)
+            .table("old_profiles")
+            .columns("user_id", "name")
+            .values(p -> List.of(p.user(), p.name()))
+            .upsertOn("user_id")
+            .versionFromSourceOffset("version")
+            .build();
+    assertThatThrownBy(() -> validate(sink))
+        .isInstanceOf(SinkConfigurationException.class)
+        .hasMessageContaining("has no column 'source_position'")
+        .hasMessageContaining("ALTER TABLE old_profiles ADD COLUMN source_position text")
+        .hasMessageContaining("tieBreakerColumn(...)");
+
+    db.execute("ALTER TABLE old_profiles ADD COLUMN source_position text");
+    validate(sink);
+  }
+
   @Test
   void aTableWithoutAUniqueIndexOnTheKeyIsRefusedBeforeTheStreamStarts() {
-    db.execute("CREATE TABLE loose (user_id text, name text, version bigint)");
+    db.execute(
+        "CREATE TABLE loose (user_id text, name text, version bigint, source_position text)");
     JdbcIdempotentSink<Profile> sink =
         JdbcSink.<Profile>idempotent("loose")
             .connection(db.settings)

@@ -39,8 +39,25 @@ public record CassandraSpec<R>(
     RUNNING_TOTAL
   }
 
-  /** The map column where running totals remember the last offset applied per source partition. */
+  /**
+   * The map column where running totals remember the last offset applied per pipeline and source
+   * partition.
+   */
   public static final String APPLIED_COLUMN = "eos_applied";
+
+  /**
+   * The key of {@link #APPLIED_COLUMN} for {@code pipeline} and source partition {@code topic},
+   * {@code partition}: {@code pipeline/topic-partition}. Unambiguous: neither pipeline ids nor
+   * topic names contain '/'.
+   */
+  public static String appliedKey(PipelineId pipeline, String topic, int partition) {
+    return pipeline.value() + "/" + legacyAppliedKey(topic, partition);
+  }
+
+  /** The key older versions wrote, without the pipeline: {@code topic-partition}. */
+  public static String legacyAppliedKey(String topic, int partition) {
+    return topic + "-" + partition;
+  }
 
   /** Every column an INSERT of this sink names, in value order. */
   public List<String> insertColumns() {

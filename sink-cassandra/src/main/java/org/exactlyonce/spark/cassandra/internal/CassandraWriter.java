@@ -133,9 +133,11 @@ public final class CassandraWriter {
   }
 
   /**
-   * Running totals: per key, add the amounts of the outputs at offsets after the last one applied
-   * from this source partition, and remember the new last offset, in one conditional update. A
-   * replay, a retry or a speculative copy finds the offset applied and adds nothing.
+   * Running totals: per key, add the amounts of the outputs at offsets after the last one this
+   * pipeline applied from this source partition, and remember the new last offset, in one
+   * conditional update. A replay, a retry or a speculative copy finds the offset applied and adds
+   * nothing. The applied offsets are keyed by pipeline and source partition ({@link
+   * CassandraSpec#appliedKey}), so several pipelines can keep totals on one table.
    */
   private static <R> long runningTotals(
       CassandraSpec<R> spec, SourceRange range, Iterator<Positioned<R>> rows) {
@@ -144,7 +146,8 @@ public final class CassandraWriter {
       Positioned<R> p = rows.next();
       byKey.computeIfAbsent(List.copyOf(values(spec, p)), k -> new ArrayList<>()).add(p);
     }
-    String source = range.topic() + "-" + range.partition();
+    String source = CassandraSpec.appliedKey(spec.pipelineId(), range.topic(), range.partition());
+    String legacy = CassandraSpec.legacyAppliedKey(range.topic(), range.partition());
     String where =
         spec.columns().stream().map(c -> c + " = ?").collect(Collectors.joining(" AND "));
     String t = spec.table().cql();
@@ -196,7 +199,11 @@ public final class CassandraWriter {
         Row row = session.execute(read.bind(key.toArray()).setConsistencyLevel(serial)).one();
         Map<String, Long> appliedNow =
             row == null || row.isNull(1) ? Map.of() : row.getMap(1, String.class, Long.class);
-        long last = appliedNow.getOrDefault(source, -1L);
+        // An entry without the pipeline was written before the keys named it, when a table could
+        // only be kept by one pipeline per source partition: it is that pipeline's, so take it as
+        // ours and move it under our key with this update.
+        Long mine = appliedNow.get(source);
+        long last = mine != null ? mine : appliedNow.getOrDefault(legacy, -1L);
         long add = 0;
         long max = last;
         int n = 0;
@@ -211,6 +218,7 @@ public final class CassandraWriter {
           break; // applied before: a replay
         }
         Map<String, Long> next = new HashMap<>(appliedNow);
+        next.remove(legacy);
         next.put(source, max);
         List<Object> args = new ArrayList<>();
         boolean ok;

@@ -84,6 +84,7 @@ public final class JdbcOffsetStore implements OffsetStore {
                 + settings.user()
                 + "): create it before starting the job");
       }
+      mapping.checkColumns(actual);
       for (SqlIdentifier c : mapping.allColumns()) {
         if (!actual.containsKey(c.name())) {
           throw new SinkConfigurationException(

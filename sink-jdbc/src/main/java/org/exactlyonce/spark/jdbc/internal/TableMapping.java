@@ -9,6 +9,7 @@ import java.util.Map;
 import java.util.stream.Collectors;
 import org.exactlyonce.spark.ExactlyOnceException;
 import org.exactlyonce.spark.RowValues;
+import org.exactlyonce.spark.SinkConfigurationException;
 import org.exactlyonce.spark.jdbc.VersionFunction;
 import org.exactlyonce.spark.spi.PartitionOutputs.Positioned;
 import org.exactlyonce.spark.spi.Rows;
@@ -16,11 +17,16 @@ import org.jdbi.v3.core.Handle;
 import org.jdbi.v3.core.statement.PreparedBatch;
 
 /**
- * Outputs mapped to a table: the user's columns, then an optional version column, then optional
- * source-position columns; written as batched INSERTs with the conflict clause of the mode. Within
- * one chunk, rows with the same key are merged first (PostgreSQL refuses to update one row twice in
- * a statement): accumulating columns are added, a versioned row keeps the highest version,
- * otherwise the later row wins.
+ * Outputs mapped to a table: the user's columns, then an optional version column and its
+ * tie-breaker column, then optional source-position columns; written as batched INSERTs with the
+ * conflict clause of the mode. Within one chunk, rows with the same key are merged first
+ * (PostgreSQL refuses to update one row twice in a statement): accumulating columns are added, a
+ * versioned row keeps the highest (version, source position), otherwise the later row wins.
+ *
+ * <p>A versioned upsert orders the rows of a key by (version, source position), in the chunk merge
+ * and in the SQL guard alike, so the stored row does not depend on where chunks or batches are cut:
+ * with the version alone, equal versions kept the later row inside a chunk but the first across
+ * chunks.
  */
 public final class TableMapping<R> implements RowWriter<R> {
   private static final long serialVersionUID = 1L;
@@ -40,6 +46,7 @@ public final class TableMapping<R> implements RowWriter<R> {
   private final SqlIdentifier versionColumn;
   private final VersionSource versionSource;
   private final VersionFunction<R> versionFunction;
+  private final SqlIdentifier tieBreakerColumn;
   private final List<SqlIdentifier> positionColumns;
   private final String insert;
   private final int[] keyIndexes;
@@ -55,7 +62,11 @@ public final class TableMapping<R> implements RowWriter<R> {
       SqlIdentifier versionColumn,
       VersionSource versionSource,
       VersionFunction<R> versionFunction,
+      SqlIdentifier tieBreakerColumn,
       List<SqlIdentifier> positionColumns) {
+    if ((versionColumn == null) != (tieBreakerColumn == null)) {
+      throw new IllegalArgumentException("a version column goes with a tie-breaker column");
+    }
     this.table = table;
     this.userColumns = List.copyOf(userColumns);
     this.values = values;
@@ -64,6 +75,7 @@ public final class TableMapping<R> implements RowWriter<R> {
     this.versionColumn = versionColumn;
     this.versionSource = versionSource;
     this.versionFunction = versionFunction;
+    this.tieBreakerColumn = tieBreakerColumn;
     this.positionColumns = List.copyOf(positionColumns);
     List<SqlIdentifier> all = allColumns();
     this.keyIndexes = indexes(all, keys);
@@ -86,6 +98,7 @@ public final class TableMapping<R> implements RowWriter<R> {
     List<SqlIdentifier> all = new ArrayList<>(userColumns);
     if (versionColumn != null) {
       all.add(versionColumn);
+      all.add(tieBreakerColumn);
     }
     all.addAll(positionColumns);
     return all;
@@ -150,8 +163,29 @@ public final class TableMapping<R> implements RowWriter<R> {
     }
     sql += " DO UPDATE SET " + String.join(", ", sets);
     if (versionColumn != null) {
-      // Never let a replay of older data overwrite a newer value.
-      sql += " WHERE cur." + versionColumn.sql() + " < excluded." + versionColumn.sql();
+      // Never let a replay of older data overwrite a newer value; between equal versions the later
+      // source position wins, as in the chunk merge. A NULL tie-breaker is a row written before
+      // the column existed: any output of its version replaces it, so the result is again the
+      // latest position. COLLATE "C" compares bytes, as String.compareTo does for the ASCII of
+      // positions (Kafka topic names are ASCII), whatever the column's collation.
+      String v = versionColumn.sql();
+      String t = tieBreakerColumn.sql();
+      sql +=
+          " WHERE cur."
+              + v
+              + " < excluded."
+              + v
+              + " OR (cur."
+              + v
+              + " = excluded."
+              + v
+              + " AND (cur."
+              + t
+              + " IS NULL OR cur."
+              + t
+              + " COLLATE \"C\" < excluded."
+              + t
+              + " COLLATE \"C\"))";
     }
     return sql;
   }
@@ -190,8 +224,13 @@ public final class TableMapping<R> implements RowWriter<R> {
       }
       return sum;
     }
-    if (versionIndex >= 0 && ((Long) earlier[versionIndex]) > ((Long) later[versionIndex])) {
-      return earlier;
+    if (versionIndex >= 0) {
+      int byVersion = Long.compare((Long) earlier[versionIndex], (Long) later[versionIndex]);
+      int order =
+          byVersion != 0
+              ? byVersion
+              : ((String) earlier[versionIndex + 1]).compareTo((String) later[versionIndex + 1]);
+      return order > 0 ? earlier : later;
     }
     return later;
   }
@@ -210,11 +249,60 @@ public final class TableMapping<R> implements RowWriter<R> {
         "an accumulating column holds " + a + " and " + b + ": only numbers can be added");
   }
 
+  /**
+   * The source position of {@code p} as text whose byte order is the order of (topic, partition,
+   * offset, index), for a topic of the same name: numbers are zero-padded to their widest value.
+   * Topics of different names compare by name (not meaningful, but total and fixed).
+   */
+  static String tieBreaker(Positioned<?> p) {
+    StringBuilder b = new StringBuilder(p.topic().length() + 42).append(p.topic()).append('/');
+    pad(b, p.partition(), 10).append('/');
+    pad(b, p.offset(), 19).append('/');
+    return pad(b, p.index(), 10).toString();
+  }
+
+  private static StringBuilder pad(StringBuilder b, long n, int width) {
+    String digits = Long.toString(n);
+    return b.append("0".repeat(Math.max(0, width - digits.length()))).append(digits);
+  }
+
+  /**
+   * Checks the output table's columns (name to {@code information_schema} data type) for what this
+   * mapping adds beyond the user's columns.
+   *
+   * @throws SinkConfigurationException naming the column and the DDL that adds it
+   */
+  public void checkColumns(Map<String, String> actual) {
+    if (tieBreakerColumn == null) {
+      return;
+    }
+    String type = actual.get(tieBreakerColumn.name());
+    if (type == null || !(type.equals("text") || type.equals("character varying"))) {
+      throw new SinkConfigurationException(
+          "output table '"
+              + table
+              + "' "
+              + (type == null
+                  ? "has no column '" + tieBreakerColumn.name() + "'"
+                  : "has column '" + tieBreakerColumn.name() + "' of type " + type + ", not text")
+              + ": a versioned upsert stores each row's source position there, so that of two"
+              + " outputs with the same version the later source position wins whatever the batch"
+              + " size. "
+              + (type == null ? "Add it: ALTER TABLE " : "Change it: ALTER TABLE ")
+              + table
+              + (type == null
+                  ? " ADD COLUMN " + tieBreakerColumn.sql() + " text"
+                  : " ALTER COLUMN " + tieBreakerColumn.sql() + " TYPE text")
+              + " (rows written before keep NULL there and are replaced by the next output of"
+              + " their version), or name another column with tieBreakerColumn(...)");
+    }
+  }
+
   /** The values of one output, in {@link #allColumns()} order. */
   public Object[] row(Positioned<R> p) {
     List<?> v = Rows.valuesOf(values, p, userColumns);
     Object[] row =
-        new Object[userColumns.size() + (versionColumn == null ? 0 : 1) + positionColumns.size()];
+        new Object[userColumns.size() + (versionColumn == null ? 0 : 2) + positionColumns.size()];
     int i = 0;
     for (Object o : v) {
       row[i++] = o;
@@ -224,6 +312,7 @@ public final class TableMapping<R> implements RowWriter<R> {
           versionSource == VersionSource.SOURCE_OFFSET
               ? p.offset()
               : versionFunction.version(p.value());
+      row[i++] = tieBreaker(p);
     }
     if (!positionColumns.isEmpty()) {
       row[i++] = p.topic();
