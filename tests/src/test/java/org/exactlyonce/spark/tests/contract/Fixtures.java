@@ -222,27 +222,39 @@ final class Fixtures {
     final CassandraSettings settings =
         CassandraSettings.contactPoints(
             server.localDatacenter(), server.host() + ":" + server.nativePort());
-    final String ks = "eos_contract_" + KEYSPACES.incrementAndGet() + "_" + System.nanoTime();
-    final CqlSession session =
-        CqlSession.builder()
-            .addContactPoint(new InetSocketAddress(server.host(), server.nativePort()))
-            .withLocalDatacenter(server.localDatacenter())
-            .withConfigLoader(
-                DriverConfigLoader.programmaticBuilder()
-                    .withDuration(DefaultDriverOption.REQUEST_TIMEOUT, Duration.ofSeconds(60))
-                    .withDuration(
-                        DefaultDriverOption.CONTROL_CONNECTION_AGREEMENT_TIMEOUT,
-                        Duration.ofSeconds(60))
-                    .build())
-            .build();
+    // One keyspace and session for the whole run, a table per fixture: Cassandra's schema
+    // changes are the slow part of these tests, and pipelines are unique per test anyway.
+    final String ks = "eos_contract";
+    final CqlSession session = session(server);
+    final String table;
 
-    Cassandra(String table) {
-      session.execute(
-          "CREATE KEYSPACE "
-              + ks
-              + " WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}");
-      session.execute("CREATE TABLE " + ks + "." + table);
+    Cassandra(String name, String columns) {
+      table = ks + "." + name + "_" + KEYSPACES.incrementAndGet();
+      session.execute("CREATE TABLE " + table + " " + columns);
     }
+
+    private static synchronized CqlSession session(CassandraServer server) {
+      if (shared == null) {
+        shared =
+            CqlSession.builder()
+                .addContactPoint(new InetSocketAddress(server.host(), server.nativePort()))
+                .withLocalDatacenter(server.localDatacenter())
+                .withConfigLoader(
+                    DriverConfigLoader.programmaticBuilder()
+                        .withDuration(DefaultDriverOption.REQUEST_TIMEOUT, Duration.ofSeconds(60))
+                        .withDuration(
+                            DefaultDriverOption.CONTROL_CONNECTION_AGREEMENT_TIMEOUT,
+                            Duration.ofSeconds(60))
+                        .build())
+                .build();
+        shared.execute(
+            "CREATE KEYSPACE IF NOT EXISTS eos_contract"
+                + " WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}");
+      }
+      return shared;
+    }
+
+    private static CqlSession shared;
 
     @Override
     @SuppressWarnings("unchecked")
@@ -263,18 +275,14 @@ final class Fixtures {
               tp.topic(),
               tp.partition()));
     }
-
-    @Override
-    public void close() {
-      session.close();
-    }
   }
 
   /** Strategy I: one row per output, keyed by its source position. */
   static final class CassandraIdempotent extends Cassandra {
     CassandraIdempotent() {
       super(
-          "events (src_topic text, src_partition int, src_offset bigint, src_index int, id text,"
+          "events",
+          "(src_topic text, src_partition int, src_offset bigint, src_index int, id text,"
               + " PRIMARY KEY ((src_topic, src_partition), src_offset, src_index))");
     }
 
@@ -287,7 +295,7 @@ final class Fixtures {
     public ExactlyOnceSink sink(String pipeline) {
       return CassandraSink.<String>idempotent(pipeline)
           .connection(settings)
-          .table(ks + ".events")
+          .table(table)
           .columns("id")
           .values(List::of)
           .keyedBySourcePosition("src_topic", "src_partition", "src_offset", "src_index")
@@ -297,7 +305,7 @@ final class Fixtures {
     @Override
     public Map<String, Long> counts() {
       Map<String, Long> out = new HashMap<>();
-      for (Row r : session.execute("SELECT id FROM " + ks + ".events")) {
+      for (Row r : session.execute("SELECT id FROM " + table)) {
         out.merge(r.getString(0), 1L, Long::sum);
       }
       return out;
@@ -307,7 +315,7 @@ final class Fixtures {
   /** Per-key running totals, each id adding 1 to its own total. */
   static final class CassandraRunningTotals extends Cassandra {
     CassandraRunningTotals() {
-      super("totals (id text PRIMARY KEY, total bigint, eos_applied map<text, bigint>)");
+      super("totals", "(id text PRIMARY KEY, total bigint, eos_applied map<text, bigint>)");
     }
 
     @Override
@@ -319,7 +327,7 @@ final class Fixtures {
     public ExactlyOnceSink sink(String pipeline) {
       return CassandraSink.<String>idempotent(pipeline)
           .connection(settings)
-          .table(ks + ".totals")
+          .table(table)
           .columns("id")
           .values(List::of)
           .runningTotal("total", id -> 1)
@@ -329,7 +337,7 @@ final class Fixtures {
     @Override
     public Map<String, Long> counts() {
       Map<String, Long> out = new HashMap<>();
-      for (Row r : session.execute("SELECT id, total FROM " + ks + ".totals")) {
+      for (Row r : session.execute("SELECT id, total FROM " + table)) {
         out.put(r.getString(0), r.getLong(1));
       }
       return out;
