@@ -71,6 +71,35 @@ public record KafkaSpec<R>(
     return "eos-" + pipelineId.value() + "-" + tp.topic() + "-" + tp.partition();
   }
 
+  /**
+   * The transactional id through which drivers of this pipeline take writer epochs: {@code
+   * eos-<pipeline>-:epoch}. One per pipeline, so that a driver's {@code initTransactions} fences
+   * every other driver that is taking an epoch at the same time (see {@link
+   * ProgressStore#takeWriterEpoch()}). The ':' cannot occur in a pipeline id or a topic name, so
+   * this id is never one of a source partition.
+   */
+  public String epochTransactionalId() {
+    return "eos-" + pipelineId.value() + "-:epoch";
+  }
+
+  /**
+   * The consumer group that holds the pipeline's latest writer epoch: {@code
+   * <progressGroup>.epoch}. Apart from the progress group, so that the progress group holds exactly
+   * the source partitions' offsets (what lag tools and recovery read).
+   */
+  public String epochGroup() {
+    return progressGroup + ".epoch";
+  }
+
+  /**
+   * The partition under which {@link #epochGroup()} stores the epoch (its "offset" is the epoch,
+   * not a position): partition 0 of the output topic, because the broker accepts offsets of
+   * existing partitions only, and the output topic is the one topic every sink is sure to have.
+   */
+  public TopicPartition epochMarker() {
+    return new TopicPartition(topic, 0);
+  }
+
   /** Settings of an admin client. */
   public Map<String, Object> adminProperties() {
     Map<String, Object> p = new HashMap<>(clientConfig);

@@ -24,8 +24,13 @@ import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.common.Node;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.config.ConfigResource;
+import org.apache.kafka.common.errors.ClusterAuthorizationException;
 import org.apache.kafka.common.errors.GroupIdNotFoundException;
+import org.apache.kafka.common.errors.InvalidProducerEpochException;
+import org.apache.kafka.common.errors.ProducerFencedException;
+import org.apache.kafka.common.errors.TransactionalIdAuthorizationException;
 import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
+import org.apache.kafka.common.errors.UnsupportedVersionException;
 import org.exactlyonce.spark.CommitOutcome;
 import org.exactlyonce.spark.ExactlyOnceException;
 import org.exactlyonce.spark.OffsetMismatchException;
@@ -34,12 +39,18 @@ import org.exactlyonce.spark.SinkConfigurationException;
 import org.exactlyonce.spark.SourceRange;
 import org.exactlyonce.spark.WriterFencedException;
 import org.exactlyonce.spark.spi.CommitDecision;
+import org.exactlyonce.spark.spi.FaultPoints;
 import org.exactlyonce.spark.spi.OffsetStore;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
  * The driver's view of a Kafka sink's progress: the offsets of its dedicated consumer group.
+ *
+ * <p>Writer epochs are taken by compare-and-set (see {@link #takeWriterEpoch()}): the latest one is
+ * the committed offset of a second group, {@link KafkaSpec#epochGroup()}, written only in
+ * transactions of one per-pipeline transactional id. Each epoch is then stamped on the progress
+ * offsets, where the executors' commits read it.
  *
  * <p>In transactional mode every write of an offset goes through the transactional id of its source
  * partition, so it is serialised with the executors' commits: taking a new writer epoch initialises
@@ -55,6 +66,12 @@ import org.slf4j.LoggerFactory;
 public final class ProgressStore implements OffsetStore {
   private static final Logger LOG = LoggerFactory.getLogger(ProgressStore.class);
   private static final String MAX_TIMEOUT = "transaction.max.timeout.ms";
+
+  /**
+   * Fault point: on the driver, after {@link #takeWriterEpoch()} read the current epoch, before it
+   * stored the next one. Tests interleave two starting drivers here.
+   */
+  public static final String EPOCH_READ = "kafka.epoch-read";
 
   private final KafkaSpec<?> spec;
   private final Admin admin;
@@ -221,15 +238,144 @@ public final class ProgressStore implements OffsetStore {
     }
   }
 
+  /**
+   * Takes the next writer epoch by compare-and-set, then stamps it on every stored partition.
+   *
+   * <p>The epoch is stored in {@link KafkaSpec#epochGroup()} and only ever written in a transaction
+   * of the pipeline's one {@link KafkaSpec#epochTransactionalId() epoch transactional id}, opened
+   * by a fresh producer whose {@code initTransactions} fences every other producer of that id. The
+   * current epoch is read after that, and the next one committed: if another driver initialised the
+   * id in between, this commit is refused ({@code ProducerFencedException}) and the whole step is
+   * taken again. So a commit that succeeds was the only one since its own read: of two drivers
+   * taking an epoch at once, each commits a different one, and the later commit holds the higher.
+   *
+   * @throws WriterFencedException if other drivers kept taking the epoch over {@value
+   *     #EPOCH_ATTEMPTS} attempts
+   */
   @Override
   public long takeWriterEpoch() {
+    long epoch = bumpEpoch();
     // Not a stable read: an older driver's task may hold a partition's offset in an open
     // transaction, which the stamping below aborts (a stable read would wait for it).
     Map<TopicPartition, OffsetAndMetadata> stored =
         Progress.committedSoFar(admin, spec.progressGroup(), spec.apiTimeoutMs());
-    long epoch = 1 + stored.values().stream().mapToLong(Progress::epochOf).max().orElse(0);
     restamp(stored.keySet(), epoch);
     return epoch;
+  }
+
+  private static final int EPOCH_ATTEMPTS = 10;
+
+  private long bumpEpoch() {
+    TopicPartition marker = spec.epochMarker();
+    for (int attempt = 1; ; attempt++) {
+      KafkaProducer<byte[], byte[]> p =
+          new KafkaProducer<>(spec.producerProperties(spec.epochTransactionalId()));
+      try {
+        p.initTransactions();
+        OffsetAndMetadata last =
+            Progress.read(admin, spec.epochGroup(), List.of(marker), spec.apiTimeoutMs())
+                .get(marker);
+        // The partitions' epochs too: pipelines that started before the epoch group existed, and
+        // an epoch group whose offset expired (offsets.retention.minutes) while the stamped
+        // partitions stayed.
+        long next = 1 + Math.max(Progress.epochOf(last), highestStampedEpoch());
+        FaultPoints.reach(EPOCH_READ);
+        p.beginTransaction();
+        p.sendOffsetsToTransaction(
+            Map.of(marker, new OffsetAndMetadata(next, Progress.metadata(next))),
+            new ConsumerGroupMetadata(spec.epochGroup()));
+        p.commitTransaction();
+        return next;
+      } catch (ProducerFencedException | InvalidProducerEpochException e) {
+        // Another driver initialised the epoch id after this one read: it may have committed the
+        // very epoch this one was about to. Read again.
+        if (attempt >= EPOCH_ATTEMPTS) {
+          throw new WriterFencedException(
+              "pipeline '"
+                  + spec.pipelineId()
+                  + "': could not take a writer epoch in "
+                  + EPOCH_ATTEMPTS
+                  + " attempts, other drivers of the pipeline kept taking it (transactional id '"
+                  + spec.epochTransactionalId()
+                  + "'): make sure only one driver of the pipeline is being started");
+        }
+        LOG.info(
+            "pipeline '{}': another driver is taking a writer epoch at the same time; reading"
+                + " again (attempt {})",
+            spec.pipelineId(),
+            attempt);
+        backOff(attempt);
+      } catch (TransactionalIdAuthorizationException
+          | ClusterAuthorizationException
+          | UnsupportedVersionException e) {
+        if (spec.transactional()) {
+          throw epochFailed(e);
+        }
+        return bumpEpochWithoutTransactions(e);
+      } catch (ExactlyOnceException e) {
+        throw e;
+      } catch (RuntimeException e) {
+        throw epochFailed(e);
+      } finally {
+        p.close(java.time.Duration.ZERO);
+      }
+    }
+  }
+
+  /**
+   * For the sink without transactions on a cluster that refuses them: the next epoch by a read and
+   * a write, not atomic. Two drivers starting at the same moment may then take the same epoch; the
+   * outputs of that sink are at-least-once on the wire anyway and its readers drop replays.
+   */
+  private long bumpEpochWithoutTransactions(RuntimeException refused) {
+    LOG.warn(
+        "pipeline '{}': the cluster refused transactional id '{}' ({}), so writer epochs are taken"
+            + " without a compare-and-set: two drivers started at the same moment may both run"
+            + " unfenced. Allow the principal WRITE on that transactional id to make it atomic",
+        spec.pipelineId(),
+        spec.epochTransactionalId(),
+        refused.toString());
+    TopicPartition marker = spec.epochMarker();
+    long next = 1 + Math.max(latestEpoch(), highestStampedEpoch());
+    alter(spec.epochGroup(), Map.of(marker, new OffsetAndMetadata(next, Progress.metadata(next))));
+    return next;
+  }
+
+  /** The highest epoch on a committed offset of the progress group; 0 if none. */
+  private long highestStampedEpoch() {
+    return Progress.committedSoFar(admin, spec.progressGroup(), spec.apiTimeoutMs())
+        .values()
+        .stream()
+        .mapToLong(Progress::epochOf)
+        .max()
+        .orElse(0);
+  }
+
+  private ExactlyOnceException epochFailed(RuntimeException e) {
+    return new ExactlyOnceException(
+        "pipeline '"
+            + spec.pipelineId()
+            + "': taking a writer epoch through transactional id '"
+            + spec.epochTransactionalId()
+            + "' and consumer group '"
+            + spec.epochGroup()
+            + "' failed: "
+            + e
+            + ". The principal needs WRITE on that transactional id and READ on that group and"
+            + " on the output topic '"
+            + spec.topic()
+            + "'",
+        e);
+  }
+
+  /** A short random pause, so that two drivers that keep fencing each other fall out of step. */
+  private static void backOff(int attempt) {
+    try {
+      Thread.sleep(java.util.concurrent.ThreadLocalRandom.current().nextLong(10, 50L * attempt));
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new ExactlyOnceException("interrupted while taking a writer epoch", e);
+    }
   }
 
   @Override
@@ -292,19 +438,41 @@ public final class ProgressStore implements OffsetStore {
 
   @Override
   public void storeStartOffsets(Map<TopicPartition, Long> offsets, long epoch) {
+    // A driver that took its epoch before another one took a newer epoch must not store start
+    // offsets stamped with its own: the newer driver may already have read them as its own.
+    long latest = latestEpoch();
+    if (latest > epoch) {
+      throw fenced(epoch, latest);
+    }
     Map<TopicPartition, OffsetAndMetadata> stored = read(offsets.keySet());
     checkEpoch(stored, epoch);
-    Map<TopicPartition, Long> missing = new HashMap<>(offsets);
-    missing.keySet().removeAll(stored.keySet());
+    // A partition that an older driver stored after this one took its epoch keeps its offset but
+    // takes this epoch, so that the older driver's tasks read that they are fenced.
+    List<TopicPartition> toStamp =
+        offsets.keySet().stream()
+            .filter(tp -> !stored.containsKey(tp) || Progress.epochOf(stored.get(tp)) < epoch)
+            .toList();
     if (spec.transactional()) {
       // Through each partition's transactional id, like every other write of its offset.
-      parallel(missing.keySet(), tp -> stamp(tp, epoch, missing.get(tp), false));
+      parallel(toStamp, tp -> stamp(tp, epoch, offsets.get(tp), false));
     } else {
       Map<TopicPartition, OffsetAndMetadata> commit = new HashMap<>();
-      missing.forEach(
-          (tp, o) -> commit.put(tp, new OffsetAndMetadata(o, Progress.metadata(epoch))));
+      toStamp.forEach(
+          tp ->
+              commit.put(
+                  tp,
+                  new OffsetAndMetadata(
+                      stored.containsKey(tp) ? stored.get(tp).offset() : offsets.get(tp),
+                      Progress.metadata(epoch))));
       alter(commit);
     }
+  }
+
+  /** The latest writer epoch taken, as the epoch group records it; 0 if none. */
+  private long latestEpoch() {
+    TopicPartition marker = spec.epochMarker();
+    return Progress.epochOf(
+        Progress.read(admin, spec.epochGroup(), List.of(marker), spec.apiTimeoutMs()).get(marker));
   }
 
   @Override
@@ -356,27 +524,54 @@ public final class ProgressStore implements OffsetStore {
   /**
    * With a new producer of {@code tp}'s transactional id (which fences every older one and
    * completes its open transaction), commits offset {@code offset} (-1: the stored one) stamped
-   * with {@code epoch}, unless a newer epoch or, for a start offset, any offset is already stored.
+   * with {@code epoch}, unless a newer epoch is stored. A start offset ({@code overwrite} false)
+   * never replaces a stored offset, but an older epoch on it is replaced: the driver that stored it
+   * first may be older, and its tasks must read that they are fenced.
+   *
+   * <p>Two drivers stamping the same partition fence each other's producer; the one fenced stamps
+   * again, and whichever holds the newer epoch ends with it stamped.
    */
   private Void stamp(TopicPartition tp, long epoch, long offset, boolean overwrite) {
-    try (KafkaProducer<byte[], byte[]> p =
-        new KafkaProducer<>(spec.producerProperties(spec.transactionalId(tp)))) {
-      p.initTransactions();
-      OffsetAndMetadata om =
-          Progress.read(admin, spec.progressGroup(), List.of(tp), spec.apiTimeoutMs()).get(tp);
-      if (Progress.epochOf(om) > epoch) {
-        throw fenced(epoch, Progress.epochOf(om));
-      }
-      if (om != null && !overwrite) {
+    for (int attempt = 1; ; attempt++) {
+      try (KafkaProducer<byte[], byte[]> p =
+          new KafkaProducer<>(spec.producerProperties(spec.transactionalId(tp)))) {
+        p.initTransactions();
+        OffsetAndMetadata om =
+            Progress.read(admin, spec.progressGroup(), List.of(tp), spec.apiTimeoutMs()).get(tp);
+        if (Progress.epochOf(om) > epoch) {
+          throw fenced(epoch, Progress.epochOf(om));
+        }
+        if (om == null && offset < 0) {
+          return null; // nothing stored to re-stamp
+        }
+        if (om != null && !overwrite && Progress.epochOf(om) == epoch) {
+          return null;
+        }
+        long o = om != null && (offset < 0 || !overwrite) ? om.offset() : offset;
+        p.beginTransaction();
+        p.sendOffsetsToTransaction(
+            Map.of(tp, new OffsetAndMetadata(o, Progress.metadata(epoch))),
+            new ConsumerGroupMetadata(spec.progressGroup()));
+        p.commitTransaction();
         return null;
+      } catch (ProducerFencedException | InvalidProducerEpochException e) {
+        if (attempt >= EPOCH_ATTEMPTS) {
+          throw new ExactlyOnceException(
+              "pipeline '"
+                  + spec.pipelineId()
+                  + "': stamping writer epoch "
+                  + epoch
+                  + " on "
+                  + tp
+                  + " was fenced "
+                  + attempt
+                  + " times by other producers of transactional id '"
+                  + spec.transactionalId(tp)
+                  + "': another driver of the pipeline keeps starting; stop it, then start again",
+              e);
+        }
+        backOff(attempt);
       }
-      long o = offset >= 0 ? offset : om.offset();
-      p.beginTransaction();
-      p.sendOffsetsToTransaction(
-          Map.of(tp, new OffsetAndMetadata(o, Progress.metadata(epoch))),
-          new ConsumerGroupMetadata(spec.progressGroup()));
-      p.commitTransaction();
-      return null;
     }
   }
 
@@ -404,24 +599,24 @@ public final class ProgressStore implements OffsetStore {
   }
 
   private void alter(Map<TopicPartition, OffsetAndMetadata> offsets) {
+    alter(spec.progressGroup(), offsets);
+  }
+
+  private void alter(String group, Map<TopicPartition, OffsetAndMetadata> offsets) {
     if (offsets.isEmpty()) {
       return;
     }
     try {
       admin
           .alterConsumerGroupOffsets(
-              spec.progressGroup(),
+              group,
               offsets,
               new AlterConsumerGroupOffsetsOptions().timeoutMs((int) spec.apiTimeoutMs()))
           .all()
           .get(spec.apiTimeoutMs(), TimeUnit.MILLISECONDS);
     } catch (Exception e) {
       throw new ExactlyOnceException(
-          "storing the progress offsets of group '"
-              + spec.progressGroup()
-              + "' failed: "
-              + cause(e),
-          e);
+          "storing the offsets of group '" + group + "' failed: " + cause(e), e);
     }
   }
 
