@@ -12,8 +12,15 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
+import org.apache.kafka.clients.consumer.ConsumerGroupMetadata;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.OffsetAndMetadata;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.KafkaException;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.serialization.StringSerializer;
 import org.exactlyonce.spark.CommitOutcome;
 import org.exactlyonce.spark.PartitionCommit;
 import org.exactlyonce.spark.RecordMapper;
@@ -32,11 +39,18 @@ import org.junit.jupiter.api.Test;
 /**
  * The writer epochs and transactional ids of the Kafka transactional sink against a real broker:
  * two drivers starting together never share an epoch (exactly one of them ends up current, the
- * other's commits are {@code FENCED}).
+ * other's commits are {@code FENCED}); two pipelines whose names only differ in where the dashes
+ * are never share a transactional id; and a producer of the ids of the library's earlier versions
+ * is fenced when a driver of this version starts.
  */
 class KafkaWriterEpochIT {
   private static final RecordMapper<String, String, String> ONE_OUTPUT =
       r -> List.of(r.value() + "/out");
+
+  /** The transactional id of a source partition in library versions before issue 17. */
+  private static String legacyTransactionalId(String pipeline, TopicPartition tp) {
+    return "eos-" + pipeline + "-" + tp.topic() + "-" + tp.partition();
+  }
 
   private final KafkaBroker kafka = TestServers.kafka();
   private final String suffix = Long.toString(System.nanoTime());
@@ -187,9 +201,11 @@ class KafkaWriterEpochIT {
   }
 
   /**
-   * Drivers released together by a latch, many times over: every epoch is taken once. This passes
-   * by construction with the compare-and-set; before it, it failed only when the threads happened
-   * to interleave (the test above makes that interleaving certain).
+   * Drivers released together by a latch, many times over: every epoch is taken once, and of each
+   * pair the newer one starts (the older one may start too, or already be refused while it stamps
+   * its epoch on the partitions). This passes by construction with the compare-and-set; before it,
+   * it failed only when the threads happened to interleave (the test above makes that interleaving
+   * certain).
    */
   @Test
   void driversStartingTogetherNeverShareAnEpoch() throws Exception {
@@ -197,7 +213,8 @@ class KafkaWriterEpochIT {
     kafka.createTopic(outTopic, 1);
     TopicPartition tp = new TopicPartition(inputTopic("epoch-together-in-" + suffix), 0);
     startDriver(sink, tp, 0);
-    List<Long> all = new ArrayList<>();
+    List<Long> started = new ArrayList<>();
+    int refused = 0;
     for (int round = 0; round < 5; round++) {
       CountDownLatch start = new CountDownLatch(1);
       List<CompletableFuture<Long>> drivers = new ArrayList<>();
@@ -216,13 +233,22 @@ class KafkaWriterEpochIT {
       }
       start.countDown();
       for (CompletableFuture<Long> f : drivers) {
-        all.add(f.get(120, TimeUnit.SECONDS));
+        try {
+          started.add(f.get(120, TimeUnit.SECONDS));
+        } catch (java.util.concurrent.ExecutionException e) {
+          assertThat(e.getCause())
+              .as("a driver that did not start")
+              .isInstanceOf(WriterFencedException.class);
+          refused++;
+        }
       }
     }
-    assertThat(new TreeSet<>(all)).as("epochs taken: %s", all).hasSize(all.size());
-    long newest = all.stream().mapToLong(Long::longValue).max().orElseThrow();
+    assertThat(new TreeSet<>(started)).as("epochs taken: %s", started).hasSize(started.size());
+    assertThat(started.size() + refused).isEqualTo(10);
+    assertThat(started.size()).as("a driver of every round started").isGreaterThanOrEqualTo(5);
+    long newest = started.stream().mapToLong(Long::longValue).max().orElseThrow();
     SourceRange range = SourceRange.of(tp.topic(), 0, 0, 10);
-    for (long e : all) {
+    for (long e : started) {
       if (e != newest) {
         assertThat(commit(sink, e, range).outcome())
             .as("epoch %d", e)
@@ -230,5 +256,154 @@ class KafkaWriterEpochIT {
       }
     }
     assertThat(commit(sink, newest, range).outcome()).isEqualTo(CommitOutcome.COMMITTED);
+  }
+
+  /**
+   * Issue 17 item 9: pipeline {@code X-b} reading topic {@code c} and pipeline {@code X} reading
+   * topic {@code b-c} had the same transactional id {@code eos-X-b-c-0}, so each one's task fenced
+   * the other's open transaction.
+   */
+  @Test
+  void pipelinesWhoseIdAndTopicJoinToTheSameTextDoNotFenceEachOther() throws Exception {
+    String base = "dash" + suffix;
+    KafkaSink<String> first = sink(base + "-b");
+    KafkaSink<String> second = sink(base);
+    kafka.createTopic(outTopic, 1);
+    TopicPartition c = new TopicPartition(inputTopic("c" + suffix), 0);
+    TopicPartition bc = new TopicPartition(inputTopic("b-c" + suffix), 0);
+    // Named so that the legacy ids collide: "eos-<base>-b-c<suffix>-0" for both.
+    assertThat(legacyTransactionalId(base + "-b", new TopicPartition("c" + suffix, 0)))
+        .isEqualTo(legacyTransactionalId(base, new TopicPartition("b-c" + suffix, 0)));
+    long firstEpoch = startDriver(first, c, 0);
+    long secondEpoch = startDriver(second, bc, 0);
+
+    CountDownLatch beforeCommit = new CountDownLatch(1);
+    CountDownLatch release = new CountDownLatch(1);
+    // The first pipeline's task has sent its outputs and is about to commit...
+    FaultPoints.set(
+        org.exactlyonce.spark.kafka.internal.Outputs.BEFORE_COMMIT,
+        pauseOnceIn("first-pipeline-task", beforeCommit, release));
+    SourceRange firstRange = SourceRange.of(c.topic(), 0, 0, 20);
+    CompletableFuture<PartitionCommit> firstTask =
+        inThread("first-pipeline-task", () -> commit(first, firstEpoch, firstRange));
+    assertThat(beforeCommit.await(120, TimeUnit.SECONDS)).isTrue();
+    // ...when the other pipeline's task starts its producer and commits.
+    PartitionCommit secondCommit =
+        commit(second, secondEpoch, SourceRange.of(bc.topic(), 0, 0, 30));
+    release.countDown();
+
+    assertThat(secondCommit.outcome()).isEqualTo(CommitOutcome.COMMITTED);
+    assertThat(firstTask.get(120, TimeUnit.SECONDS).outcome())
+        .as("the first pipeline's commit, while the second one committed")
+        .isEqualTo(CommitOutcome.COMMITTED);
+    assertThat(KafkaOutput.committed(kafka, outTopic)).hasSize(50);
+  }
+
+  /**
+   * Upgrading from a version with the old transactional ids: a task of the old version, still in
+   * its transaction under the old id when a driver of this version starts, is fenced and its
+   * outputs aborted; its retry reads the newer epoch and stops.
+   */
+  @Test
+  void aTaskOfTheOldVersionUnderItsOldTransactionalIdIsFencedWhenANewDriverStarts() {
+    String pipeline = "epoch-upgrade-" + suffix;
+    KafkaSink<String> sink = sink(pipeline);
+    kafka.createTopic(outTopic, 1);
+    TopicPartition tp = new TopicPartition(inputTopic("epoch-upgrade-in-" + suffix), 0);
+    long oldEpoch = startDriver(sink, tp, 0);
+
+    // What a task of the earlier version does: its producer under the old id, in a transaction
+    // that holds outputs and the progress offset, not yet committed.
+    Map<String, Object> p = new java.util.HashMap<>();
+    p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers());
+    p.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, legacyTransactionalId(pipeline, tp));
+    p.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, 30_000);
+    try (KafkaProducer<String, String> zombie =
+        new KafkaProducer<>(p, new StringSerializer(), new StringSerializer())) {
+      zombie.initTransactions();
+      zombie.beginTransaction();
+      zombie.send(new ProducerRecord<>(outTopic, "from-the-old-version"));
+      zombie.sendOffsetsToTransaction(
+          Map.of(tp, new OffsetAndMetadata(10, "eos:epoch=" + oldEpoch)),
+          new ConsumerGroupMetadata(sink.progressGroup()));
+      zombie.flush();
+
+      long newEpoch = startDriver(sink, tp, 0);
+
+      assertThat(newEpoch).isGreaterThan(oldEpoch);
+      assertThatThrownBy(zombie::commitTransaction)
+          .as("the old version's transaction after a new driver started")
+          .isInstanceOf(KafkaException.class);
+    }
+    assertThat(KafkaOutput.committed(kafka, outTopic)).isEmpty();
+    assertThat(KafkaOutput.groupOffsets(kafka, sink.progressGroup())).containsEntry(tp, 0L);
+    try (OffsetStore store = sink.openOffsetStore()) {
+      assertThat(store.storedOffsets()).containsEntry(tp, 0L);
+    }
+    assertThat(commit(sink, oldEpoch, SourceRange.of(tp.topic(), 0, 0, 10)).outcome())
+        .as("the old driver's retry")
+        .isEqualTo(CommitOutcome.FENCED);
+  }
+
+  /**
+   * The narrow window of a rolling upgrade: a task of the old version starts under its old id and
+   * commits while the new driver stamps that partition, between the stamp's read and its write, so
+   * the stamp puts back the older offset. The driver sees that the old id was taken meanwhile,
+   * finds the task's outputs past the stored offset, and refuses to start instead of writing them
+   * again.
+   */
+  @Test
+  void anOldVersionCommitOverwrittenDuringTheTakeOverStopsTheStartAndSaysHow() {
+    String pipeline = "epoch-overwrite-" + suffix;
+    KafkaSink<String> sink = sink(pipeline);
+    kafka.createTopic(outTopic, 1);
+    TopicPartition tp = new TopicPartition(inputTopic("epoch-overwrite-in-" + suffix), 0);
+    long oldEpoch = startDriver(sink, tp, 0);
+    java.util.concurrent.atomic.AtomicBoolean committed =
+        new java.util.concurrent.atomic.AtomicBoolean();
+    FaultPoints.set(
+        org.exactlyonce.spark.kafka.internal.ProgressStore.STAMP_READ,
+        () -> {
+          if (committed.compareAndSet(false, true)) {
+            commitAsTheOldVersion(pipeline, sink.progressGroup(), tp, 10, oldEpoch);
+          }
+        });
+
+    assertThatThrownBy(() -> takeEpoch(sink))
+        .isInstanceOf(org.exactlyonce.spark.OffsetMismatchException.class)
+        .hasMessageContaining(legacyTransactionalId(pipeline, tp))
+        .hasMessageContaining("stored offset is 0")
+        .hasMessageContaining("--to-offset 10");
+    assertThat(committed).isTrue();
+  }
+
+  /** What a task of the old version commits for {@code [until - 1, until)} of {@code tp}. */
+  private void commitAsTheOldVersion(
+      String pipeline, String group, TopicPartition tp, long until, long epoch) {
+    Map<String, Object> p = new java.util.HashMap<>();
+    p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers());
+    p.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, legacyTransactionalId(pipeline, tp));
+    p.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, 30_000);
+    try (KafkaProducer<String, String> task =
+        new KafkaProducer<>(p, new StringSerializer(), new StringSerializer())) {
+      task.initTransactions();
+      task.beginTransaction();
+      ProducerRecord<String, String> out = new ProducerRecord<>(outTopic, "old-version-output");
+      out.headers()
+          .add(
+              org.exactlyonce.spark.kafka.SourcePosition.HEADER,
+              new org.exactlyonce.spark.kafka.SourcePosition(
+                      tp.topic(), tp.partition(), until - 1, 0)
+                  .toBytes());
+      out.headers()
+          .add(
+              org.exactlyonce.spark.kafka.SourcePosition.PIPELINE_HEADER,
+              pipeline.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+      task.send(out);
+      task.sendOffsetsToTransaction(
+          Map.of(tp, new OffsetAndMetadata(until, "eos:epoch=" + epoch)),
+          new ConsumerGroupMetadata(group));
+      task.commitTransaction();
+    }
   }
 }

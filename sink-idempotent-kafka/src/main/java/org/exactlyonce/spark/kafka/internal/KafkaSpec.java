@@ -66,8 +66,24 @@ public record KafkaSpec<R>(
   /**
    * The transactional id of the producer that writes the outputs of source partition {@code tp}:
    * stable across attempts, executors and restarts, so that a new producer fences every older one.
+   *
+   * <p>{@code eos-<pipeline>-:<topic>:<partition>}: pipeline ids and topic names cannot contain
+   * ':', so the id names one (pipeline, partition) only; the {@code eos-<pipeline>-} prefix is the
+   * one of the earlier ids, so prefixed ACLs granted for those still apply. Earlier versions used
+   * {@link #legacyTransactionalId}, which two pipelines could share; a starting driver fences that
+   * id too (see {@link ProgressStore#takeWriterEpoch()}).
    */
   public String transactionalId(TopicPartition tp) {
+    return "eos-" + pipelineId.value() + "-:" + tp.topic() + ":" + tp.partition();
+  }
+
+  /**
+   * The transactional id versions before issue 17 used for source partition {@code tp}, {@code
+   * eos-<pipeline>-<topic>-<partition>}: ambiguous ({@code eos-a-b-c-0} is pipeline {@code a-b} on
+   * topic {@code c} and pipeline {@code a} on topic {@code b-c}). Only for fencing the producers of
+   * a driver of such a version at start; never for writing outputs.
+   */
+  public String legacyTransactionalId(TopicPartition tp) {
     return "eos-" + pipelineId.value() + "-" + tp.topic() + "-" + tp.partition();
   }
 

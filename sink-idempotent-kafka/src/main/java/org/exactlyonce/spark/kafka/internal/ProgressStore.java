@@ -73,6 +73,12 @@ public final class ProgressStore implements OffsetStore {
    */
   public static final String EPOCH_READ = "kafka.epoch-read";
 
+  /**
+   * Fault point: on the driver, after stamping an epoch on a partition read its offset, before it
+   * wrote it back.
+   */
+  public static final String STAMP_READ = "kafka.stamp-read";
+
   private final KafkaSpec<?> spec;
   private final Admin admin;
 
@@ -248,6 +254,10 @@ public final class ProgressStore implements OffsetStore {
    * id in between, this commit is refused ({@code ProducerFencedException}) and the whole step is
    * taken again. So a commit that succeeds was the only one since its own read: of two drivers
    * taking an epoch at once, each commits a different one, and the later commit holds the higher.
+   *
+   * <p>In transactional mode each stored partition is then taken over through its transactional id
+   * and the id earlier versions used for it (see {@code takeOver}), so that tasks of a driver of
+   * either version are fenced.
    *
    * @throws WriterFencedException if other drivers kept taking the epoch over {@value
    *     #EPOCH_ATTEMPTS} attempts
@@ -510,7 +520,7 @@ public final class ProgressStore implements OffsetStore {
   /** Re-stamps every partition of {@code tps} with {@code epoch}, keeping its offset. */
   private void restamp(Collection<TopicPartition> tps, long epoch) {
     if (spec.transactional()) {
-      parallel(tps, tp -> stamp(tp, epoch, -1, true));
+      parallel(tps, tp -> takeOver(tp, epoch));
     } else {
       Map<TopicPartition, OffsetAndMetadata> commit = new HashMap<>();
       read(tps)
@@ -518,6 +528,110 @@ public final class ProgressStore implements OffsetStore {
               (tp, om) ->
                   commit.put(tp, new OffsetAndMetadata(om.offset(), Progress.metadata(epoch))));
       alter(commit);
+    }
+  }
+
+  /**
+   * Stamps {@code epoch} on {@code tp} through its transactional id, and fences the producers of
+   * its {@link KafkaSpec#legacyTransactionalId legacy id} too: a driver of a version before issue
+   * 17 may still run (a rolling upgrade) with tasks that write under that id, which this version's
+   * producers do not fence.
+   *
+   * <p>Order: initialise the legacy id (fencing those tasks and aborting their open transaction),
+   * stamp through the current id, then prove that the legacy producer still holds its id (a
+   * transaction that reaches the broker, aborted). If it does, no task of the old version started
+   * since, so none committed while the stamp read and wrote the offset; and any that starts later
+   * reads the new epoch and stops ({@code FENCED}). If it was fenced meanwhile, the whole step is
+   * taken again, and then the output is checked for a commit of the old version that the stamp may
+   * have overwritten.
+   */
+  private Void takeOver(TopicPartition tp, long epoch) {
+    String legacy = spec.legacyTransactionalId(tp);
+    boolean raced = false;
+    for (int attempt = 1; ; attempt++) {
+      KafkaProducer<byte[], byte[]> old = new KafkaProducer<>(spec.producerProperties(legacy));
+      try {
+        old.initTransactions();
+        stamp(tp, epoch, -1, true);
+        OffsetAndMetadata stamped = read(List.of(tp)).get(tp);
+        if (stamped == null) {
+          return null; // nothing stored, nothing to protect
+        }
+        // The probe writes (and aborts) this partition's own offset: if this driver dies before
+        // the abort, the next driver's takeOver aborts it first, before anything reads it stably.
+        old.beginTransaction();
+        old.sendOffsetsToTransaction(
+            Map.of(tp, stamped), new ConsumerGroupMetadata(spec.progressGroup()));
+        old.abortTransaction();
+        if (raced) {
+          checkNotOverwritten(tp, legacy);
+        }
+        return null;
+      } catch (ProducerFencedException | InvalidProducerEpochException e) {
+        raced = true;
+        if (attempt >= EPOCH_ATTEMPTS) {
+          throw new ExactlyOnceException(
+              "pipeline '"
+                  + spec.pipelineId()
+                  + "': taking over "
+                  + tp
+                  + " with writer epoch "
+                  + epoch
+                  + ", producers of the transactional id of earlier library versions ('"
+                  + legacy
+                  + "') kept starting: stop every driver of this pipeline that runs a version"
+                  + " before issue 17 (or of another pipeline whose id and topic join to the same"
+                  + " text), then start again",
+              e);
+        }
+        LOG.info(
+            "pipeline '{}': a producer of the earlier versions' transactional id '{}' started"
+                + " while {} was taken over; taking it over again",
+            spec.pipelineId(),
+            legacy,
+            tp);
+        backOff(attempt);
+      } finally {
+        old.close(java.time.Duration.ZERO);
+      }
+    }
+  }
+
+  /**
+   * After a task of an earlier version started under {@code legacy} while {@code tp} was stamped:
+   * its commit may have landed between the stamp's read and write, and been overwritten by the
+   * older offset, while its outputs stay committed. They carry their source positions: if the
+   * output holds an output of {@code tp} at or past the stored offset, the start is refused (a
+   * replay from the stored offset would write them twice).
+   */
+  private void checkNotOverwritten(TopicPartition tp, String legacy) {
+    OffsetAndMetadata om = read(List.of(tp)).get(tp);
+    Long written = ProgressRecovery.scan(spec, spec.recoveryScanDepth()).get(tp);
+    if (om != null && written != null && written > om.offset()) {
+      throw new OffsetMismatchException(
+          "pipeline '"
+              + spec.pipelineId()
+              + "': while this driver took over "
+              + tp
+              + ", a task of a driver of an earlier library version (transactional id '"
+              + legacy
+              + "') committed outputs of source offsets up to "
+              + (written - 1)
+              + ", but the stored offset is "
+              + om.offset()
+              + ": its offset commit was overwritten. Starting would write those outputs again."
+              + " Stop every driver of the earlier version, set the offset to "
+              + written
+              + " (kafka-consumer-groups.sh --bootstrap-server ... --group "
+              + spec.progressGroup()
+              + " --reset-offsets --topic "
+              + tp.topic()
+              + ":"
+              + tp.partition()
+              + " --to-offset "
+              + written
+              + " --execute), then start again",
+          List.of());
     }
   }
 
@@ -548,6 +662,7 @@ public final class ProgressStore implements OffsetStore {
           return null;
         }
         long o = om != null && (offset < 0 || !overwrite) ? om.offset() : offset;
+        FaultPoints.reach(STAMP_READ);
         p.beginTransaction();
         p.sendOffsetsToTransaction(
             Map.of(tp, new OffsetAndMetadata(o, Progress.metadata(epoch))),
