@@ -28,10 +28,13 @@ import org.exactlyonce.spark.spi.TransactionalSink;
  * </ul>
  *
  * <p>Both store their progress as the committed offsets of a consumer group dedicated to the sink
- * (default {@code eos-progress-<pipeline id>}), with the writer epoch in each offset's metadata,
- * and both mark every output with its {@link SourcePosition} in a header. Output partitions are
- * chosen deterministically (the key's murmur2 hash, like Kafka's default partitioner; without a
- * key, the source partition), so a replay sends each output where it went before.
+ * (default {@code eos-progress-<pipeline id>}), with the writer epoch in each offset's metadata. A
+ * starting driver takes its epoch by compare-and-set through the group {@code <progress
+ * group>.epoch} and the transactional id {@code eos-<pipeline id>-:epoch} (so even the sink without
+ * transactions takes epochs atomically where the cluster allows that id). Both mark every output
+ * with its {@link SourcePosition} in a header. Output partitions are chosen deterministically (the
+ * key's murmur2 hash, like Kafka's default partitioner; without a key, the source partition), so a
+ * replay sends each output where it went before.
  *
  * <p>This class is the transactional sink. Immutable, serialisable configuration; producers are
  * kept per executor JVM and reused across batches.

@@ -66,9 +66,54 @@ public record KafkaSpec<R>(
   /**
    * The transactional id of the producer that writes the outputs of source partition {@code tp}:
    * stable across attempts, executors and restarts, so that a new producer fences every older one.
+   *
+   * <p>{@code eos-<pipeline>-:<topic>:<partition>}: pipeline ids and topic names cannot contain
+   * ':', so the id names one (pipeline, partition) only; the {@code eos-<pipeline>-} prefix is the
+   * one of the earlier ids, so prefixed ACLs granted for those still apply. Earlier versions used
+   * {@link #legacyTransactionalId}, which two pipelines could share; a starting driver fences that
+   * id too (see {@link ProgressStore#takeWriterEpoch()}).
    */
   public String transactionalId(TopicPartition tp) {
+    return "eos-" + pipelineId.value() + "-:" + tp.topic() + ":" + tp.partition();
+  }
+
+  /**
+   * The transactional id versions before issue 17 used for source partition {@code tp}, {@code
+   * eos-<pipeline>-<topic>-<partition>}: ambiguous ({@code eos-a-b-c-0} is pipeline {@code a-b} on
+   * topic {@code c} and pipeline {@code a} on topic {@code b-c}). Only for fencing the producers of
+   * a driver of such a version at start; never for writing outputs.
+   */
+  public String legacyTransactionalId(TopicPartition tp) {
     return "eos-" + pipelineId.value() + "-" + tp.topic() + "-" + tp.partition();
+  }
+
+  /**
+   * The transactional id through which drivers of this pipeline take writer epochs: {@code
+   * eos-<pipeline>-:epoch}. One per pipeline, so that a driver's {@code initTransactions} fences
+   * every other driver that is taking an epoch at the same time (see {@link
+   * ProgressStore#takeWriterEpoch()}). The ':' cannot occur in a pipeline id or a topic name, so
+   * this id is never one of a source partition.
+   */
+  public String epochTransactionalId() {
+    return "eos-" + pipelineId.value() + "-:epoch";
+  }
+
+  /**
+   * The consumer group that holds the pipeline's latest writer epoch: {@code
+   * <progressGroup>.epoch}. Apart from the progress group, so that the progress group holds exactly
+   * the source partitions' offsets (what lag tools and recovery read).
+   */
+  public String epochGroup() {
+    return progressGroup + ".epoch";
+  }
+
+  /**
+   * The partition under which {@link #epochGroup()} stores the epoch (its "offset" is the epoch,
+   * not a position): partition 0 of the output topic, because the broker accepts offsets of
+   * existing partitions only, and the output topic is the one topic every sink is sure to have.
+   */
+  public TopicPartition epochMarker() {
+    return new TopicPartition(topic, 0);
   }
 
   /** Settings of an admin client. */

@@ -24,8 +24,13 @@ import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.common.Node;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.config.ConfigResource;
+import org.apache.kafka.common.errors.ClusterAuthorizationException;
 import org.apache.kafka.common.errors.GroupIdNotFoundException;
+import org.apache.kafka.common.errors.InvalidProducerEpochException;
+import org.apache.kafka.common.errors.ProducerFencedException;
+import org.apache.kafka.common.errors.TransactionalIdAuthorizationException;
 import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
+import org.apache.kafka.common.errors.UnsupportedVersionException;
 import org.exactlyonce.spark.CommitOutcome;
 import org.exactlyonce.spark.ExactlyOnceException;
 import org.exactlyonce.spark.OffsetMismatchException;
@@ -34,12 +39,18 @@ import org.exactlyonce.spark.SinkConfigurationException;
 import org.exactlyonce.spark.SourceRange;
 import org.exactlyonce.spark.WriterFencedException;
 import org.exactlyonce.spark.spi.CommitDecision;
+import org.exactlyonce.spark.spi.FaultPoints;
 import org.exactlyonce.spark.spi.OffsetStore;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
  * The driver's view of a Kafka sink's progress: the offsets of its dedicated consumer group.
+ *
+ * <p>Writer epochs are taken by compare-and-set (see {@link #takeWriterEpoch()}): the latest one is
+ * the committed offset of a second group, {@link KafkaSpec#epochGroup()}, written only in
+ * transactions of one per-pipeline transactional id. Each epoch is then stamped on the progress
+ * offsets, where the executors' commits read it.
  *
  * <p>In transactional mode every write of an offset goes through the transactional id of its source
  * partition, so it is serialised with the executors' commits: taking a new writer epoch initialises
@@ -55,6 +66,18 @@ import org.slf4j.LoggerFactory;
 public final class ProgressStore implements OffsetStore {
   private static final Logger LOG = LoggerFactory.getLogger(ProgressStore.class);
   private static final String MAX_TIMEOUT = "transaction.max.timeout.ms";
+
+  /**
+   * Fault point: on the driver, after {@link #takeWriterEpoch()} read the current epoch, before it
+   * stored the next one. Tests interleave two starting drivers here.
+   */
+  public static final String EPOCH_READ = "kafka.epoch-read";
+
+  /**
+   * Fault point: on the driver, after stamping an epoch on a partition read its offset, before it
+   * wrote it back.
+   */
+  public static final String STAMP_READ = "kafka.stamp-read";
 
   private final KafkaSpec<?> spec;
   private final Admin admin;
@@ -221,15 +244,148 @@ public final class ProgressStore implements OffsetStore {
     }
   }
 
+  /**
+   * Takes the next writer epoch by compare-and-set, then stamps it on every stored partition.
+   *
+   * <p>The epoch is stored in {@link KafkaSpec#epochGroup()} and only ever written in a transaction
+   * of the pipeline's one {@link KafkaSpec#epochTransactionalId() epoch transactional id}, opened
+   * by a fresh producer whose {@code initTransactions} fences every other producer of that id. The
+   * current epoch is read after that, and the next one committed: if another driver initialised the
+   * id in between, this commit is refused ({@code ProducerFencedException}) and the whole step is
+   * taken again. So a commit that succeeds was the only one since its own read: of two drivers
+   * taking an epoch at once, each commits a different one, and the later commit holds the higher.
+   *
+   * <p>In transactional mode each stored partition is then taken over through its transactional id
+   * and the id earlier versions used for it (see {@code takeOver}), so that tasks of a driver of
+   * either version are fenced.
+   *
+   * @throws WriterFencedException if other drivers kept taking the epoch over {@value
+   *     #EPOCH_ATTEMPTS} attempts
+   */
   @Override
   public long takeWriterEpoch() {
+    long epoch = bumpEpoch();
     // Not a stable read: an older driver's task may hold a partition's offset in an open
     // transaction, which the stamping below aborts (a stable read would wait for it).
     Map<TopicPartition, OffsetAndMetadata> stored =
         Progress.committedSoFar(admin, spec.progressGroup(), spec.apiTimeoutMs());
-    long epoch = 1 + stored.values().stream().mapToLong(Progress::epochOf).max().orElse(0);
     restamp(stored.keySet(), epoch);
     return epoch;
+  }
+
+  private static final int EPOCH_ATTEMPTS = 10;
+
+  private long bumpEpoch() {
+    TopicPartition marker = spec.epochMarker();
+    for (int attempt = 1; ; attempt++) {
+      KafkaProducer<byte[], byte[]> p =
+          new KafkaProducer<>(spec.producerProperties(spec.epochTransactionalId()));
+      try {
+        p.initTransactions();
+        OffsetAndMetadata last =
+            Progress.read(admin, spec.epochGroup(), List.of(marker), spec.apiTimeoutMs())
+                .get(marker);
+        // The partitions' epochs too: pipelines that started before the epoch group existed, and
+        // an epoch group whose offset expired (offsets.retention.minutes) while the stamped
+        // partitions stayed.
+        long next = 1 + Math.max(Progress.epochOf(last), highestStampedEpoch());
+        FaultPoints.reach(EPOCH_READ);
+        p.beginTransaction();
+        p.sendOffsetsToTransaction(
+            Map.of(marker, new OffsetAndMetadata(next, Progress.metadata(next))),
+            new ConsumerGroupMetadata(spec.epochGroup()));
+        p.commitTransaction();
+        return next;
+      } catch (ProducerFencedException | InvalidProducerEpochException e) {
+        // Another driver initialised the epoch id after this one read: it may have committed the
+        // very epoch this one was about to. Read again.
+        if (attempt >= EPOCH_ATTEMPTS) {
+          throw new WriterFencedException(
+              "pipeline '"
+                  + spec.pipelineId()
+                  + "': could not take a writer epoch in "
+                  + EPOCH_ATTEMPTS
+                  + " attempts, other drivers of the pipeline kept taking it (transactional id '"
+                  + spec.epochTransactionalId()
+                  + "'): make sure only one driver of the pipeline is being started");
+        }
+        LOG.info(
+            "pipeline '{}': another driver is taking a writer epoch at the same time; reading"
+                + " again (attempt {})",
+            spec.pipelineId(),
+            attempt);
+        backOff(attempt);
+      } catch (TransactionalIdAuthorizationException
+          | ClusterAuthorizationException
+          | UnsupportedVersionException e) {
+        if (spec.transactional()) {
+          throw epochFailed(e);
+        }
+        return bumpEpochWithoutTransactions(e);
+      } catch (ExactlyOnceException e) {
+        throw e;
+      } catch (RuntimeException e) {
+        throw epochFailed(e);
+      } finally {
+        p.close(java.time.Duration.ZERO);
+      }
+    }
+  }
+
+  /**
+   * For the sink without transactions on a cluster that refuses them: the next epoch by a read and
+   * a write, not atomic. Two drivers starting at the same moment may then take the same epoch; the
+   * outputs of that sink are at-least-once on the wire anyway and its readers drop replays.
+   */
+  private long bumpEpochWithoutTransactions(RuntimeException refused) {
+    LOG.warn(
+        "pipeline '{}': the cluster refused transactional id '{}' ({}), so writer epochs are taken"
+            + " without a compare-and-set: two drivers started at the same moment may both run"
+            + " unfenced. Allow the principal WRITE on that transactional id to make it atomic",
+        spec.pipelineId(),
+        spec.epochTransactionalId(),
+        refused.toString());
+    TopicPartition marker = spec.epochMarker();
+    long next = 1 + Math.max(latestEpoch(), highestStampedEpoch());
+    alter(spec.epochGroup(), Map.of(marker, new OffsetAndMetadata(next, Progress.metadata(next))));
+    return next;
+  }
+
+  /** The highest epoch on a committed offset of the progress group; 0 if none. */
+  private long highestStampedEpoch() {
+    return Progress.committedSoFar(admin, spec.progressGroup(), spec.apiTimeoutMs())
+        .values()
+        .stream()
+        .mapToLong(Progress::epochOf)
+        .max()
+        .orElse(0);
+  }
+
+  private ExactlyOnceException epochFailed(RuntimeException e) {
+    return new ExactlyOnceException(
+        "pipeline '"
+            + spec.pipelineId()
+            + "': taking a writer epoch through transactional id '"
+            + spec.epochTransactionalId()
+            + "' and consumer group '"
+            + spec.epochGroup()
+            + "' failed: "
+            + e
+            + ". The principal needs WRITE on that transactional id and READ on that group and"
+            + " on the output topic '"
+            + spec.topic()
+            + "'",
+        e);
+  }
+
+  /** A short random pause, so that two drivers that keep fencing each other fall out of step. */
+  private static void backOff(int attempt) {
+    try {
+      Thread.sleep(java.util.concurrent.ThreadLocalRandom.current().nextLong(10, 50L * attempt));
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new ExactlyOnceException("interrupted while taking a writer epoch", e);
+    }
   }
 
   @Override
@@ -292,23 +448,45 @@ public final class ProgressStore implements OffsetStore {
 
   @Override
   public void storeStartOffsets(Map<TopicPartition, Long> offsets, long epoch) {
+    // A driver that took its epoch before another one took a newer epoch must not store start
+    // offsets stamped with its own: the newer driver may already have read them as its own.
+    long latest = latestEpoch();
+    if (latest > epoch) {
+      throw fenced(epoch, latest);
+    }
     Map<TopicPartition, OffsetAndMetadata> stored = read(offsets.keySet());
     // The epoch lives on every stored partition: the ones to store here may have none yet, so a
     // newer driver shows on the others (found by the contract suite: a fenced driver could store
     // the start of a partition added to the topic).
     checkEpoch(read(null), epoch);
     checkEpoch(stored, epoch);
-    Map<TopicPartition, Long> missing = new HashMap<>(offsets);
-    missing.keySet().removeAll(stored.keySet());
+    // A partition that an older driver stored after this one took its epoch keeps its offset but
+    // takes this epoch, so that the older driver's tasks read that they are fenced.
+    List<TopicPartition> toStamp =
+        offsets.keySet().stream()
+            .filter(tp -> !stored.containsKey(tp) || Progress.epochOf(stored.get(tp)) < epoch)
+            .toList();
     if (spec.transactional()) {
       // Through each partition's transactional id, like every other write of its offset.
-      parallel(missing.keySet(), tp -> stamp(tp, epoch, missing.get(tp), false));
+      parallel(toStamp, tp -> stamp(tp, epoch, offsets.get(tp), false));
     } else {
       Map<TopicPartition, OffsetAndMetadata> commit = new HashMap<>();
-      missing.forEach(
-          (tp, o) -> commit.put(tp, new OffsetAndMetadata(o, Progress.metadata(epoch))));
+      toStamp.forEach(
+          tp ->
+              commit.put(
+                  tp,
+                  new OffsetAndMetadata(
+                      stored.containsKey(tp) ? stored.get(tp).offset() : offsets.get(tp),
+                      Progress.metadata(epoch))));
       alter(commit);
     }
+  }
+
+  /** The latest writer epoch taken, as the epoch group records it; 0 if none. */
+  private long latestEpoch() {
+    TopicPartition marker = spec.epochMarker();
+    return Progress.epochOf(
+        Progress.read(admin, spec.epochGroup(), List.of(marker), spec.apiTimeoutMs()).get(marker));
   }
 
   @Override
@@ -345,7 +523,7 @@ public final class ProgressStore implements OffsetStore {
   /** Re-stamps every partition of {@code tps} with {@code epoch}, keeping its offset. */
   private void restamp(Collection<TopicPartition> tps, long epoch) {
     if (spec.transactional()) {
-      parallel(tps, tp -> stamp(tp, epoch, -1, true));
+      parallel(tps, tp -> takeOver(tp, epoch));
     } else {
       Map<TopicPartition, OffsetAndMetadata> commit = new HashMap<>();
       read(tps)
@@ -357,29 +535,161 @@ public final class ProgressStore implements OffsetStore {
   }
 
   /**
+   * Stamps {@code epoch} on {@code tp} through its transactional id, and fences the producers of
+   * its {@link KafkaSpec#legacyTransactionalId legacy id} too: a driver of a version before issue
+   * 17 may still run (a rolling upgrade) with tasks that write under that id, which this version's
+   * producers do not fence.
+   *
+   * <p>Order: initialise the legacy id (fencing those tasks and aborting their open transaction),
+   * stamp through the current id, then prove that the legacy producer still holds its id (a
+   * transaction that reaches the broker, aborted). If it does, no task of the old version started
+   * since, so none committed while the stamp read and wrote the offset; and any that starts later
+   * reads the new epoch and stops ({@code FENCED}). If it was fenced meanwhile, the whole step is
+   * taken again, and then the output is checked for a commit of the old version that the stamp may
+   * have overwritten.
+   */
+  private Void takeOver(TopicPartition tp, long epoch) {
+    String legacy = spec.legacyTransactionalId(tp);
+    boolean raced = false;
+    for (int attempt = 1; ; attempt++) {
+      KafkaProducer<byte[], byte[]> old = new KafkaProducer<>(spec.producerProperties(legacy));
+      try {
+        old.initTransactions();
+        stamp(tp, epoch, -1, true);
+        OffsetAndMetadata stamped = read(List.of(tp)).get(tp);
+        if (stamped == null) {
+          return null; // nothing stored, nothing to protect
+        }
+        // The probe writes (and aborts) this partition's own offset: if this driver dies before
+        // the abort, the next driver's takeOver aborts it first, before anything reads it stably.
+        old.beginTransaction();
+        old.sendOffsetsToTransaction(
+            Map.of(tp, stamped), new ConsumerGroupMetadata(spec.progressGroup()));
+        old.abortTransaction();
+        if (raced) {
+          checkNotOverwritten(tp, legacy);
+        }
+        return null;
+      } catch (ProducerFencedException | InvalidProducerEpochException e) {
+        raced = true;
+        if (attempt >= EPOCH_ATTEMPTS) {
+          throw new ExactlyOnceException(
+              "pipeline '"
+                  + spec.pipelineId()
+                  + "': taking over "
+                  + tp
+                  + " with writer epoch "
+                  + epoch
+                  + ", producers of the transactional id of earlier library versions ('"
+                  + legacy
+                  + "') kept starting: stop every driver of this pipeline that runs a version"
+                  + " before issue 17 (or of another pipeline whose id and topic join to the same"
+                  + " text), then start again",
+              e);
+        }
+        LOG.info(
+            "pipeline '{}': a producer of the earlier versions' transactional id '{}' started"
+                + " while {} was taken over; taking it over again",
+            spec.pipelineId(),
+            legacy,
+            tp);
+        backOff(attempt);
+      } finally {
+        old.close(java.time.Duration.ZERO);
+      }
+    }
+  }
+
+  /**
+   * After a task of an earlier version started under {@code legacy} while {@code tp} was stamped:
+   * its commit may have landed between the stamp's read and write, and been overwritten by the
+   * older offset, while its outputs stay committed. They carry their source positions: if the
+   * output holds an output of {@code tp} at or past the stored offset, the start is refused (a
+   * replay from the stored offset would write them twice).
+   */
+  private void checkNotOverwritten(TopicPartition tp, String legacy) {
+    OffsetAndMetadata om = read(List.of(tp)).get(tp);
+    Long written = ProgressRecovery.scan(spec, spec.recoveryScanDepth()).get(tp);
+    if (om != null && written != null && written > om.offset()) {
+      throw new OffsetMismatchException(
+          "pipeline '"
+              + spec.pipelineId()
+              + "': while this driver took over "
+              + tp
+              + ", a task of a driver of an earlier library version (transactional id '"
+              + legacy
+              + "') committed outputs of source offsets up to "
+              + (written - 1)
+              + ", but the stored offset is "
+              + om.offset()
+              + ": its offset commit was overwritten. Starting would write those outputs again."
+              + " Stop every driver of the earlier version, set the offset to "
+              + written
+              + " (kafka-consumer-groups.sh --bootstrap-server ... --group "
+              + spec.progressGroup()
+              + " --reset-offsets --topic "
+              + tp.topic()
+              + ":"
+              + tp.partition()
+              + " --to-offset "
+              + written
+              + " --execute), then start again",
+          List.of());
+    }
+  }
+
+  /**
    * With a new producer of {@code tp}'s transactional id (which fences every older one and
    * completes its open transaction), commits offset {@code offset} (-1: the stored one) stamped
-   * with {@code epoch}, unless a newer epoch or, for a start offset, any offset is already stored.
+   * with {@code epoch}, unless a newer epoch is stored. A start offset ({@code overwrite} false)
+   * never replaces a stored offset, but an older epoch on it is replaced: the driver that stored it
+   * first may be older, and its tasks must read that they are fenced.
+   *
+   * <p>Two drivers stamping the same partition fence each other's producer; the one fenced stamps
+   * again, and whichever holds the newer epoch ends with it stamped.
    */
   private Void stamp(TopicPartition tp, long epoch, long offset, boolean overwrite) {
-    try (KafkaProducer<byte[], byte[]> p =
-        new KafkaProducer<>(spec.producerProperties(spec.transactionalId(tp)))) {
-      p.initTransactions();
-      OffsetAndMetadata om =
-          Progress.read(admin, spec.progressGroup(), List.of(tp), spec.apiTimeoutMs()).get(tp);
-      if (Progress.epochOf(om) > epoch) {
-        throw fenced(epoch, Progress.epochOf(om));
-      }
-      if (om != null && !overwrite) {
+    for (int attempt = 1; ; attempt++) {
+      try (KafkaProducer<byte[], byte[]> p =
+          new KafkaProducer<>(spec.producerProperties(spec.transactionalId(tp)))) {
+        p.initTransactions();
+        OffsetAndMetadata om =
+            Progress.read(admin, spec.progressGroup(), List.of(tp), spec.apiTimeoutMs()).get(tp);
+        if (Progress.epochOf(om) > epoch) {
+          throw fenced(epoch, Progress.epochOf(om));
+        }
+        if (om == null && offset < 0) {
+          return null; // nothing stored to re-stamp
+        }
+        if (om != null && !overwrite && Progress.epochOf(om) == epoch) {
+          return null;
+        }
+        long o = om != null && (offset < 0 || !overwrite) ? om.offset() : offset;
+        FaultPoints.reach(STAMP_READ);
+        p.beginTransaction();
+        p.sendOffsetsToTransaction(
+            Map.of(tp, new OffsetAndMetadata(o, Progress.metadata(epoch))),
+            new ConsumerGroupMetadata(spec.progressGroup()));
+        p.commitTransaction();
         return null;
+      } catch (ProducerFencedException | InvalidProducerEpochException e) {
+        if (attempt >= EPOCH_ATTEMPTS) {
+          throw new ExactlyOnceException(
+              "pipeline '"
+                  + spec.pipelineId()
+                  + "': stamping writer epoch "
+                  + epoch
+                  + " on "
+                  + tp
+                  + " was fenced "
+                  + attempt
+                  + " times by other producers of transactional id '"
+                  + spec.transactionalId(tp)
+                  + "': another driver of the pipeline keeps starting; stop it, then start again",
+              e);
+        }
+        backOff(attempt);
       }
-      long o = offset >= 0 ? offset : om.offset();
-      p.beginTransaction();
-      p.sendOffsetsToTransaction(
-          Map.of(tp, new OffsetAndMetadata(o, Progress.metadata(epoch))),
-          new ConsumerGroupMetadata(spec.progressGroup()));
-      p.commitTransaction();
-      return null;
     }
   }
 
@@ -407,24 +717,24 @@ public final class ProgressStore implements OffsetStore {
   }
 
   private void alter(Map<TopicPartition, OffsetAndMetadata> offsets) {
+    alter(spec.progressGroup(), offsets);
+  }
+
+  private void alter(String group, Map<TopicPartition, OffsetAndMetadata> offsets) {
     if (offsets.isEmpty()) {
       return;
     }
     try {
       admin
           .alterConsumerGroupOffsets(
-              spec.progressGroup(),
+              group,
               offsets,
               new AlterConsumerGroupOffsetsOptions().timeoutMs((int) spec.apiTimeoutMs()))
           .all()
           .get(spec.apiTimeoutMs(), TimeUnit.MILLISECONDS);
     } catch (Exception e) {
       throw new ExactlyOnceException(
-          "storing the progress offsets of group '"
-              + spec.progressGroup()
-              + "' failed: "
-              + cause(e),
-          e);
+          "storing the offsets of group '" + group + "' failed: " + cause(e), e);
     }
   }
 
