@@ -455,10 +455,6 @@ public final class ProgressStore implements OffsetStore {
       throw fenced(epoch, latest);
     }
     Map<TopicPartition, OffsetAndMetadata> stored = read(offsets.keySet());
-    // The epoch lives on every stored partition: the ones to store here may have none yet, so a
-    // newer driver shows on the others (found by the contract suite: a fenced driver could store
-    // the start of a partition added to the topic).
-    checkEpoch(read(null), epoch);
     checkEpoch(stored, epoch);
     // A partition that an older driver stored after this one took its epoch keeps its offset but
     // takes this epoch, so that the older driver's tasks read that they are fenced.
