@@ -132,7 +132,7 @@ public final class ExactlyOnce {
     StartSequence.Started started;
     try (StartOffsets kafka = new StartOffsets(params, topics);
         StartSequence.Validated validated = StartSequence.validate(List.of(sinks))) {
-      started = validated.takeEpochs().resolve(kafka, start);
+      started = validated.takeEpochs(kafka).resolve(kafka, start);
     }
     PipelineGuard guard = new PipelineGuard(ssc);
     started.stored().forEach((id, stored) -> guard.markStored(id, stored.keySet()));
@@ -168,6 +168,15 @@ public final class ExactlyOnce {
           }
         });
     try (OffsetStore store = sink.openOffsetStore()) {
+      if (!store.canRewind()) {
+        // Checked before the epoch: taking one would stop a running job for nothing.
+        throw new SinkConfigurationException(
+            "the offsets of pipeline '"
+                + sink.pipelineId()
+                + "' cannot be rewound through the library ("
+                + sink.getClass().getSimpleName()
+                + "): nothing was changed");
+      }
       store.validate();
       long epoch = store.takeWriterEpoch();
       Map<TopicPartition, Long> before = store.storedOffsets();

@@ -140,6 +140,7 @@ public final class PerBatch<K, V, R> implements VoidFunction2<JavaRDD<ConsumerRe
         CommitOutcome o = CommitDecision.decide(s, r);
         if (o == CommitOutcome.ALREADY_COMMITTED && !r.isEmpty()) {
           skipped.add(new PartitionCommit(r, o, s, 0, 0, 0));
+          floors.put(r.topicPartition(), r.until()); // none of its records are computed
         } else if (o == CommitOutcome.TRIMMED) {
           pending.add(SourceRange.of(r.topic(), r.partition(), s, r.until()));
           floors.put(r.topicPartition(), s);
@@ -166,7 +167,8 @@ public final class PerBatch<K, V, R> implements VoidFunction2<JavaRDD<ConsumerRe
       for (PartitionCommit c : commit.commits()) {
         // Report a trimmed range as the batch's range, trimmed.
         commits.add(
-            floors.containsKey(c.range().topicPartition()) && c.outcome() == CommitOutcome.COMMITTED
+            c.outcome() == CommitOutcome.COMMITTED
+                    && c.range().from() > rangeOf(ranges, c.range().topicPartition()).from()
                 ? new PartitionCommit(
                     rangeOf(ranges, c.range().topicPartition()),
                     CommitOutcome.TRIMMED,

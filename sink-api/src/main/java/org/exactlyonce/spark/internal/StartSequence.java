@@ -76,8 +76,33 @@ public final class StartSequence {
       this.stores = stores;
     }
 
-    /** Step 2: takes a new writer epoch for every sink, fencing older drivers. */
-    public EpochsTaken takeEpochs() {
+    /**
+     * Step 2: checks every sink's stored offsets against Kafka (still held by Kafka, not past a
+     * partition's end, not below their high-water mark) while nothing is fenced yet, then takes a
+     * new writer epoch for every sink. A deployment pointed at the wrong cluster, or at offsets
+     * moved back by hand, stops here without having fenced the running one. Stored offsets are read
+     * before Kafka's (both only move forward while a driver runs), so a commit of the running
+     * driver in between cannot make them look past the end.
+     */
+    public EpochsTaken takeEpochs(StartOffsets kafka) {
+      Map<PipelineId, Map<TopicPartition, Long>> stored = new LinkedHashMap<>();
+      Map<PipelineId, Map<TopicPartition, Long>> marks = new LinkedHashMap<>();
+      stores.forEach(
+          (id, store) -> {
+            stored.put(id, store.storedOffsets());
+            marks.put(id, store.highWaterMarks());
+          });
+      kafka.refresh();
+      stored.forEach(
+          (id, s) -> {
+            kafka.checkStored(id, s);
+            checkHighWater(id, s, marks.get(id));
+          });
+      return takeEpochs();
+    }
+
+    /** Takes a new writer epoch for every sink, fencing older drivers. */
+    EpochsTaken takeEpochs() {
       Map<PipelineId, Long> epochs = new LinkedHashMap<>();
       stores.forEach((id, store) -> epochs.put(id, store.takeWriterEpoch()));
       return new EpochsTaken(stores, epochs);
@@ -153,8 +178,9 @@ public final class StartSequence {
   }
 
   /**
-   * Refuses stored offsets below their high-water mark: moved back by hand, or a store restored
-   * from an old backup. Starting there would write the records in between a second time.
+   * Refuses stored offsets below their high-water mark: moved back outside the library. Starting
+   * there would write the records in between a second time. (A restore of the whole offsets table
+   * from a backup restores the marks too; detecting that needs a mark kept elsewhere.)
    *
    * @throws OffsetMismatchException naming pipeline, partition and both offsets
    */
@@ -179,8 +205,9 @@ public final class StartSequence {
               + id
               + "' cannot start: "
               + String.join("; ", rewound)
-              + ". The offsets were moved back by hand, or the store was restored from an old"
-              + " backup: starting would write those records a second time. Nothing was written."
+              + ". The offsets were moved back outside the library (by hand, or by restoring"
+              + " the offset column alone): starting would write those records a second time."
+              + " Nothing was written."
               + " To re-process them on purpose, rewind through the library:"
               + " ExactlyOnce.rewind(sink, offsets), which moves the high-water mark too."
               + " Otherwise put the stored offsets back to "

@@ -46,11 +46,15 @@ public interface OffsetStore extends AutoCloseable {
   /**
    * Per partition, the highest offset this pipeline ever committed or stored as a start: a mark the
    * data path raises and nothing but {@link #rewind} lowers. A stored offset below it was moved
-   * back by hand or restored from an old backup, and the start refuses it. Default: no marks (the
-   * store cannot tell).
+   * back outside the library, and the start refuses it. Default: no marks (the store cannot tell).
    */
   default Map<TopicPartition, Long> highWaterMarks() {
     return Map.of();
+  }
+
+  /** Whether {@link #rewind} is supported; asked before a writer epoch is taken for it. */
+  default boolean canRewind() {
+    return false;
   }
 
   /**

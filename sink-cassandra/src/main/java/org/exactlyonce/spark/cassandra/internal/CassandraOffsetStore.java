@@ -76,7 +76,11 @@ public final class CassandraOffsetStore implements OffsetStore {
     Map<String, Column> t = columnsOf(spec.offsetsTable());
     if (!t.containsKey("high_water")) {
       // A table of an earlier version: the mark starts with each partition's next commit.
-      ddl("ALTER TABLE " + offsets + " ADD high_water bigint");
+      try {
+        ddl("ALTER TABLE " + offsets + " ADD high_water bigint");
+      } catch (com.datastax.oss.driver.api.core.servererrors.InvalidQueryException e) {
+        // Another driver added it first ("conflicts with an existing column"): read it below.
+      }
       t = columnsOf(spec.offsetsTable());
     }
     expect(spec.offsetsTable(), t, "high_water", "bigint", "offsets table");
@@ -329,6 +333,11 @@ public final class CassandraOffsetStore implements OffsetStore {
                 epoch,
                 pipeline.value(),
                 epoch));
+  }
+
+  @Override
+  public boolean canRewind() {
+    return true;
   }
 
   @Override

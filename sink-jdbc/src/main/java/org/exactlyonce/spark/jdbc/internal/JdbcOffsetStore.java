@@ -69,7 +69,16 @@ public final class JdbcOffsetStore implements OffsetStore {
   @Override
   public void validate() {
     createIfMissing(dialect.createOffsetsTable());
-    createIfMissing(dialect.addHighWater());
+    if (!columnsOf(dialect.offsetsTable()).containsKey("high_water")) {
+      // An offsets table of an earlier version, once: ALTER TABLE needs the owner and an
+      // exclusive lock, so it never runs when the column is there. The mark starts at the
+      // stored offset, which no earlier version let fall below what it committed.
+      handle.useTransaction(
+          h -> {
+            h.execute(dialect.addHighWater());
+            h.execute(dialect.backfillHighWater());
+          });
+    }
     createIfMissing(dialect.createWritersTable());
     checkShape(dialect.offsetsTable(), PostgresDialect.OFFSETS_COLUMNS, "offsets table");
     checkShape(dialect.writersTable(), PostgresDialect.WRITERS_COLUMNS, "writers table");
@@ -210,6 +219,11 @@ public final class JdbcOffsetStore implements OffsetStore {
                 Map.entry(new TopicPartition(rs.getString(1), rs.getInt(2)), rs.getLong(3)))
         .forEach(e -> out.put(e.getKey(), e.getValue()));
     return out;
+  }
+
+  @Override
+  public boolean canRewind() {
+    return true;
   }
 
   @Override

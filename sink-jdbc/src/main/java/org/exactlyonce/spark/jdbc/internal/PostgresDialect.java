@@ -50,6 +50,11 @@ public final class PostgresDialect implements Serializable {
     return "ALTER TABLE " + offsets.sql() + " ADD COLUMN IF NOT EXISTS high_water bigint";
   }
 
+  /** Starts the marks of an offsets table that had none at its stored offsets. */
+  public String backfillHighWater() {
+    return "UPDATE " + offsets.sql() + " SET high_water = until_offset WHERE high_water IS NULL";
+  }
+
   /** Offsets below their high-water mark. Binds: pipeline. */
   public String highWaterMarks() {
     return "SELECT topic, kafka_partition, high_water FROM "

@@ -61,8 +61,8 @@ class OperationsIT {
   /**
    * A per-batch sink beside a per-record sink: the stream restarts at the lowest offset over both,
    * so a batch holds ranges the per-batch sink already committed (wholly or in part) next to new
-   * ones. It must skip what it committed, per partition, and write the rest; before, it refused the
-   * "partly committed" batch on every restart and the job could never run again.
+   * ones. It must skip what it committed, per partition, and compute the rest only; before, it
+   * refused the "partly committed" batch on every restart and the job could never run again.
    */
   @Test
   void aPerBatchSinkBesideAPerRecordSinkSkipsWhatItCommittedPerPartition() {
@@ -77,19 +77,36 @@ class OperationsIT {
       run(List.of(totals, rows), List.of(a, b), expected);
 
       // Only the per-batch sink runs on: it gets ahead of the other on partition 0.
-      Map<String, Long> onlyA = new LinkedHashMap<>(expected);
-      send(0, "only-a-p0", 10, onlyA);
-      run(List.of(totals), List.of(a), onlyA);
-      expected.putAll(onlyA);
+      runOnlyA(totals, a, 0, "only-a-p0", expected);
 
-      // Both again: the first batch holds p0 [20, 40), of which the per-batch sink has [20, 30).
-      send(0, "both-p0", 10, expected);
-      send(1, "both-p1", 10, expected);
+      // Both again: the first batch holds p0 [20, 30), which the per-batch sink committed
+      // wholly, beside p1 [20, 30), which it has not.
+      send(1, "skip-p1", 10, expected);
+      run(List.of(totals, rows), List.of(a, b), expected);
+
+      // Ahead on p0 again; then a batch holds p0 [30, 50), of which the per-batch sink has
+      // [30, 40), beside p1 [30, 40).
+      runOnlyA(totals, a, 0, "only-a2-p0", expected);
+      send(0, "trim-p0", 10, expected);
+      send(1, "trim-p1", 10, expected);
       run(List.of(totals, rows), List.of(a, b), expected);
 
       assertThat(totals.counts()).isEqualTo(expected);
       assertThat(rows.counts()).isEqualTo(expected);
     }
+  }
+
+  /** Runs the per-batch sink alone over {@code n} new records of one partition. */
+  private void runOnlyA(
+      Fixtures.JdbcPerBatch totals,
+      ExactlyOnceSink a,
+      int partition,
+      String tag,
+      Map<String, Long> expected) {
+    Map<String, Long> onlyA = new LinkedHashMap<>(expected);
+    send(partition, tag, 10, onlyA);
+    run(List.of(totals), List.of(a), onlyA);
+    expected.putAll(onlyA);
   }
 
   /**
