@@ -342,6 +342,17 @@ public final class CassandraOffsetStore implements OffsetStore {
 
   @Override
   public void rewind(Map<TopicPartition, Long> to, long epoch) {
+    if (!session.execute(offsetsBatch(to, epoch, "")).wasApplied()) {
+      throw new WriterFencedException(
+          "pipeline '" + pipeline + "': another instance took over during the rewind");
+    }
+  }
+
+  /**
+   * Sets offset and high-water mark of every partition of {@code to}, each update under {@code
+   * condition} (empty: none), in one batch that also checks {@code epoch}.
+   */
+  private BatchStatement offsetsBatch(Map<TopicPartition, Long> to, long epoch, String condition) {
     BatchStatementBuilder b = guardedBatch(epoch);
     to.forEach(
         (tp, o) ->
@@ -350,35 +361,19 @@ public final class CassandraOffsetStore implements OffsetStore {
                     "UPDATE "
                         + offsets
                         + " SET until_offset = ?, high_water = ? WHERE pipeline_id = ? AND topic = ?"
-                        + " AND kafka_partition = ?",
+                        + " AND kafka_partition = ?"
+                        + condition,
                     o,
                     o,
                     pipeline.value(),
                     tp.topic(),
                     tp.partition())));
-    if (!session.execute(b.build()).wasApplied()) {
-      throw new WriterFencedException(
-          "pipeline '" + pipeline + "': another instance took over during the rewind");
-    }
+    return b.build();
   }
 
   @Override
   public void storeStartOffsets(Map<TopicPartition, Long> start, long epoch) {
-    BatchStatementBuilder b = guardedBatch(epoch);
-    start.forEach(
-        (tp, o) ->
-            b.addStatement(
-                SimpleStatement.newInstance(
-                    "UPDATE "
-                        + offsets
-                        + " SET until_offset = ?, high_water = ? WHERE pipeline_id = ? AND topic = ?"
-                        + " AND kafka_partition = ? IF until_offset = null",
-                    o,
-                    o,
-                    pipeline.value(),
-                    tp.topic(),
-                    tp.partition())));
-    if (!session.execute(b.build()).wasApplied()) {
+    if (!session.execute(offsetsBatch(start, epoch, " IF until_offset = null")).wasApplied()) {
       Long current = readEpoch();
       if (current == null || current != epoch) {
         throw new WriterFencedException(

@@ -228,28 +228,17 @@ public final class JdbcOffsetStore implements OffsetStore {
 
   @Override
   public void rewind(Map<TopicPartition, Long> offsets, long epoch) {
-    handle.useTransaction(
-        h -> {
-          if (!OffsetRows.epochIsCurrent(h, dialect, pipeline, epoch)) {
-            throw new WriterFencedException(
-                "pipeline '" + pipeline + "': another instance took over during the rewind");
-          }
-          PreparedBatch batch = h.prepareBatch(dialect.rewindOffset());
-          offsets.forEach(
-              (tp, o) ->
-                  batch
-                      .bind("pipeline", pipeline.value())
-                      .bind("topic", tp.topic())
-                      .bind("partition", tp.partition())
-                      .bind("offset", o)
-                      .bind("epoch", epoch)
-                      .add());
-          batch.execute();
-        });
+    writeOffsets(dialect.rewindOffset(), offsets, epoch, "rewinding");
   }
 
   @Override
   public void storeStartOffsets(Map<TopicPartition, Long> offsets, long epoch) {
+    writeOffsets(dialect.insertOffsetIfAbsent(), offsets, epoch, "starting");
+  }
+
+  /** Runs {@code sql} for every offset in one transaction, while {@code epoch} is current. */
+  private void writeOffsets(
+      String sql, Map<TopicPartition, Long> offsets, long epoch, String doing) {
     handle.useTransaction(
         h -> {
           long current =
@@ -265,9 +254,11 @@ public final class JdbcOffsetStore implements OffsetStore {
                     + current
                     + " while this one (epoch "
                     + epoch
-                    + ") was starting; this one stops");
+                    + ") was "
+                    + doing
+                    + "; this one stops");
           }
-          PreparedBatch batch = h.prepareBatch(dialect.insertOffsetIfAbsent());
+          PreparedBatch batch = h.prepareBatch(sql);
           offsets.forEach(
               (tp, o) ->
                   batch
