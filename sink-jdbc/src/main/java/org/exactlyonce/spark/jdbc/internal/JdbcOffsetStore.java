@@ -69,19 +69,20 @@ public final class JdbcOffsetStore implements OffsetStore {
   @Override
   public void validate() {
     createIfMissing(dialect.createOffsetsTable());
+    createIfMissing(dialect.createWritersTable());
+    checkShape(dialect.offsetsTable(), PostgresDialect.OFFSETS_COLUMNS, "offsets table");
+    checkShape(dialect.writersTable(), PostgresDialect.WRITERS_COLUMNS, "writers table");
     if (!columnsOf(dialect.offsetsTable()).containsKey("high_water")) {
-      // An offsets table of an earlier version, once: ALTER TABLE needs the owner and an
-      // exclusive lock, so it never runs when the column is there. The mark starts at the
-      // stored offset, which no earlier version let fall below what it committed.
+      // An offsets table of an earlier version (its shape checked above), once: ALTER TABLE
+      // needs the owner and an exclusive lock, so it never runs when the column is there. The
+      // mark starts at the stored offset, which no earlier version let fall below what it
+      // committed.
       handle.useTransaction(
           h -> {
             h.execute(dialect.addHighWater());
             h.execute(dialect.backfillHighWater());
           });
     }
-    createIfMissing(dialect.createWritersTable());
-    checkShape(dialect.offsetsTable(), PostgresDialect.OFFSETS_COLUMNS, "offsets table");
-    checkShape(dialect.writersTable(), PostgresDialect.WRITERS_COLUMNS, "writers table");
     if (mapping != null) {
       SqlIdentifier table = mapping.table();
       Map<String, String> actual = columnsOf(table);
