@@ -27,8 +27,18 @@ public final class NewPartitions {
 
   private NewPartitions() {}
 
-  /** Stores {@code range.from()} for every partition of {@code ranges} not yet stored. */
+  /**
+   * The driver's bookkeeping before a batch writes: stores {@code range.from()} for every partition
+   * of {@code ranges} not yet stored, and keeps the stored offsets alive when the sink's store
+   * needs it ({@link ExactlyOnceSink#progressKeepAlive()}).
+   */
   public static void storeStarts(
+      ExactlyOnceSink sink, long epoch, List<SourceRange> ranges, PipelineGuard guard) {
+    storeNew(sink, epoch, ranges, guard);
+    KeepAlive.ifDue(sink, epoch, ranges, guard);
+  }
+
+  private static void storeNew(
       ExactlyOnceSink sink, long epoch, List<SourceRange> ranges, PipelineGuard guard) {
     Map<TopicPartition, Long> fresh = new LinkedHashMap<>();
     for (SourceRange r : ranges) {

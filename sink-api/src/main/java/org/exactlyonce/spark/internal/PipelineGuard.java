@@ -31,6 +31,7 @@ public final class PipelineGuard {
   private final List<Consumer<BatchResult>> listeners = new CopyOnWriteArrayList<>();
   private final Set<PipelineId> outputs = ConcurrentHashMap.newKeySet();
   private final Map<PipelineId, Set<TopicPartition>> stored = new ConcurrentHashMap<>();
+  private final Map<PipelineId, Long> keptAlive = new ConcurrentHashMap<>();
 
   public PipelineGuard(JavaStreamingContext ssc) {
     this.ssc = ssc;
@@ -65,6 +66,21 @@ public final class PipelineGuard {
   /** Records that {@code pipeline} has stored offsets for {@code partitions}. */
   public void markStored(PipelineId pipeline, Collection<TopicPartition> partitions) {
     stored.computeIfAbsent(pipeline, p -> ConcurrentHashMap.newKeySet()).addAll(partitions);
+  }
+
+  /**
+   * Whether {@code pipeline}'s stored offsets are due to be kept alive, {@code interval} after the
+   * last time (or after the first batch: the start wrote every stored offset); if so, the next one
+   * is due {@code interval} from now.
+   */
+  public boolean keepAliveDue(PipelineId pipeline, java.time.Duration interval) {
+    long now = System.nanoTime();
+    Long last = keptAlive.putIfAbsent(pipeline, now);
+    if (last == null || now - last < interval.toNanos()) {
+      return false;
+    }
+    keptAlive.put(pipeline, now);
+    return true;
   }
 
   /** Whether this driver knows {@code pipeline} has a stored offset for {@code tp}. */

@@ -38,4 +38,12 @@ public interface ExactlyOnceSink extends Serializable {
    * @throws org.exactlyonce.spark.SinkConfigurationException naming the setting and the fix
    */
   default void checkConsumerSettings(java.util.Map<String, Object> kafkaParams) {}
+
+  /**
+   * How often the driver calls {@link OffsetStore#keepAlive} between batches; zero (the default)
+   * for a store whose offsets never expire.
+   */
+  default java.time.Duration progressKeepAlive() {
+    return java.time.Duration.ZERO;
+  }
 }

@@ -88,6 +88,17 @@ public interface OffsetStore extends AutoCloseable {
   java.util.List<org.exactlyonce.spark.PartitionCommit> commitRanges(
       long epoch, java.util.List<org.exactlyonce.spark.SourceRange> ranges);
 
+  /**
+   * Keeps the stored offsets of {@code partitions} from expiring, for writer {@code epoch}: called
+   * on the driver between batches, every {@link ExactlyOnceSink#progressKeepAlive()}, with every
+   * partition the stream reads, idle ones included. A store whose offsets expire when they are not
+   * written for a while (a Kafka consumer group's, after {@code offsets.retention.minutes}) writes
+   * them again unchanged. Default: nothing (offsets in a database do not expire).
+   *
+   * @throws org.exactlyonce.spark.WriterFencedException if {@code epoch} is no longer current
+   */
+  default void keepAlive(java.util.Collection<TopicPartition> partitions, long epoch) {}
+
   @Override
   void close();
 }

@@ -107,6 +107,7 @@ public final class KafkaSink<R> extends KafkaSinkBase<R> implements Transactiona
     private String deadLetterTopic;
     private long recoveryScanDepth = 100_000;
     private Duration expectedDowntime = Duration.ofDays(3);
+    private Duration progressKeepAlive = Duration.ofHours(1);
 
     Builder(PipelineId pipelineId, boolean transactional, Function<KafkaSpec<R>, S> factory) {
       this.pipelineId = pipelineId;
@@ -219,6 +220,19 @@ public final class KafkaSink<R> extends KafkaSinkBase<R> implements Transactiona
     }
 
     /**
+     * How often the driver re-commits the progress offsets of every partition the stream reads,
+     * unchanged, between batches (default 1 hour). Kafka expires a partition's committed offset
+     * {@code offsets.retention.minutes} after that partition's last commit, even while other
+     * partitions of the group commit; a partition that receives nothing is never committed by a
+     * batch, so without this its progress would vanish. Must be well inside the brokers' {@code
+     * offsets.retention.minutes} (checked at start: at most half of it).
+     */
+    public Builder<R, S> progressKeepAlive(Duration interval) {
+      this.progressKeepAlive = interval;
+      return this;
+    }
+
+    /**
      * Validates the configuration (without connecting; the stream checks the brokers when it
      * starts) and builds the sink.
      *
@@ -252,6 +266,17 @@ public final class KafkaSink<R> extends KafkaSinkBase<R> implements Transactiona
         throw new SinkConfigurationException(
             "pipeline '" + pipelineId + "': recoveryScanDepth must be at least 1");
       }
+      if (progressKeepAlive == null
+          || progressKeepAlive.isNegative()
+          || progressKeepAlive.toMillis() < 1000) {
+        throw new SinkConfigurationException(
+            "pipeline '"
+                + pipelineId
+                + "': progressKeepAlive "
+                + progressKeepAlive
+                + " must be at least 1 second (and at most half the brokers'"
+                + " offsets.retention.minutes)");
+      }
       if (apiTimeout.isNegative() || apiTimeout.toMillis() < 100) {
         throw new SinkConfigurationException(
             "pipeline '" + pipelineId + "': apiTimeout " + apiTimeout + " is too short");
@@ -271,7 +296,8 @@ public final class KafkaSink<R> extends KafkaSinkBase<R> implements Transactiona
               apiTimeout.toMillis(),
               deadLetterTopic,
               recoveryScanDepth,
-              expectedDowntime.toMillis()));
+              expectedDowntime.toMillis(),
+              progressKeepAlive.toMillis()));
     }
 
     private void require(String value, String name, String example) {

@@ -39,6 +39,12 @@ abstract class KafkaSinkBase<R> implements ExactlyOnceSink {
     return new ProgressStore(spec);
   }
 
+  /** Kafka expires a group's offsets that are not committed for a while: see the builder. */
+  @Override
+  public java.time.Duration progressKeepAlive() {
+    return java.time.Duration.ofMillis(spec.keepAliveMs());
+  }
+
   @Override
   public boolean routesBadRecordsToDeadLetters() {
     return spec.deadLetterTopic() != null;

@@ -8,6 +8,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
@@ -453,7 +454,8 @@ class KafkaTransactionalSinkIT {
   void lostProgressThatTheOutputCannotRestoreStopsTheStartAndSaysHow() throws Exception {
     try (StreamHarness h = new StreamHarness("k-norecover", 2)) {
       produce(h, 50);
-      KafkaSink<String> sink = sink("k-norecover").build();
+      // A scan of the last few output records only: it cannot prove where a partition got to.
+      KafkaSink<String> sink = sink("k-norecover").recoveryScanDepth(5).build();
       // Partition 1's records produce no output: the output cannot say where it got to.
       RecordMapper<String, String, String> onlyPartition0 =
           r -> r.partition() == 0 ? List.of(r.value() + "/a") : List.of();
@@ -474,6 +476,79 @@ class KafkaTransactionalSinkIT {
       } finally {
         ssc.stop(false, false);
       }
+    }
+  }
+
+  private void deleteOffset(String group, TopicPartition tp) throws Exception {
+    try (var admin = kafka.admin()) {
+      admin.deleteConsumerGroupOffsets(group, Set.of(tp)).all().get(30, TimeUnit.SECONDS);
+    }
+    assertThat(KafkaOutput.groupOffsets(kafka, group)).doesNotContainKey(tp);
+  }
+
+  @Test
+  @Order(9)
+  void anIdlePartitionWhoseOffsetExpiredResumesWhereItsOutputEndsNotFromTheStart()
+      throws Exception {
+    try (StreamHarness h = new StreamHarness("k-expired", 2)) {
+      List<String> inputs = new ArrayList<>(produce(h, 100));
+      KafkaSink<String> sink = sink("k-expired").build();
+      assertThat(
+              h.run(
+                  sink,
+                  s -> ExactlyOnce.foreachRDD(s, TWO_OUTPUTS, sink),
+                  () -> caughtUp(h, sink.progressGroup())))
+          .isNull();
+      // What offsets.retention.minutes does to the offset of a partition that received nothing
+      // for that long, while the other partition's stayed.
+      deleteOffset(sink.progressGroup(), new TopicPartition(h.topic, 1));
+      List<String[]> more = new ArrayList<>();
+      for (int i = 0; i < 150; i++) {
+        more.add(new String[] {"more-" + i, "more-" + i});
+        inputs.add("more-" + i);
+      }
+      h.send(more);
+      assertThat(
+              h.run(
+                  sink,
+                  s -> ExactlyOnce.foreachRDD(s, TWO_OUTPUTS, sink),
+                  () -> caughtUp(h, sink.progressGroup())))
+          .isNull();
+      assertThat(values(KafkaOutput.committed(kafka, outTopic)))
+          .as("partition 1 resumed where its outputs end, not from its earliest offset")
+          .containsExactlyElementsOf(expected(inputs));
+    }
+  }
+
+  @Test
+  @Order(10)
+  void anExpiredOffsetTheOutputCannotProveStopsTheStartAndNamesThePartition() throws Exception {
+    try (StreamHarness h = new StreamHarness("k-unproven", 2)) {
+      produce(h, 50);
+      KafkaSink<String> sink = sink("k-unproven").recoveryScanDepth(5).build();
+      assertThat(
+              h.run(
+                  sink,
+                  s -> ExactlyOnce.foreachRDD(s, TWO_OUTPUTS, sink),
+                  () -> caughtUp(h, sink.progressGroup())))
+          .isNull();
+      Map<TopicPartition, Long> before = KafkaOutput.groupOffsets(kafka, sink.progressGroup());
+      deleteOffset(sink.progressGroup(), new TopicPartition(h.topic, 1));
+      JavaStreamingContext ssc = new JavaStreamingContext(h.sc, Durations.seconds(1));
+      try {
+        assertThatThrownBy(
+                () -> ExactlyOnce.directStream(ssc, h.kafkaParams(), List.of(h.topic), sink))
+            .isInstanceOf(org.exactlyonce.spark.OffsetMismatchException.class)
+            .hasMessageContaining(h.topic + "-1")
+            .hasMessageContaining("recoveryScanDepth")
+            .hasMessageContaining("--reset-offsets");
+      } finally {
+        ssc.stop(false, false);
+      }
+      before.remove(new TopicPartition(h.topic, 1));
+      assertThat(KafkaOutput.groupOffsets(kafka, sink.progressGroup()))
+          .as("nothing stored for the partition that could not be proven")
+          .isEqualTo(before);
     }
   }
 

@@ -25,7 +25,7 @@ import org.exactlyonce.spark.testing.servers.TestServers;
 
 /** A topic, a Spark context and the loop "start the job, wait for a condition, stop it". */
 final class StreamHarness implements AutoCloseable {
-  final KafkaBroker kafka = TestServers.kafka();
+  final KafkaBroker kafka;
   final String topic;
   final int partitions;
   final JavaSparkContext sc;
@@ -36,6 +36,12 @@ final class StreamHarness implements AutoCloseable {
 
   /** With extra Spark settings, for example a rate limit so that a run has several batches. */
   StreamHarness(String prefix, int partitions, Map<String, String> sparkConf) {
+    this(TestServers.kafka(), prefix, partitions, sparkConf);
+  }
+
+  /** On a broker of the test's own (for example one with short offset retention). */
+  StreamHarness(KafkaBroker kafka, String prefix, int partitions, Map<String, String> sparkConf) {
+    this.kafka = kafka;
     this.topic = prefix + "-" + System.nanoTime();
     this.partitions = partitions;
     kafka.createTopic(topic, partitions);

@@ -20,6 +20,7 @@ import org.exactlyonce.spark.kafka.ToBytes;
  * @param recoveryScanDepth how many records at the end of each output partition are read to recover
  *     lost progress
  * @param expectedDowntimeMs the longest the pipeline is expected to stay stopped
+ * @param keepAliveMs how often the driver re-commits the progress offsets of idle partitions
  */
 public record KafkaSpec<R>(
     PipelineId pipelineId,
@@ -35,7 +36,8 @@ public record KafkaSpec<R>(
     long apiTimeoutMs,
     String deadLetterTopic,
     long recoveryScanDepth,
-    long expectedDowntimeMs)
+    long expectedDowntimeMs,
+    long keepAliveMs)
     implements Serializable {
 
   /**

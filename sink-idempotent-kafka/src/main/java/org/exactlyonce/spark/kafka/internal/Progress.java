@@ -27,15 +27,68 @@ public final class Progress {
     return EPOCH_PREFIX + epoch;
   }
 
-  /** The writer epoch recorded in {@code offset}'s metadata; 0 if none (or no offset). */
+  private static final String KNOWN = ";known=";
+
+  /**
+   * The metadata of the epoch marker: writer {@code epoch} and, per source topic, how many of its
+   * partitions the pipeline has stored offsets for ({@code eos:epoch=N;known=topic:4,other:8}).
+   * Topic names hold only {@code [A-Za-z0-9._-]}, so the separators are unambiguous.
+   */
+  public static String markerMetadata(long epoch, Map<String, Integer> known) {
+    if (known == null || known.isEmpty()) {
+      return metadata(epoch);
+    }
+    StringBuilder b = new StringBuilder(metadata(epoch)).append(KNOWN);
+    new java.util.TreeMap<>(known)
+        .forEach(
+            (t, n) ->
+                b.append(b.charAt(b.length() - 1) == '=' ? "" : ",")
+                    .append(t)
+                    .append(':')
+                    .append(n));
+    return b.toString();
+  }
+
+  /**
+   * The partition counts recorded in an epoch marker's metadata; null if it records none (a marker
+   * written by an earlier version, or no marker).
+   */
+  public static Map<String, Integer> knownPartitions(OffsetAndMetadata marker) {
+    if (marker == null || marker.metadata() == null) {
+      return null;
+    }
+    int at = marker.metadata().indexOf(KNOWN);
+    if (at < 0) {
+      return null;
+    }
+    Map<String, Integer> known = new HashMap<>();
+    for (String entry : marker.metadata().substring(at + KNOWN.length()).split(",")) {
+      int colon = entry.lastIndexOf(':');
+      if (colon > 0) {
+        try {
+          known.put(entry.substring(0, colon), Integer.parseInt(entry.substring(colon + 1)));
+        } catch (NumberFormatException e) {
+          return null; // not ours: trust nothing in it
+        }
+      }
+    }
+    return known;
+  }
+
+  /**
+   * The writer epoch recorded in {@code offset}'s metadata; 0 if none (or no offset). Whatever
+   * follows the number after a {@code ;} is other information (see {@link #markerMetadata}).
+   */
   public static long epochOf(OffsetAndMetadata offset) {
     if (offset == null
         || offset.metadata() == null
         || !offset.metadata().startsWith(EPOCH_PREFIX)) {
       return 0;
     }
+    String rest = offset.metadata().substring(EPOCH_PREFIX.length());
+    int end = rest.indexOf(';');
     try {
-      return Long.parseLong(offset.metadata().substring(EPOCH_PREFIX.length()));
+      return Long.parseLong(end < 0 ? rest : rest.substring(0, end));
     } catch (NumberFormatException e) {
       return 0;
     }

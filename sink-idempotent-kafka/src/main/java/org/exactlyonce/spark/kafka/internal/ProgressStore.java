@@ -120,6 +120,7 @@ public final class ProgressStore implements OffsetStore {
         checkTransactionTimeout(broker);
       }
       warnOnShortRetention(broker);
+      checkKeepAlive(broker);
     }
     checkGroupIsDedicated();
   }
@@ -185,6 +186,24 @@ public final class ProgressStore implements OffsetStore {
           spec.pipelineId(),
           minutes,
           spec.expectedDowntimeMs() / 60_000);
+    }
+  }
+
+  private void checkKeepAlive(Config broker) {
+    long minutes = longSetting(broker, "offsets.retention.minutes");
+    if (minutes > 0 && spec.keepAliveMs() * 2 > minutes * 60_000) {
+      throw new SinkConfigurationException(
+          "pipeline '"
+              + spec.pipelineId()
+              + "': progressKeepAlive ("
+              + spec.keepAliveMs()
+              + " ms) is more than half the brokers' offsets.retention.minutes ("
+              + minutes
+              + " min): the offsets of partitions that receive nothing could expire between two"
+              + " keep-alives, and the next start would have to recover them. Set"
+              + " progressKeepAlive(...) to at most "
+              + minutes * 30_000
+              + " ms, or raise offsets.retention.minutes on the brokers");
     }
   }
 
@@ -291,8 +310,12 @@ public final class ProgressStore implements OffsetStore {
         long next = 1 + Math.max(Progress.epochOf(last), highestStampedEpoch());
         FaultPoints.reach(EPOCH_READ);
         p.beginTransaction();
+        // The marker also carries which source partitions the pipeline knows (see recordKnown).
         p.sendOffsetsToTransaction(
-            Map.of(marker, new OffsetAndMetadata(next, Progress.metadata(next))),
+            Map.of(
+                marker,
+                new OffsetAndMetadata(
+                    next, Progress.markerMetadata(next, Progress.knownPartitions(last)))),
             new ConsumerGroupMetadata(spec.epochGroup()));
         p.commitTransaction();
         return next;
@@ -346,8 +369,14 @@ public final class ProgressStore implements OffsetStore {
         spec.epochTransactionalId(),
         refused.toString());
     TopicPartition marker = spec.epochMarker();
-    long next = 1 + Math.max(latestEpoch(), highestStampedEpoch());
-    alter(spec.epochGroup(), Map.of(marker, new OffsetAndMetadata(next, Progress.metadata(next))));
+    OffsetAndMetadata last = readMarker();
+    long next = 1 + Math.max(Progress.epochOf(last), highestStampedEpoch());
+    alter(
+        spec.epochGroup(),
+        Map.of(
+            marker,
+            new OffsetAndMetadata(
+                next, Progress.markerMetadata(next, Progress.knownPartitions(last)))));
     return next;
   }
 
@@ -388,55 +417,261 @@ public final class ProgressStore implements OffsetStore {
     }
   }
 
+  /**
+   * The stored offsets, after recovering those Kafka expired. Kafka drops a partition's committed
+   * offset {@code offsets.retention.minutes} after that partition's last commit, so while the
+   * pipeline was stopped some or all of them may have vanished. A partition without an offset is
+   * then one of three things, and only the epoch marker's record of the partitions the pipeline
+   * knows ({@link #recordKnown}) and the output can tell which:
+   *
+   * <ul>
+   *   <li><b>new</b>: numbered past the partitions the pipeline knew of its topic, or of a topic it
+   *       never stored; the start position (or earliest) applies, as for a first start;
+   *   <li><b>lost</b>: one the pipeline knew: its position is recovered from the output, and only
+   *       if the scan of the output is complete ({@link ProgressRecovery}), otherwise the start is
+   *       refused with the command that sets it;
+   *   <li><b>unsure</b>: the marker records nothing (it expired too, or an earlier version wrote
+   *       it): an output of the partition proves it was written (then as lost); a complete scan
+   *       without one proves nothing of it was written (its earliest offset is exact); otherwise it
+   *       is taken as new, with a warning.
+   * </ul>
+   */
   @Override
   public Map<TopicPartition, Long> storedOffsetsAtStart(
       Collection<TopicPartition> streamPartitions, long epoch) {
     Map<TopicPartition, Long> stored = storedOffsets();
-    if (!stored.isEmpty()) {
-      return stored; // partitions without an offset were added to the topic: the start applies
+    Map<String, Integer> known = Progress.knownPartitions(readMarker());
+    Set<String> storedTopics = new java.util.HashSet<>();
+    stored.keySet().forEach(tp -> storedTopics.add(tp.topic()));
+    List<TopicPartition> lost = new ArrayList<>();
+    List<TopicPartition> unsure = new ArrayList<>();
+    for (TopicPartition tp : streamPartitions) {
+      if (stored.containsKey(tp)) {
+        continue;
+      }
+      Integer count = known == null ? null : known.get(tp.topic());
+      if (count != null) {
+        if (tp.partition() < count) {
+          lost.add(tp);
+        }
+      } else if (storedTopics.contains(tp.topic()) || stored.isEmpty()) {
+        unsure.add(tp);
+      }
     }
-    // No offset at all: a first start, or offsets that expired while the pipeline was stopped
-    // (offsets.retention.minutes). Only the output can tell the two apart.
-    Map<TopicPartition, Long> recovered = ProgressRecovery.scan(spec, spec.recoveryScanDepth());
-    if (recovered.isEmpty()) {
+    if (lost.isEmpty() && unsure.isEmpty()) {
+      recordKnown(stored.keySet(), epoch, false); // pipelines started by earlier versions
       return stored;
     }
-    List<TopicPartition> unknown =
-        streamPartitions.stream().filter(tp -> !recovered.containsKey(tp)).toList();
-    if (!unknown.isEmpty()) {
-      throw new OffsetMismatchException(
-          "pipeline '"
-              + spec.pipelineId()
-              + "': its progress group '"
-              + spec.progressGroup()
-              + "' has no offsets (expired after offsets.retention.minutes, or deleted), and its"
-              + " output topic '"
-              + spec.topic()
-              + "' shows where "
-              + recovered.size()
-              + " source partition(s) got to, but not "
-              + unknown
-              + " (no output of theirs in the last "
-              + spec.recoveryScanDepth()
-              + " records of each output partition). Starting them from the start position could"
-              + " duplicate or skip outputs. Restore their offsets in the group, for example"
-              + " kafka-consumer-groups.sh --bootstrap-server ... --group "
-              + spec.progressGroup()
-              + " --reset-offsets --topic <topic>:<partition> --to-offset <next offset> --execute,"
-              + " or scan deeper with recoveryScanDepth(...). Recovered so far: "
-              + recovered,
-          List.of());
+    List<TopicPartition> missing = new ArrayList<>(lost);
+    missing.addAll(unsure);
+    if (spec.transactional()) {
+      // A transaction of a lost partition left open by a dead task may still commit (or abort):
+      // new producers of its ids decide it before the output is read.
+      parallel(missing, this::decideLingering);
     }
-    LOG.warn(
-        "pipeline '{}': progress group '{}' had no offsets but the output holds this pipeline's"
-            + " records (offsets expired?); recovered {} from the output's source positions",
-        spec.pipelineId(),
-        spec.progressGroup(),
-        recovered);
-    Map<TopicPartition, Long> restore = new HashMap<>(recovered);
-    restore.keySet().retainAll(streamPartitions);
-    storeStartOffsets(restore, epoch);
+    ProgressRecovery.Scan scan = ProgressRecovery.scan(spec, admin, spec.recoveryScanDepth());
+    Map<TopicPartition, Long> restore = new HashMap<>();
+    List<TopicPartition> unknown = new ArrayList<>();
+    List<TopicPartition> earliest = new ArrayList<>();
+    List<TopicPartition> guessedNew = new ArrayList<>();
+    for (TopicPartition tp : missing) {
+      Long found = scan.next().get(tp);
+      boolean written = lost.contains(tp) || found != null;
+      if (found != null && scan.complete()) {
+        restore.put(tp, found);
+      } else if (scan.complete() && (written || !stored.isEmpty() || !scan.next().isEmpty())) {
+        // Nothing of it was ever written: reading it all again is exact. (With no offset and no
+        // output of the pipeline anywhere, it is a first start: the start position applies.)
+        earliest.add(tp);
+      } else if (written) {
+        unknown.add(tp);
+      } else {
+        guessedNew.add(tp);
+      }
+    }
+    if (!guessedNew.isEmpty() && !(stored.isEmpty() && scan.next().isEmpty())) {
+      LOG.warn(
+          "pipeline '{}': {} have no stored offset and no output in the part of '{}' that was"
+              + " read; taken as partitions added to the topic. Their offsets may also have"
+              + " expired: the epoch marker that would tell is gone, and {}",
+          spec.pipelineId(),
+          guessedNew,
+          spec.topic(),
+          String.join("; ", scan.incomplete()));
+    }
+    if (!unknown.isEmpty()) {
+      throw cannotRecover(unknown, scan, stored.isEmpty());
+    }
+    restore.putAll(earliestOffsets(earliest));
+    if (!restore.isEmpty()) {
+      LOG.warn(
+          "pipeline '{}': progress group '{}' had lost the offsets of {} (expired after"
+              + " offsets.retention.minutes?); recovered {} from the output's source positions",
+          spec.pipelineId(),
+          spec.progressGroup(),
+          missing,
+          restore);
+      storeStartOffsets(restore, epoch);
+    }
+    recordKnown(stored.keySet(), epoch, false);
     return storedOffsets();
+  }
+
+  private OffsetMismatchException cannotRecover(
+      List<TopicPartition> unknown, ProgressRecovery.Scan scan, boolean all) {
+    StringBuilder found = new StringBuilder();
+    unknown.forEach(
+        tp ->
+            found
+                .append(found.length() == 0 ? "" : ", ")
+                .append(tp)
+                .append(
+                    scan.next().containsKey(tp)
+                        ? " (latest output found: source offset " + (scan.next().get(tp) - 1) + ")"
+                        : " (no output found)"));
+    return new OffsetMismatchException(
+        "pipeline '"
+            + spec.pipelineId()
+            + "': its progress group '"
+            + spec.progressGroup()
+            + "' has lost the offsets of "
+            + (all ? "every partition" : "partitions it had stored")
+            + ": "
+            + found
+            + " (expired after offsets.retention.minutes, or deleted). The output topic '"
+            + spec.topic()
+            + "' cannot prove where they got to, because "
+            + String.join("; ", scan.incomplete())
+            + ". Starting them from a guess could duplicate or skip outputs. Set each one to the"
+            + " offset after its last output (kafka-consumer-groups.sh --bootstrap-server ..."
+            + " --group "
+            + spec.progressGroup()
+            + " --reset-offsets --topic <topic>:<partition> --to-offset <next offset> --execute),"
+            + " or scan deeper with recoveryScanDepth(...), then start again",
+        List.of());
+  }
+
+  /** Completes an open transaction of {@code tp}'s transactional ids, current and legacy. */
+  private Void decideLingering(TopicPartition tp) {
+    for (String id : List.of(spec.transactionalId(tp), spec.legacyTransactionalId(tp))) {
+      try (KafkaProducer<byte[], byte[]> p = new KafkaProducer<>(spec.producerProperties(id))) {
+        p.initTransactions();
+      }
+    }
+    return null;
+  }
+
+  private Map<TopicPartition, Long> earliestOffsets(List<TopicPartition> tps) {
+    if (tps.isEmpty()) {
+      return Map.of();
+    }
+    Map<TopicPartition, org.apache.kafka.clients.admin.OffsetSpec> q = new HashMap<>();
+    tps.forEach(tp -> q.put(tp, org.apache.kafka.clients.admin.OffsetSpec.earliest()));
+    try {
+      Map<TopicPartition, Long> earliest = new HashMap<>();
+      admin
+          .listOffsets(q)
+          .all()
+          .get(spec.apiTimeoutMs(), TimeUnit.MILLISECONDS)
+          .forEach((tp, info) -> earliest.put(tp, info.offset()));
+      return earliest;
+    } catch (Exception e) {
+      throw new ExactlyOnceException(
+          "reading the earliest offsets of " + tps + " failed: " + cause(e), e);
+    }
+  }
+
+  /**
+   * Records in the epoch marker, per source topic, how many partitions the pipeline knows: at least
+   * one past the highest of {@code tps}. Without {@code refresh} the marker is written only when
+   * that grows; with it, always (its offset expires like the others).
+   *
+   * <p>Written like an epoch, through the epoch transactional id: a driver whose epoch is no longer
+   * the marker's is fenced, and one that takes an epoch meanwhile reads again and keeps what this
+   * recorded.
+   */
+  void recordKnown(Collection<TopicPartition> tps, long epoch, boolean refresh) {
+    TopicPartition marker = spec.epochMarker();
+    for (int attempt = 1; ; attempt++) {
+      KafkaProducer<byte[], byte[]> p =
+          new KafkaProducer<>(spec.producerProperties(spec.epochTransactionalId()));
+      try {
+        p.initTransactions();
+        OffsetAndMetadata last = readMarker();
+        Map<String, Integer> known = merged(last, tps);
+        if (Progress.epochOf(last) > epoch) {
+          throw fenced(epoch, Progress.epochOf(last));
+        }
+        if (!refresh && last != null && known.equals(Progress.knownPartitions(last))) {
+          return;
+        }
+        p.beginTransaction();
+        p.sendOffsetsToTransaction(
+            Map.of(marker, new OffsetAndMetadata(epoch, Progress.markerMetadata(epoch, known))),
+            new ConsumerGroupMetadata(spec.epochGroup()));
+        p.commitTransaction();
+        return;
+      } catch (ProducerFencedException | InvalidProducerEpochException e) {
+        if (attempt >= EPOCH_ATTEMPTS) {
+          throw epochFailed(e);
+        }
+        backOff(attempt);
+      } catch (TransactionalIdAuthorizationException
+          | ClusterAuthorizationException
+          | UnsupportedVersionException e) {
+        if (spec.transactional()) {
+          throw epochFailed(e);
+        }
+        OffsetAndMetadata last = readMarker();
+        if (Progress.epochOf(last) > epoch) {
+          throw fenced(epoch, Progress.epochOf(last));
+        }
+        alter(
+            spec.epochGroup(),
+            Map.of(
+                marker,
+                new OffsetAndMetadata(epoch, Progress.markerMetadata(epoch, merged(last, tps)))));
+        return;
+      } catch (ExactlyOnceException e) {
+        throw e;
+      } catch (RuntimeException e) {
+        throw epochFailed(e);
+      } finally {
+        p.close(java.time.Duration.ZERO);
+      }
+    }
+  }
+
+  private static Map<String, Integer> merged(
+      OffsetAndMetadata marker, Collection<TopicPartition> tps) {
+    Map<String, Integer> known = new HashMap<>();
+    Map<String, Integer> recorded = Progress.knownPartitions(marker);
+    if (recorded != null) {
+      known.putAll(recorded);
+    }
+    tps.forEach(tp -> known.merge(tp.topic(), tp.partition() + 1, Math::max));
+    return known;
+  }
+
+  /**
+   * Writes the offsets of {@code partitions} again, unchanged, and the epoch marker: Kafka expires
+   * each one {@code offsets.retention.minutes} after its own last commit, and a partition that
+   * receives nothing is never committed by a batch.
+   */
+  @Override
+  public void keepAlive(Collection<TopicPartition> partitions, long epoch) {
+    recordKnown(partitions, epoch, true);
+    if (spec.transactional()) {
+      // Through each partition's transactional id, like every other write of its offset.
+      parallel(partitions, tp -> stamp(tp, epoch, -1, true));
+    } else {
+      Map<TopicPartition, OffsetAndMetadata> stored = read(partitions);
+      checkEpoch(stored, epoch);
+      Map<TopicPartition, OffsetAndMetadata> commit = new HashMap<>();
+      stored.forEach(
+          (tp, om) -> commit.put(tp, new OffsetAndMetadata(om.offset(), Progress.metadata(epoch))));
+      alter(commit);
+    }
   }
 
   @Override
@@ -454,6 +689,9 @@ public final class ProgressStore implements OffsetStore {
     if (latest > epoch) {
       throw fenced(epoch, latest);
     }
+    // Recorded before the offsets, so that a partition stored is always a known one: if its
+    // offset expires later, the next start recovers it or refuses, never takes it for a new one.
+    recordKnown(offsets.keySet(), epoch, false);
     Map<TopicPartition, OffsetAndMetadata> stored = read(offsets.keySet());
     checkEpoch(stored, epoch);
     // A partition that an older driver stored after this one took its epoch keeps its offset but
@@ -480,9 +718,14 @@ public final class ProgressStore implements OffsetStore {
 
   /** The latest writer epoch taken, as the epoch group records it; 0 if none. */
   private long latestEpoch() {
+    return Progress.epochOf(readMarker());
+  }
+
+  /** The epoch marker: the latest writer epoch and the source partitions the pipeline knows. */
+  private OffsetAndMetadata readMarker() {
     TopicPartition marker = spec.epochMarker();
-    return Progress.epochOf(
-        Progress.read(admin, spec.epochGroup(), List.of(marker), spec.apiTimeoutMs()).get(marker));
+    return Progress.read(admin, spec.epochGroup(), List.of(marker), spec.apiTimeoutMs())
+        .get(marker);
   }
 
   @Override
@@ -605,7 +848,7 @@ public final class ProgressStore implements OffsetStore {
    */
   private void checkNotOverwritten(TopicPartition tp, String legacy) {
     OffsetAndMetadata om = read(List.of(tp)).get(tp);
-    Long written = ProgressRecovery.scan(spec, spec.recoveryScanDepth()).get(tp);
+    Long written = ProgressRecovery.scan(spec, admin, spec.recoveryScanDepth()).next().get(tp);
     if (om != null && written != null && written > om.offset()) {
       throw new OffsetMismatchException(
           "pipeline '"

@@ -38,6 +38,7 @@ public final class KafkaBroker implements AutoCloseable {
   private final int controllerPort;
   private final int securePort;
   private final TlsMaterial tls;
+  private final Map<String, String> overrides = new java.util.TreeMap<>();
   private ForkedJvm jvm;
 
   /** The user of the secure listener (SASL/PLAIN over TLS). */
@@ -108,7 +109,16 @@ public final class KafkaBroker implements AutoCloseable {
 
   /** Formats a new log directory under {@code dir} and starts the broker on free ports. */
   public static KafkaBroker start(Path dir, TlsMaterial tls) {
+    return start(dir, tls, Map.of());
+  }
+
+  /**
+   * Like {@link #start(Path, TlsMaterial)}, with broker settings of the test's own, for example a
+   * short {@code offsets.retention.minutes}.
+   */
+  public static KafkaBroker start(Path dir, TlsMaterial tls, Map<String, String> overrides) {
     KafkaBroker broker = new KafkaBroker(dir, tls);
+    broker.overrides.putAll(overrides);
     broker.format();
     broker.startProcess();
     return broker;
@@ -184,6 +194,7 @@ public final class KafkaBroker implements AutoCloseable {
       // A restart after kill -9 otherwise waits for the dead broker's session to expire.
       p.setProperty("broker.session.timeout.ms", "2000");
       p.setProperty("broker.heartbeat.interval.ms", "500");
+      overrides.forEach(p::setProperty);
       try (var out = Files.newBufferedWriter(config())) {
         p.store(out, "written by KafkaBroker");
       }
