@@ -37,6 +37,8 @@ import org.exactlyonce.spark.spi.PartitionOutputs;
  * executor JVM.
  *
  * @param <R> the output type
+ * @serial exclude Spark ships the sink to executors within one job; its serialised form is not a
+ *     supported API.
  */
 public final class CassandraSink<R> implements IdempotentSink<R> {
   private static final long serialVersionUID = 1L;
