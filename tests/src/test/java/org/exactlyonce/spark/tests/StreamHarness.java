@@ -13,6 +13,7 @@ import org.apache.kafka.clients.admin.OffsetSpec;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.serialization.StringDeserializer;
+import org.apache.spark.SparkConf;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.streaming.Durations;
 import org.apache.spark.streaming.api.java.JavaStreamingContext;
@@ -36,12 +37,20 @@ final class StreamHarness implements AutoCloseable {
 
   /** With extra Spark settings, for example a rate limit so that a run has several batches. */
   StreamHarness(String prefix, int partitions, Map<String, String> sparkConf) {
+    this(prefix, partitions, withSettings(SparkSetup.local(prefix, 2, 4), sparkConf));
+  }
+
+  /** On a Spark of its own, for example a standalone cluster's driver. */
+  StreamHarness(String prefix, int partitions, SparkConf conf) {
     this.topic = prefix + "-" + System.nanoTime();
     this.partitions = partitions;
     kafka.createTopic(topic, partitions);
-    var conf = SparkSetup.local(prefix, 2, 4);
-    sparkConf.forEach(conf::set);
     this.sc = new JavaSparkContext(conf);
+  }
+
+  private static SparkConf withSettings(SparkConf conf, Map<String, String> settings) {
+    settings.forEach(conf::set);
+    return conf;
   }
 
   Map<String, Object> kafkaParams() {
