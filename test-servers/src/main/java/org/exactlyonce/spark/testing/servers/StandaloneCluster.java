@@ -36,6 +36,7 @@ public final class StandaloneCluster implements AutoCloseable {
   private static final Pattern ALIVE_WORKERS = Pattern.compile("\"aliveworkers\"\\s*:\\s*(\\d+)");
   private static final Duration START_TIMEOUT = Duration.ofSeconds(120);
 
+  private final int masterPort;
   private final String masterUrl;
   private final int webUiPort;
   private final List<String> workerHosts;
@@ -45,7 +46,7 @@ public final class StandaloneCluster implements AutoCloseable {
 
   private StandaloneCluster(int workers, Path dir) {
     this.dir = dir;
-    int masterPort = Ports.free();
+    this.masterPort = Ports.free();
     this.webUiPort = Ports.free();
     this.masterUrl = "spark://127.0.0.1:" + masterPort;
     List<String> hosts = new ArrayList<>();
@@ -98,7 +99,6 @@ public final class StandaloneCluster implements AutoCloseable {
     String classpath = System.getProperty("java.class.path");
     List<String> daemonOptions = new ArrayList<>(List.of("-Xmx256m"));
     daemonOptions.addAll(List.of(SparkSetup.JAVA17_OPTIONS.split(" ")));
-    int masterPort = Integer.parseInt(masterUrl.substring(masterUrl.lastIndexOf(':') + 1));
     jvms.add(
         ForkedJvm.start(
             "spark-master",
