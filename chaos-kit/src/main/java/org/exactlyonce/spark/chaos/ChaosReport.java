@@ -11,6 +11,10 @@ import java.util.Map;
  * @param schedule the faults in the order they were drawn
  * @param fired how often each fault fired (a schedule cut short by the job finishing fires fewer)
  * @param taskFaults task failures injected at each point, counted in the drivers' logs
+ * @param speculativeCopies speculative task copies Spark launched, counted in the drivers' logs
+ *     (lines holding {@link #SPECULATIVE_COPY_MARKER}, which the job prints from a Spark listener
+ *     on {@code SparkListenerTaskStart.taskInfo().speculative()}); Spark launches none when every
+ *     executor shares one host, as on {@code local-cluster}
  * @param driverStarts how often the driver JVM was started, the first start included
  * @param wallMillis from the first start until the job finished
  * @param logs where each driver's output went
@@ -20,9 +24,13 @@ public record ChaosReport(
     List<String> schedule,
     Map<String, Integer> fired,
     Map<TaskFaults.Point, Integer> taskFaults,
+    int speculativeCopies,
     int driverStarts,
     long wallMillis,
     Path logs) {
+
+  /** What a job prints on its driver's output, once per speculative task copy launched. */
+  public static final String SPECULATIVE_COPY_MARKER = "chaos: speculative task copy launched";
 
   public ChaosReport {
     schedule = List.copyOf(schedule);
@@ -38,7 +46,8 @@ public record ChaosReport(
   @Override
   public String toString() {
     return String.format(
-        "seed %d, faults fired %s, task faults %s, driver starts %d, wall %,d ms, logs %s",
-        seed, fired, taskFaults, driverStarts, wallMillis, logs);
+        "seed %d, faults fired %s, task faults %s, speculative copies %d, driver starts %d,"
+            + " wall %,d ms, logs %s",
+        seed, fired, taskFaults, speculativeCopies, driverStarts, wallMillis, logs);
   }
 }

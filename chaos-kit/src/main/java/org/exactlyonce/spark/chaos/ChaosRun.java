@@ -159,6 +159,7 @@ public final class ChaosRun {
             names,
             fired,
             countTaskFaults(context.logFiles),
+            countLines(context.logFiles, ChaosReport.SPECULATIVE_COPY_MARKER),
             context.starts,
             System.currentTimeMillis() - started,
             logs);
@@ -190,6 +191,21 @@ public final class ChaosRun {
       }
     }
     return counts;
+  }
+
+  private static int countLines(List<Path> files, String marker) throws IOException {
+    int count = 0;
+    for (Path f : files) {
+      if (!Files.exists(f)) {
+        continue;
+      }
+      try (Stream<String> lines = Files.lines(f, StandardCharsets.UTF_8)) {
+        count += (int) lines.filter(l -> l.contains(marker)).count();
+      } catch (java.io.UncheckedIOException e) {
+        // a log with bytes that are not UTF-8: skip its remainder
+      }
+    }
+    return count;
   }
 
   /** The executor JVMs among {@code driver}'s descendants. */

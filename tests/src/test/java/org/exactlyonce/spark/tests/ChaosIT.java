@@ -29,9 +29,10 @@ import org.junit.jupiter.api.Test;
  * kit ({@link ChaosRun}): executor JVMs and the driver JVM killed with SIGKILL (the driver is
  * started again, as a cluster manager would), PostgreSQL, Cassandra and the Kafka broker killed and
  * restarted on the same data, connections dropped mid-transaction, tasks failing at each point of
- * the commit protocol inside the executor JVMs ({@link TaskFaults}), speculative task copies. The
- * {@link Oracle} reads the whole output and compares it with the input. Set -Dchaos.seed=N to
- * replay a schedule.
+ * the commit protocol inside the executor JVMs ({@link TaskFaults}). Speculation is on, but Spark
+ * launches no copies when all executors share one host (the report counts them); {@link
+ * SpeculationIT} runs that row on two hosts. The {@link Oracle} reads the whole output and compares
+ * it with the input. Set -Dchaos.seed=N to replay a schedule.
  */
 class ChaosIT {
   // Defaults for the CI run; the soak profile (mvn -Psoak) raises them.

@@ -14,6 +14,8 @@ import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.spark.SparkConf;
+import org.apache.spark.scheduler.SparkListener;
+import org.apache.spark.scheduler.SparkListenerTaskStart;
 import org.apache.spark.streaming.Durations;
 import org.apache.spark.streaming.api.java.JavaInputDStream;
 import org.apache.spark.streaming.api.java.JavaStreamingContext;
@@ -26,6 +28,7 @@ import org.exactlyonce.spark.ExactlyOnce;
 import org.exactlyonce.spark.ExactlyOnceStream;
 import org.exactlyonce.spark.cassandra.CassandraSettings;
 import org.exactlyonce.spark.cassandra.CassandraSink;
+import org.exactlyonce.spark.chaos.ChaosReport;
 import org.exactlyonce.spark.jdbc.JdbcBatchSink;
 import org.exactlyonce.spark.jdbc.JdbcIdempotentSink;
 import org.exactlyonce.spark.jdbc.JdbcSettings;
@@ -62,7 +65,8 @@ public final class ChaosJob {
             .set(
                 "spark.streaming.kafka.maxRatePerPartition",
                 System.getProperty("chaos.rate", "250"))
-            // Speculative copies of slow tasks run beside the originals.
+            // Asked for, but on local-cluster (one host) Spark launches no copies: the report
+            // counts them (0 here); SpeculationIT runs the speculative-copy row on two hosts.
             .set("spark.speculation", "true")
             .set("spark.speculation.interval", "100ms")
             .set("spark.speculation.multiplier", "1.2")
@@ -75,6 +79,25 @@ public final class ChaosJob {
           conf.get("spark.executor.extraJavaOptions", "") + " " + executorOptions);
     }
     JavaStreamingContext ssc = new JavaStreamingContext(conf, Durations.seconds(1));
+    // The chaos report counts these lines: whether the speculation the conf asks for happened.
+    ssc.sparkContext()
+        .sc()
+        .addSparkListener(
+            new SparkListener() {
+              @Override
+              public void onTaskStart(SparkListenerTaskStart start) {
+                if (start.taskInfo().speculative()) {
+                  System.out.println(
+                      ChaosReport.SPECULATIVE_COPY_MARKER
+                          + ": stage "
+                          + start.stageId()
+                          + " task "
+                          + start.taskInfo().index()
+                          + " on "
+                          + start.taskInfo().host());
+                }
+              }
+            });
     Map<String, Object> params = new HashMap<>();
     params.put("bootstrap.servers", bootstrap);
     params.put("key.deserializer", StringDeserializer.class);

@@ -13,6 +13,7 @@ import org.apache.kafka.clients.admin.OffsetSpec;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.serialization.StringDeserializer;
+import org.apache.spark.SparkConf;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.streaming.Durations;
 import org.apache.spark.streaming.api.java.JavaStreamingContext;
@@ -41,13 +42,25 @@ final class StreamHarness implements AutoCloseable {
 
   /** On a broker of the test's own (for example one with short offset retention). */
   StreamHarness(KafkaBroker kafka, String prefix, int partitions, Map<String, String> sparkConf) {
+    this(kafka, prefix, partitions, withSettings(SparkSetup.local(prefix, 2, 4), sparkConf));
+  }
+
+  /** On a Spark of its own, for example a standalone cluster's driver. */
+  StreamHarness(String prefix, int partitions, SparkConf conf) {
+    this(TestServers.kafka(), prefix, partitions, conf);
+  }
+
+  private StreamHarness(KafkaBroker kafka, String prefix, int partitions, SparkConf conf) {
     this.kafka = kafka;
     this.topic = prefix + "-" + System.nanoTime();
     this.partitions = partitions;
     kafka.createTopic(topic, partitions);
-    var conf = SparkSetup.local(prefix, 2, 4);
-    sparkConf.forEach(conf::set);
     this.sc = new JavaSparkContext(conf);
+  }
+
+  private static SparkConf withSettings(SparkConf conf, Map<String, String> settings) {
+    settings.forEach(conf::set);
+    return conf;
   }
 
   Map<String, Object> kafkaParams() {

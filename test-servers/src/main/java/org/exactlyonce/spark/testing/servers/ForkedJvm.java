@@ -7,6 +7,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 /** A server running in a child JVM, its output in a log file. */
@@ -29,6 +30,18 @@ final class ForkedJvm {
       String mainClass,
       List<String> args,
       Path log) {
+    return start(name, classpath, jvmOptions, mainClass, args, Map.of(), log);
+  }
+
+  /** Like {@link #start(String, String, List, String, List, Path)}, with environment variables. */
+  static ForkedJvm start(
+      String name,
+      String classpath,
+      List<String> jvmOptions,
+      String mainClass,
+      List<String> args,
+      Map<String, String> environment,
+      Path log) {
     List<String> cmd = new ArrayList<>();
     cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
     cmd.addAll(jvmOptions);
@@ -38,11 +51,12 @@ final class ForkedJvm {
     cmd.addAll(args);
     try {
       Files.createDirectories(log.getParent());
-      Process p =
+      ProcessBuilder builder =
           new ProcessBuilder(cmd)
               .redirectErrorStream(true)
-              .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()))
-              .start();
+              .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()));
+      builder.environment().putAll(environment);
+      Process p = builder.start();
       return new ForkedJvm(name, p, log);
     } catch (IOException e) {
       throw new UncheckedIOException("cannot start " + name, e);
@@ -85,6 +99,15 @@ final class ForkedJvm {
   void kill() {
     process.destroyForcibly();
     waitFor(30);
+  }
+
+  /**
+   * SIGKILL to the JVM's descendants first (for a Spark worker: the executor JVMs it started, which
+   * would otherwise outlive it), then to the JVM itself.
+   */
+  void killWithDescendants() {
+    process.descendants().forEach(ProcessHandle::destroyForcibly);
+    kill();
   }
 
   /** SIGTERM, then SIGKILL if it has not exited in {@code seconds}. */

@@ -42,22 +42,42 @@ public final class SparkSetup {
    * SPARK_SCALA_VERSION=2.12; the build's Failsafe configuration sets both.
    */
   public static SparkConf localCluster(String appName, int executors, int coresEach) {
-    String home = System.getenv("SPARK_HOME");
-    if (home == null) {
-      throw new IllegalStateException(
-          "local-cluster needs environment variable SPARK_HOME (any folder; jars/ is created)");
-    }
-    try {
-      Files.createDirectories(Path.of(home, "jars"));
-    } catch (IOException e) {
-      throw new UncheckedIOException(e);
-    }
-    return common(appName)
-        .setMaster("local-cluster[" + executors + "," + coresEach + ",1024]")
-        .set("spark.executor.memory", "512m")
+    sparkHome();
+    return separateExecutors(common(appName))
+        .setMaster("local-cluster[" + executors + "," + coresEach + ",1024]");
+  }
+
+  /**
+   * A driver of {@code cluster}: one executor of 1 core and 512 MB per worker, each on its worker's
+   * loopback host, running this JVM's class path with the Java 17 opens.
+   */
+  public static SparkConf standalone(String appName, StandaloneCluster cluster) {
+    return separateExecutors(common(appName))
+        .setMaster(cluster.masterUrl())
+        .set("spark.executor.cores", "1")
+        .set("spark.cores.max", Integer.toString(cluster.workerHosts().size()));
+  }
+
+  private static SparkConf separateExecutors(SparkConf conf) {
+    return conf.set("spark.executor.memory", "512m")
         .set("spark.executor.extraClassPath", System.getProperty("java.class.path"))
         .set("spark.executor.extraJavaOptions", JAVA17_OPTIONS)
         .set("spark.task.maxFailures", "4");
+  }
+
+  /** SPARK_HOME as separate executor JVMs need it: any folder with a {@code jars/} subfolder. */
+  static Path sparkHome() {
+    String home = System.getenv("SPARK_HOME");
+    if (home == null) {
+      throw new IllegalStateException(
+          "Spark executors in separate JVMs need environment variable SPARK_HOME"
+              + " (any folder; jars/ is created)");
+    }
+    try {
+      return Files.createDirectories(Path.of(home, "jars")).getParent();
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
   }
 
   private static SparkConf common(String appName) {
