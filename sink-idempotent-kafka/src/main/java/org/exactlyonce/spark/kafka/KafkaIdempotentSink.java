@@ -31,8 +31,8 @@ public final class KafkaIdempotentSink<R> extends KafkaSinkBase<R> implements Id
   public long write(SourceRange range, long fromOffset, PartitionOutputs<R> outputs) {
     Producer<byte[], byte[]> producer = Clients.borrowIdempotent(spec);
     boolean healthy = true;
+    Outputs.Failures failures = new Outputs.Failures();
     try {
-      Outputs.Failures failures = new Outputs.Failures();
       long rows = Outputs.sendAll(spec, producer, outputs.positionedFrom(fromOffset), failures);
       Outputs.sendDeadLetters(spec, producer, outputs.deadLetters(), failures);
       producer.flush();
@@ -45,7 +45,7 @@ public final class KafkaIdempotentSink<R> extends KafkaSinkBase<R> implements Id
     } finally {
       // A producer that saw a Kafka error may have lost its sequence state: never reuse it. One
       // that only saw the mapper fail is fine, and what it sent stays sent (at-least-once).
-      if (healthy) {
+      if (healthy && !failures.failed()) {
         Clients.giveBackIdempotent(spec, producer);
       } else {
         Clients.discard(producer);

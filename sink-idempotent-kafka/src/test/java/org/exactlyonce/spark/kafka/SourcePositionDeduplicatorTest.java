@@ -65,6 +65,31 @@ class SourcePositionDeduplicatorTest {
     assertThat(dedupe.tracked()).isEqualTo(4); // 2 output partitions x 2 source partitions
   }
 
+  private static ConsumerRecord<String, String> output(
+      int outPartition, String pipeline, SourcePosition p) {
+    ConsumerRecord<String, String> r = output(outPartition, p);
+    r.headers()
+        .add(
+            new RecordHeader(
+                SourcePosition.PIPELINE_HEADER,
+                pipeline.getBytes(java.nio.charset.StandardCharsets.UTF_8)));
+    return r;
+  }
+
+  @Test
+  void twoPipelinesReadingOneSourceIntoOneTopicDoNotDropEachOthersRecords() {
+    SourcePositionDeduplicator dedupe = new SourcePositionDeduplicator();
+    for (int o = 0; o < 5; o++) {
+      assertThat(dedupe.isFirst(output(0, "clicks", new SourcePosition("in", 0, o, 0)))).isTrue();
+      assertThat(dedupe.isFirst(output(0, "revenue", new SourcePosition("in", 0, o, 0))))
+          .as("the other pipeline's output of the same source position")
+          .isTrue();
+    }
+    assertThat(dedupe.isFirst(output(0, "clicks", new SourcePosition("in", 0, 3, 0)))).isFalse();
+    assertThat(dedupe.dropped()).isEqualTo(1);
+    assertThat(dedupe.tracked()).isEqualTo(2);
+  }
+
   @Test
   void recordsWithoutAPositionAreKept() {
     SourcePositionDeduplicator dedupe = new SourcePositionDeduplicator();
@@ -76,8 +101,7 @@ class SourcePositionDeduplicatorTest {
   @Test
   void seenSeedsTheReaderWhenItResumes() {
     SourcePositionDeduplicator dedupe = new SourcePositionDeduplicator();
-    dedupe.seen(
-        new org.apache.kafka.common.TopicPartition("out", 0), new SourcePosition("in", 3, 10, 0));
+    dedupe.seen(output(0, new SourcePosition("in", 3, 10, 0)));
     assertThat(dedupe.isFirst(output(0, new SourcePosition("in", 3, 10, 0)))).isFalse();
     assertThat(dedupe.isFirst(output(0, new SourcePosition("in", 3, 10, 1)))).isTrue();
   }

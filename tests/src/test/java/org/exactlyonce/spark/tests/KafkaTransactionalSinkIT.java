@@ -552,6 +552,57 @@ class KafkaTransactionalSinkIT {
     }
   }
 
+  /**
+   * Every tenth input has an output too large for the producer's {@code max.request.size}: it goes
+   * to the dead-letter topic (without its value) in the same transaction, every other output to the
+   * output topic, each exactly once, and a replay of the range writes nothing. Without the routing
+   * Kafka refuses the record on every attempt and the pipeline can only stop.
+   */
+  @Test
+  @Order(11)
+  void anOutputTooLargeForTheProducerGoesToTheDeadLettersOnce() throws Exception {
+    String inTopic = "k-large-in-" + System.nanoTime();
+    String dlt = "k-large-dlt-" + System.nanoTime();
+    kafka.createTopic(dlt, 1);
+    KafkaSink<String> sink =
+        sink("k-large").producerProperty("max.request.size", "4000").deadLetterTopic(dlt).build();
+    RecordMapper<String, String, String> sometimesLarge =
+        r -> List.of(r.offset() % 10 == 3 ? "x".repeat(5000) : r.value() + "/a");
+    SourceRange range = SourceRange.of(inTopic, 0, 0, 50);
+    long epoch = startDriver(sink, range);
+    for (int attempt = 0; attempt < 2; attempt++) {
+      PartitionCommit c =
+          sink.commit(
+              epoch,
+              range,
+              new MappedPartition<>(records(inTopic, 50).iterator(), sometimesLarge, range, true));
+      assertThat(c.outcome())
+          .isEqualTo(attempt == 0 ? CommitOutcome.COMMITTED : CommitOutcome.ALREADY_COMMITTED);
+    }
+    List<String> written =
+        KafkaOutput.committed(kafka, outTopic).stream()
+            .filter(r -> SourcePosition.of(r.headers()).orElseThrow().topic().equals(inTopic))
+            .map(ConsumerRecord::value)
+            .sorted()
+            .toList();
+    List<String> expected = new ArrayList<>();
+    List<Long> large = new ArrayList<>();
+    for (int o = 0; o < 50; o++) {
+      if (o % 10 == 3) {
+        large.add((long) o);
+      } else {
+        expected.add("in-" + o + "/a");
+      }
+    }
+    assertThat(written).containsExactlyElementsOf(expected.stream().sorted().toList());
+    List<ConsumerRecord<String, String>> letters = KafkaOutput.committed(kafka, dlt);
+    assertThat(letters.stream().map(r -> SourcePosition.of(r.headers()).orElseThrow().offset()))
+        .containsExactlyElementsOf(large);
+    assertThat(letters).allSatisfy(r -> assertThat(r.value()).isNull());
+    assertThat(new String(letters.get(0).headers().lastHeader("eos.error").value()))
+        .contains("max.request.size");
+  }
+
   // (d) last: it restarts the broker every other test of this JVM shares.
   @Test
   @Order(100)

@@ -35,9 +35,13 @@ public final class Outputs {
 
   private Outputs() {}
 
-  /** Collects the first asynchronous send failure. */
+  /**
+   * Collects the first asynchronous send failure, and the outputs too large to send (which go to
+   * the dead-letter topic with the dead letters, see {@link #sendDeadLetters}).
+   */
   public static final class Failures implements Callback {
     private final AtomicReference<Exception> first = new AtomicReference<>();
+    private final List<TooLarge> tooLarge = new ArrayList<>();
 
     @Override
     public void onCompletion(org.apache.kafka.clients.producer.RecordMetadata m, Exception e) {
@@ -60,6 +64,29 @@ public final class Outputs {
     }
   }
 
+  /** An output larger than a producer request may be: it goes to the dead-letter topic. */
+  private record TooLarge(SourcePosition position, byte[] key, int bytes, long limit) {}
+
+  /** Bytes a record adds to a request beyond its key, value and headers, at most. */
+  private static final int RECORD_OVERHEAD = 61 + 21;
+
+  /** The producer's {@code max.request.size}: no record larger than that can be sent. */
+  private static long maxRequestSize(KafkaSpec<?> spec) {
+    String v = spec.producerConfig().get("max.request.size");
+    if (v == null) {
+      v = spec.clientConfig().get("max.request.size");
+    }
+    return v == null ? 1024 * 1024 : Long.parseLong(v.trim());
+  }
+
+  private static int sizeOf(byte[] key, byte[] value, List<Header> headers) {
+    int n = RECORD_OVERHEAD + (key == null ? 0 : key.length) + (value == null ? 0 : value.length);
+    for (Header h : headers) {
+      n += h.key().length() + (h.value() == null ? 0 : h.value().length) + 10;
+    }
+    return n;
+  }
+
   /** Sends every output of {@code outputs}; returns how many. */
   public static <R> long sendAll(
       KafkaSpec<R> spec,
@@ -71,8 +98,16 @@ public final class Outputs {
         new RecordHeader(
             SourcePosition.PIPELINE_HEADER,
             spec.pipelineId().value().getBytes(StandardCharsets.UTF_8));
+    long limit = maxRequestSize(spec);
     long n = 0;
     while (outputs.hasNext()) {
+      if (failures.failed()) {
+        // Stop at the first failure: an output after a failed one must not reach the log in the
+        // same attempt (readers that drop replays by position rely on it; see
+        // SourcePositionDeduplicator). Send failures of records too large for the producer are
+        // reported to the callback at once, others as soon as the broker answers.
+        break;
+      }
       Positioned<R> o = outputs.next();
       byte[] key = spec.key() == null ? null : spec.key().apply(o.value());
       byte[] value = spec.value().apply(o.value());
@@ -84,6 +119,25 @@ public final class Outputs {
       List<Header> headers = new ArrayList<>(2);
       headers.add(new RecordHeader(SourcePosition.HEADER, position.toBytes()));
       headers.add(pipeline);
+      int bytes = sizeOf(key, value, headers);
+      if (bytes > limit) {
+        if (spec.deadLetterTopic() == null) {
+          throw new ExactlyOnceException(
+              "pipeline '"
+                  + spec.pipelineId()
+                  + "': the output at source position "
+                  + position.format()
+                  + " is about "
+                  + bytes
+                  + " bytes, more than the producer's max.request.size ("
+                  + limit
+                  + "), so Kafka refuses it on every attempt. Raise max.request.size"
+                  + " (producerProperty) and the topic's max.message.bytes, or set"
+                  + " deadLetterTopic(...) to route such outputs there");
+        }
+        failures.tooLarge.add(new TooLarge(position, key, bytes, limit));
+        continue;
+      }
       producer.send(
           new ProducerRecord<>(spec.topic(), partition, null, key, value, headers), failures);
       n++;
@@ -92,23 +146,55 @@ public final class Outputs {
     return n;
   }
 
-  /** Sends dead letters to the dead-letter topic, keyed by their source position. */
+  /** A record for the dead-letter topic. */
+  private record Letter(SourcePosition position, byte[] key, byte[] value, String error) {}
+
+  /**
+   * Sends dead letters (records the mapper failed on) and the outputs {@link #sendAll} found too
+   * large to the dead-letter topic, in source position order (so that a reader dropping replays by
+   * position keeps them all), each to the partition numbered like its source partition. An output
+   * too large goes without its value, with the error and its size in header {@value ERROR_HEADER}.
+   */
   public static void sendDeadLetters(
       KafkaSpec<?> spec,
       Producer<byte[], byte[]> producer,
       List<DeadLetter> deadLetters,
       Failures failures) {
-    if (deadLetters.isEmpty()) {
+    if (deadLetters.isEmpty() && failures.tooLarge.isEmpty()) {
       return;
     }
     if (spec.deadLetterTopic() == null) {
       throw new IllegalStateException("dead letters without a dead-letter topic");
     }
-    int partitions = producer.partitionsFor(spec.deadLetterTopic()).size();
+    List<Letter> letters = new ArrayList<>();
     for (DeadLetter d : deadLetters) {
-      SourcePosition position = new SourcePosition(d.topic(), d.partition(), d.offset(), 0);
+      letters.add(
+          new Letter(
+              new SourcePosition(d.topic(), d.partition(), d.offset(), 0),
+              d.key(),
+              d.value(),
+              d.error()));
+    }
+    for (TooLarge t : failures.tooLarge) {
+      letters.add(
+          new Letter(
+              t.position(),
+              t.key(),
+              null,
+              "output of about "
+                  + t.bytes()
+                  + " bytes exceeds the producer's max.request.size ("
+                  + t.limit()
+                  + "); its value is not kept"));
+    }
+    letters.sort(java.util.Comparator.comparing(Letter::position));
+    int partitions = producer.partitionsFor(spec.deadLetterTopic()).size();
+    for (Letter d : letters) {
+      if (failures.failed()) {
+        break; // as in sendAll: nothing after a failed send
+      }
       List<Header> headers = new ArrayList<>(3);
-      headers.add(new RecordHeader(SourcePosition.HEADER, position.toBytes()));
+      headers.add(new RecordHeader(SourcePosition.HEADER, d.position().toBytes()));
       headers.add(
           new RecordHeader(
               SourcePosition.PIPELINE_HEADER,
@@ -117,7 +203,7 @@ public final class Outputs {
       producer.send(
           new ProducerRecord<>(
               spec.deadLetterTopic(),
-              d.partition() % partitions,
+              d.position().partition() % partitions,
               null,
               d.key(),
               d.value(),
