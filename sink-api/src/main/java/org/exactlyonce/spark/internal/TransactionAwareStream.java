@@ -41,6 +41,7 @@ public final class TransactionAwareStream<K, V> extends DirectKafkaInputDStream 
 
   private final Map<String, Object> params;
   private transient VisibleEnds ends;
+  private final transient List<AutoCloseable> closeOnStop = new ArrayList<>();
 
   public TransactionAwareStream(
       StreamingContext ssc,
@@ -118,6 +119,14 @@ public final class TransactionAwareStream<K, V> extends DirectKafkaInputDStream 
     return scala.Option.apply(rdd);
   }
 
+  /**
+   * Closes {@code resource} when the streaming context stops this stream (Spark stops its input
+   * streams on every stop of a started context, graceful or not).
+   */
+  public synchronized void closeOnStop(AutoCloseable resource) {
+    closeOnStop.add(resource);
+  }
+
   @Override
   public synchronized void stop() {
     super.stop();
@@ -125,6 +134,15 @@ public final class TransactionAwareStream<K, V> extends DirectKafkaInputDStream 
       ends.close();
       ends = null;
     }
+    for (AutoCloseable c : closeOnStop) {
+      try {
+        c.close();
+      } catch (Exception e) {
+        org.slf4j.LoggerFactory.getLogger(TransactionAwareStream.class)
+            .warn("closing {} on stop failed", c, e);
+      }
+    }
+    closeOnStop.clear();
   }
 
   private static Map<TopicPartition, Long> toJava(scala.collection.Map<TopicPartition, Object> m) {
