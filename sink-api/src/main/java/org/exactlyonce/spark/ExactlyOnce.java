@@ -99,7 +99,9 @@ public final class ExactlyOnce {
    *
    * <p>The consumer settings must not enable auto-commit; {@code auto.offset.reset} is set to
    * {@code earliest} (it only applies to partitions added while the job runs) and {@code group.id}
-   * defaults to {@code exactly-once-<pipeline id>}.
+   * defaults to {@code exactly-once-<pipeline id>}. The stream's consumers are assigned their
+   * partitions and commit nothing, so they never join that group and it does not appear in {@code
+   * kafka-consumer-groups}; for lag there, see {@link ExactlyOnceOutputs#mirrorOffsetsTo}.
    *
    * @throws SinkConfigurationException if the settings, a topic or a sink's backend is wrong
    * @throws OffsetMismatchException if a stored offset is no longer in Kafka or lies past its end
@@ -161,8 +163,12 @@ public final class ExactlyOnce {
         new TransactionAwareStream<>(
             ssc.ssc(),
             LocationStrategies.PreferConsistent(),
-            ConsumerStrategies.<K, V>Subscribe(topics, params, started.from()),
-            params);
+            // Assigned, not subscribed: a subscribed consumer joins group.id, which then shows up
+            // in kafka-consumer-groups as a group with a member and no offsets. The stream assigns
+            // partitions added to a topic later itself.
+            ConsumerStrategies.<K, V>Assign(started.from().keySet(), params, started.from()),
+            params,
+            topics);
     JavaInputDStream<ConsumerRecord<K, V>> dstream =
         new JavaInputDStream<>(input, TransactionAwareStream.classTag());
     if (mirrorGroup != null) {
@@ -193,10 +199,10 @@ public final class ExactlyOnce {
       throw new SinkConfigurationException(
           "mirrorOffsetsTo(\""
               + group
-              + "\") names the stream's own group.id: the stream's consumer is a member of that"
-              + " group, so Kafka would refuse the copied offsets, and lag tools could not tell"
-              + " the mirror from the consumer. Give mirrorOffsetsTo(...) a group of its own, for"
-              + " example \""
+              + "\") names the stream's own group.id: a Kafka consumer reads its group's"
+              + " committed offsets (for a partition it has no position for), so the mirror would"
+              + " be read back, while the sinks' offsets must stay the only truth. Give"
+              + " mirrorOffsetsTo(...) a group of its own, for example \""
               + group
               + "-lag\" (nothing else may use it).");
     }

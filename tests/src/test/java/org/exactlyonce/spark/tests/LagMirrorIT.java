@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -12,9 +13,11 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.stream.Collectors;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.ConsumerGroupListing;
+import org.apache.kafka.clients.consumer.Consumer;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.spark.streaming.Durations;
 import org.apache.spark.streaming.api.java.JavaStreamingContext;
+import org.apache.spark.streaming.kafka010.ConsumerStrategies;
 import org.exactlyonce.spark.ExactlyOnce;
 import org.exactlyonce.spark.RecordMapper;
 import org.exactlyonce.spark.SinkConfigurationException;
@@ -112,6 +115,26 @@ class LagMirrorIT {
     created.removeAll(before);
     assertThat(created).as("groups created by a run without mirrorOffsetsTo").isEmpty();
     assertThat(groups()).doesNotContain(pipeline + "-lag", "exactly-once-" + pipeline);
+  }
+
+  /**
+   * The control of the check above: Spark's {@code Subscribe} strategy, which the library used
+   * before, joins the stream's group.id, and the group shows up in {@code listConsumerGroups}.
+   */
+  @Test
+  void aSubscribedDirectStreamConsumerWouldShowUpAsAGroup() {
+    String group = "exactly-once-lag-control-" + System.nanoTime();
+    Map<String, Object> params = h.kafkaParams();
+    params.put("group.id", group);
+    params.put("enable.auto.commit", false);
+    Map<TopicPartition, Long> start = new HashMap<>();
+    h.endOffsets().keySet().forEach(tp -> start.put(tp, 0L));
+    try (Consumer<String, String> subscribed =
+        ConsumerStrategies.<String, String>Subscribe(List.of(h.topic), params, start)
+            .onStart(new HashMap<>(start))) {
+      assertThat(subscribed.assignment()).hasSize(3);
+      assertThat(groups()).contains(group);
+    }
   }
 
   @Test
