@@ -38,12 +38,11 @@ class LagMirrorIT {
       r -> List.of(new Out(r.value(), r.topic(), r.partition(), r.offset()));
 
   private static StreamHarness h;
-  private static JdbcTestSupport db;
+  private final JdbcTestSupport db = new JdbcTestSupport();
 
   @BeforeAll
   static void setUp() {
     h = new StreamHarness("lag", 3);
-    db = new JdbcTestSupport();
     List<String[]> kvs = new ArrayList<>();
     for (int i = 0; i < 300; i++) {
       kvs.add(new String[] {"k" + i, "v" + i});
@@ -56,7 +55,7 @@ class LagMirrorIT {
     h.close();
   }
 
-  private static JdbcSink<Out> sink(String pipeline) {
+  private JdbcSink<Out> sink(String pipeline) {
     return JdbcSink.<Out>transactional(pipeline)
         .connection(db.settings)
         .table("out")
@@ -186,8 +185,6 @@ class LagMirrorIT {
     } finally {
       ssc.stop(false, true);
     }
-    // Refused before anything was stored or taken.
-    assertThat(db.stored(pipeline)).isEmpty();
   }
 
   private static Set<String> groups() {
