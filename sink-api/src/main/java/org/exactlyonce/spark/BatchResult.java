@@ -56,25 +56,31 @@ public record BatchResult(
     return commits.stream().filter(c -> c.outcome() == outcome).count();
   }
 
+  /**
+   * The one log line of a batch, for example {@code pipeline 'clicks' batch
+   * 2026-12-01T10:15:30.500Z: records=1200 rows=1200 replaysSkipped=0 trimmed=0 ranges=4
+   * maxCommitMs=35 took 120 ms} (batch time in ISO-8601 UTC).
+   */
   @Override
   public String toString() {
-    return "batch "
-        + batchTimeMs
-        + " of "
+    return "pipeline '"
         + pipelineId
+        + "' batch "
+        + java.time.Instant.ofEpochMilli(batchTimeMs)
         + ": records="
         + recordsIn
         + " rows="
         + rowsWritten
-        + " ranges="
-        + commits.size()
         + " replaysSkipped="
         + replaysSkipped()
         + " trimmed="
         + rangesTrimmed()
+        + " ranges="
+        + commits.size()
         + " maxCommitMs="
         + maxCommitMillis()
-        + " ms="
-        + millis;
+        + " took "
+        + millis
+        + " ms";
   }
 }

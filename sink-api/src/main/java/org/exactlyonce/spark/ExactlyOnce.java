@@ -1,10 +1,12 @@
 package org.exactlyonce.spark;
 
 import java.util.Collection;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.spark.api.java.JavaRDD;
@@ -15,6 +17,7 @@ import org.apache.spark.streaming.kafka010.ConsumerStrategies;
 import org.apache.spark.streaming.kafka010.LocationStrategies;
 import org.exactlyonce.spark.internal.IdempotentBatch;
 import org.exactlyonce.spark.internal.KafkaParams;
+import org.exactlyonce.spark.internal.LagMirror;
 import org.exactlyonce.spark.internal.PerBatch;
 import org.exactlyonce.spark.internal.PipelineGuard;
 import org.exactlyonce.spark.internal.StartOffsets;
@@ -96,7 +99,9 @@ public final class ExactlyOnce {
    *
    * <p>The consumer settings must not enable auto-commit; {@code auto.offset.reset} is set to
    * {@code earliest} (it only applies to partitions added while the job runs) and {@code group.id}
-   * defaults to {@code exactly-once-<pipeline id>}.
+   * defaults to {@code exactly-once-<pipeline id>}. The stream's consumers are assigned their
+   * partitions and commit nothing, so they never join that group and it does not appear in {@code
+   * kafka-consumer-groups}; for lag there, see {@link ExactlyOnceOutputs#mirrorOffsetsTo}.
    *
    * @throws SinkConfigurationException if the settings, a topic or a sink's backend is wrong
    * @throws OffsetMismatchException if a stored offset is no longer in Kafka or lies past its end
@@ -106,6 +111,20 @@ public final class ExactlyOnce {
       Map<String, Object> kafkaParams,
       Collection<String> topics,
       StartPosition start,
+      ExactlyOnceSink... sinks) {
+    return directStream(ssc, kafkaParams, topics, start, null, sinks);
+  }
+
+  /**
+   * {@link #directStream(JavaStreamingContext, Map, Collection, StartPosition, ExactlyOnceSink...)}
+   * that also copies committed offsets to consumer group {@code mirrorGroup} (null: no copy).
+   */
+  static <K, V> ExactlyOnceStream<K, V> directStream(
+      JavaStreamingContext ssc,
+      Map<String, Object> kafkaParams,
+      Collection<String> topics,
+      StartPosition start,
+      String mirrorGroup,
       ExactlyOnceSink... sinks) {
     if (topics == null || topics.isEmpty()) {
       throw new SinkConfigurationException("no topic given: name at least one topic to read");
@@ -128,6 +147,9 @@ public final class ExactlyOnce {
     for (ExactlyOnceSink s : sinks) {
       s.checkConsumerSettings(params);
     }
+    if (mirrorGroup != null) {
+      checkMirrorGroup(mirrorGroup, params, sinks);
+    }
 
     StartSequence.Started started;
     try (StartOffsets kafka = new StartOffsets(params, topics);
@@ -137,15 +159,74 @@ public final class ExactlyOnce {
     PipelineGuard guard = new PipelineGuard(ssc);
     started.stored().forEach((id, stored) -> guard.markStored(id, stored.keySet()));
     TransactionAwareStream.checkMarkersSetting(ssc);
+    TransactionAwareStream<K, V> input =
+        new TransactionAwareStream<>(
+            ssc.ssc(),
+            LocationStrategies.PreferConsistent(),
+            // Assigned, not subscribed: a subscribed consumer joins group.id, which then shows up
+            // in kafka-consumer-groups as a group with a member and no offsets. The stream assigns
+            // partitions added to a topic later itself.
+            ConsumerStrategies.<K, V>Assign(started.from().keySet(), params, started.from()),
+            params,
+            topics);
     JavaInputDStream<ConsumerRecord<K, V>> dstream =
-        new JavaInputDStream<>(
-            new TransactionAwareStream<>(
-                ssc.ssc(),
-                LocationStrategies.PreferConsistent(),
-                ConsumerStrategies.<K, V>Subscribe(topics, params, started.from()),
-                params),
-            TransactionAwareStream.classTag());
+        new JavaInputDStream<>(input, TransactionAwareStream.classTag());
+    if (mirrorGroup != null) {
+      LagMirror mirror = LagMirror.toGroup(mirrorGroup, params);
+      guard.mirrorTo(mirror);
+      input.closeOnStop(mirror);
+      LOG.info(
+          "pipelines {}: committed offsets are mirrored to consumer group '{}' for lag tools"
+              + " (never read back: the sinks' offsets are the truth)",
+          ids,
+          mirrorGroup);
+    }
     return new ExactlyOnceStream<>(dstream, started.epochs(), started.from(), guard);
+  }
+
+  /**
+   * Refuses a lag mirror group that a consumer or a sink of this stream uses itself: copying
+   * offsets into it would fight the stream's own consumer or overwrite a sink's offsets.
+   */
+  private static void checkMirrorGroup(
+      String group, Map<String, Object> params, ExactlyOnceSink... sinks) {
+    if (group.isBlank()) {
+      throw new SinkConfigurationException(
+          "mirrorOffsetsTo(\"" + group + "\"): the consumer group name must not be blank");
+    }
+    Object own = params.get(ConsumerConfig.GROUP_ID_CONFIG);
+    if (group.equals(own)) {
+      throw new SinkConfigurationException(
+          "mirrorOffsetsTo(\""
+              + group
+              + "\") names the stream's own group.id: a Kafka consumer reads its group's"
+              + " committed offsets (for a partition it has no position for), so the mirror would"
+              + " be read back, while the sinks' offsets must stay the only truth. Give"
+              + " mirrorOffsetsTo(...) a group of its own, for example \""
+              + group
+              + "-lag\" (nothing else may use it).");
+    }
+    for (ExactlyOnceSink s : sinks) {
+      Map<String, Object> probe = new HashMap<>(params);
+      probe.put(ConsumerConfig.GROUP_ID_CONFIG, group);
+      try {
+        // The sink accepted the stream's settings just before: only the group can be refused.
+        s.checkConsumerSettings(probe);
+      } catch (SinkConfigurationException e) {
+        throw new SinkConfigurationException(
+            "mirrorOffsetsTo(\""
+                + group
+                + "\") names a consumer group that pipeline '"
+                + s.pipelineId()
+                + "' uses itself (a Kafka sink's progress group holds the sink's own offsets):"
+                + " the mirror would overwrite them. Give mirrorOffsetsTo(...) a group of its own,"
+                + " for example \""
+                + group
+                + "-lag\". The sink's check said: "
+                + e.getMessage(),
+            e);
+      }
+    }
   }
 
   /**

@@ -41,6 +41,7 @@ public final class ExactlyOnceOutputs<K, V> {
   private final Map<PipelineId, ExactlyOnceSink> sinks = new LinkedHashMap<>();
   private final List<Consumer<ExactlyOnceStream<K, V>>> outputs = new ArrayList<>();
   private StartPosition start = StartPosition.earliest();
+  private String mirrorGroup;
   private boolean created;
 
   ExactlyOnceOutputs(
@@ -56,6 +57,37 @@ public final class ExactlyOnceOutputs<K, V> {
    */
   public ExactlyOnceOutputs<K, V> startingAt(StartPosition position) {
     this.start = position;
+    return this;
+  }
+
+  /**
+   * Also copies the offsets the sinks committed to the Kafka consumer group {@code consumerGroup},
+   * so that the lag monitoring a team already runs on consumer groups ({@code kafka-consumer-groups
+   * --describe}, Burrow, a Kafka lag exporter) shows this job's progress. Default: no copy.
+   *
+   * <p>After every batch whose ranges all committed (a failed batch copies nothing), the driver
+   * commits, per partition of the batch, the offset the sinks now hold, the lowest over the
+   * stream's outputs if there are several, with the Kafka Admin client ({@code
+   * alterConsumerGroupOffsets}), connecting with the stream's {@code bootstrap.servers} and client
+   * security settings. The group is a mirror only: it is <b>never read back</b>. The sinks' stored
+   * offsets stay the truth and decide where a restart resumes; resetting the group changes nothing.
+   *
+   * <p>A copy that fails (broker unreachable, no ACL for the group) is logged at WARN once per
+   * streak of failures and retried with the next batch; it never fails a batch or stops the
+   * pipeline, but a batch waits up to 10 seconds for a broker that does not answer. The Admin
+   * client is created on the driver with the first copy and closed when the streaming context
+   * stops.
+   *
+   * @param consumerGroup a group used by nothing else: not the stream's {@code group.id} (checked)
+   *     nor a Kafka sink's progress group (checked), nor another job's group
+   * @throws SinkConfigurationException from {@link #create()} if the group is the stream's own
+   *     {@code group.id} or a group a sink uses itself
+   */
+  public ExactlyOnceOutputs<K, V> mirrorOffsetsTo(String consumerGroup) {
+    if (created) {
+      throw new IllegalStateException("the stream was already created: set the mirror before");
+    }
+    this.mirrorGroup = java.util.Objects.requireNonNull(consumerGroup, "consumerGroup");
     return this;
   }
 
@@ -134,7 +166,12 @@ public final class ExactlyOnceOutputs<K, V> {
     created = true;
     ExactlyOnceStream<K, V> stream =
         ExactlyOnce.directStream(
-            ssc, kafkaParams, topics, start, sinks.values().toArray(ExactlyOnceSink[]::new));
+            ssc,
+            kafkaParams,
+            topics,
+            start,
+            mirrorGroup,
+            sinks.values().toArray(ExactlyOnceSink[]::new));
     outputs.forEach(o -> o.accept(stream));
     return stream;
   }

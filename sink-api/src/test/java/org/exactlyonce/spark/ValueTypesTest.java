@@ -53,5 +53,9 @@ class ValueTypesTest {
     assertThat(r.replaysSkipped()).isEqualTo(1);
     assertThat(r.rangesTrimmed()).isEqualTo(1);
     assertThat(r.maxCommitMillis()).isEqualTo(7);
+    assertThat(r)
+        .hasToString(
+            "pipeline 'p' batch 1970-01-01T00:00:01Z: records=16 rows=26 replaysSkipped=1"
+                + " trimmed=1 ranges=3 maxCommitMs=7 took 12 ms");
   }
 }

@@ -32,6 +32,7 @@ public final class PipelineGuard {
   private final Set<PipelineId> outputs = ConcurrentHashMap.newKeySet();
   private final Map<PipelineId, Set<TopicPartition>> stored = new ConcurrentHashMap<>();
   private final Map<PipelineId, Long> keptAlive = new ConcurrentHashMap<>();
+  private volatile LagMirror mirror;
 
   public PipelineGuard(JavaStreamingContext ssc) {
     this.ssc = ssc;
@@ -155,12 +156,28 @@ public final class PipelineGuard {
         .merge(tp, offset, Math::max);
   }
 
+  /**
+   * Copies the offsets of every batch that passed the check to {@code mirror}'s consumer group,
+   * after the batch's log line and before its listeners.
+   */
+  public void mirrorTo(LagMirror mirror) {
+    this.mirror = mirror;
+  }
+
   public void addListener(Consumer<BatchResult> listener) {
     listeners.add(listener);
   }
 
+  /**
+   * Logs the batch's one INFO line, copies its offsets to the lag mirror if there is one and calls
+   * the listeners. Only for a batch whose outcomes passed {@link Outcomes#check}; never throws.
+   */
   public void publish(BatchResult result) {
     LOG.info("{}", result);
+    LagMirror m = mirror;
+    if (m != null) {
+      m.batchCommitted(result, outputs);
+    }
     for (Consumer<BatchResult> l : listeners) {
       try {
         l.accept(result);

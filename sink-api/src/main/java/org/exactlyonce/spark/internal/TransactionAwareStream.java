@@ -2,11 +2,16 @@ package org.exactlyonce.spark.internal;
 
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.Comparator;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import org.apache.kafka.clients.consumer.Consumer;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.common.PartitionInfo;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.spark.streaming.StreamingContext;
 import org.apache.spark.streaming.Time;
@@ -40,15 +45,47 @@ public final class TransactionAwareStream<K, V> extends DirectKafkaInputDStream 
   private static final long serialVersionUID = 1L;
 
   private final Map<String, Object> params;
+  private final List<String> topics;
   private transient VisibleEnds ends;
+  private final transient List<AutoCloseable> closeOnStop = new ArrayList<>();
 
+  /**
+   * @param consumers assigns the driver's consumer its partitions (it must not subscribe: a
+   *     subscribed consumer joins the consumer group)
+   * @param topics the topics whose partitions added later the stream assigns itself
+   */
   public TransactionAwareStream(
       StreamingContext ssc,
       LocationStrategy locations,
       ConsumerStrategy<K, V> consumers,
-      Map<String, Object> params) {
+      Map<String, Object> params,
+      Collection<String> topics) {
     super(ssc, locations, consumers, new DefaultPerPartitionConfig(ssc.sparkContext().getConf()));
     this.params = new HashMap<>(params);
+    this.topics = List.copyOf(topics);
+  }
+
+  /**
+   * Spark's latest offsets, after assigning the driver's consumer the partitions added to the
+   * topics since the last batch (Spark then starts them at their earliest offset, {@code
+   * auto.offset.reset=earliest}; {@link NewPartitions} stores that start before they write). The
+   * consumer's metadata refreshes every {@code metadata.max.age.ms}, as a subscribed consumer's
+   * would.
+   */
+  @Override
+  public scala.collection.immutable.Map latestOffsets() {
+    Consumer<K, V> c = consumer();
+    Set<TopicPartition> all = new HashSet<>(c.assignment());
+    for (String topic : topics) {
+      List<PartitionInfo> infos = c.partitionsFor(topic);
+      if (infos != null) {
+        infos.forEach(i -> all.add(new TopicPartition(i.topic(), i.partition())));
+      }
+    }
+    if (!all.equals(c.assignment())) {
+      c.assign(all);
+    }
+    return super.latestOffsets();
   }
 
   @Override
@@ -118,6 +155,14 @@ public final class TransactionAwareStream<K, V> extends DirectKafkaInputDStream 
     return scala.Option.apply(rdd);
   }
 
+  /**
+   * Closes {@code resource} when the streaming context stops this stream (Spark stops its input
+   * streams on every stop of a started context, graceful or not).
+   */
+  public synchronized void closeOnStop(AutoCloseable resource) {
+    closeOnStop.add(resource);
+  }
+
   @Override
   public synchronized void stop() {
     super.stop();
@@ -125,6 +170,15 @@ public final class TransactionAwareStream<K, V> extends DirectKafkaInputDStream 
       ends.close();
       ends = null;
     }
+    for (AutoCloseable c : closeOnStop) {
+      try {
+        c.close();
+      } catch (Exception e) {
+        org.slf4j.LoggerFactory.getLogger(TransactionAwareStream.class)
+            .warn("closing {} on stop failed", c, e);
+      }
+    }
+    closeOnStop.clear();
   }
 
   private static Map<TopicPartition, Long> toJava(scala.collection.Map<TopicPartition, Object> m) {

@@ -9,6 +9,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.function.Consumer;
+import java.util.function.Function;
 import org.apache.kafka.clients.admin.OffsetSpec;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.TopicPartition;
@@ -112,10 +113,26 @@ final class StreamHarness implements AutoCloseable {
       ExactlyOnceSink sink,
       Consumer<ExactlyOnceStream<K, V>> wire,
       Callable<Boolean> done) {
+    return run(
+        ssc -> {
+          ExactlyOnceStream<K, V> stream =
+              ExactlyOnce.directStream(ssc, params, List.of(topic), sink);
+          wire.accept(stream);
+          return stream;
+        },
+        done);
+  }
+
+  /**
+   * Runs the stream {@code create} builds on a new streaming context (for example through {@link
+   * ExactlyOnce#stream}) until {@code done} or the stream fails, then stops it; returns the
+   * stream's failure (null if none).
+   */
+  <K, V> Throwable run(
+      Function<JavaStreamingContext, ExactlyOnceStream<K, V>> create, Callable<Boolean> done) {
     JavaStreamingContext ssc = new JavaStreamingContext(sc, Durations.milliseconds(500));
     try {
-      ExactlyOnceStream<K, V> stream = ExactlyOnce.directStream(ssc, params, List.of(topic), sink);
-      wire.accept(stream);
+      ExactlyOnceStream<K, V> stream = create.apply(ssc);
       ssc.start();
       await()
           .atMost(Duration.ofSeconds(120))
