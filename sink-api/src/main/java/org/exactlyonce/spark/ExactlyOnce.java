@@ -142,6 +142,9 @@ public final class ExactlyOnce {
       }
     }
     checkStreamingSettings(ssc);
+    for (ExactlyOnceSink s : sinks) {
+      s.checkStreamingSettings(ssc.sparkContext().getConf());
+    }
     Map<String, Object> params =
         KafkaParams.forDirectStream(kafkaParams, "exactly-once-" + ids.iterator().next());
     for (ExactlyOnceSink s : sinks) {

@@ -31,6 +31,16 @@ public interface ExactlyOnceSink extends Serializable {
   }
 
   /**
+   * Checks the Spark settings of the streaming context this sink is written from, once on the
+   * driver when the stream is created, before anything is read or written (for example a setting
+   * whose absence lets one batch outgrow what the backend allows). Logs a warning for a risk, or
+   * throws for a setting the sink cannot work with. Default: nothing to check.
+   *
+   * @throws org.exactlyonce.spark.SinkConfigurationException naming the setting and the fix
+   */
+  default void checkStreamingSettings(org.apache.spark.SparkConf conf) {}
+
+  /**
    * Checks the consumer settings of the stream this sink is fed from, before it is created (for
    * example that the stream does not read with a consumer group the sink itself uses). Default:
    * nothing to check.

@@ -1,16 +1,21 @@
 package org.exactlyonce.spark.kafka;
 
 import java.util.Map;
+import org.apache.spark.SparkConf;
 import org.exactlyonce.spark.PipelineId;
 import org.exactlyonce.spark.SinkConfigurationException;
 import org.exactlyonce.spark.kafka.internal.KafkaSpec;
 import org.exactlyonce.spark.kafka.internal.ProgressStore;
+import org.exactlyonce.spark.kafka.internal.TransactionFailures;
 import org.exactlyonce.spark.spi.ExactlyOnceSink;
 import org.exactlyonce.spark.spi.OffsetStore;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /** What both Kafka sinks share: their configuration, their progress group and its checks. */
 abstract class KafkaSinkBase<R> implements ExactlyOnceSink {
   private static final long serialVersionUID = 1L;
+  private static final Logger LOG = LoggerFactory.getLogger(KafkaSinkBase.class);
 
   final KafkaSpec<R> spec;
 
@@ -48,6 +53,27 @@ abstract class KafkaSinkBase<R> implements ExactlyOnceSink {
   @Override
   public boolean routesBadRecordsToDeadLetters() {
     return spec.deadLetterTopic() != null;
+  }
+
+  /**
+   * Warns when a transactional sink's batches are not bounded by a rate limit: a catch-up batch
+   * could then outlive the transaction timeout, again on every retry.
+   */
+  @Override
+  public void checkStreamingSettings(SparkConf conf) {
+    if (!spec.transactional()) {
+      return; // without transactions nothing times out with the batch's size
+    }
+    String warning =
+        TransactionFailures.unboundedBatchWarning(
+            spec.pipelineId().value(),
+            spec.transactionTimeoutMs(),
+            conf.getLong(TransactionFailures.MAX_RATE, 0),
+            conf.getBoolean("spark.streaming.backpressure.enabled", false),
+            conf.getLong("spark.streaming.backpressure.initialRate", 0));
+    if (warning != null) {
+      LOG.warn(warning);
+    }
   }
 
   @Override

@@ -52,7 +52,7 @@ public final class JdbcSettings implements Serializable {
               + "' is not supported: use a PostgreSQL URL such as"
               + " jdbc:postgresql://host:5432/database");
     }
-    return new JdbcSettings(url, null, null, null, new TreeMap<>(), 4);
+    return new JdbcSettings(url, null, null, null, new TreeMap<>(), 0);
   }
 
   /** Connects as {@code user}. */
@@ -83,8 +83,14 @@ public final class JdbcSettings implements Serializable {
   }
 
   /**
-   * The most connections one executor JVM keeps to this database (default 4): at least the number
-   * of tasks an executor runs at once.
+   * The most connections one executor JVM keeps to this database. By default one per task slot of
+   * the executor plus one, and at least 4: the executor's cores ({@code spark.executor.cores}, or
+   * the threads of a {@code local[N]} master) divided by {@code spark.task.cpus}. A transactional
+   * task holds its connection for its whole partition, so fewer connections than task slots make
+   * tasks wait for each other's partitions, and fail after the pool's 10 s wait; a size set here is
+   * used as given (with a warning when it is below the task slots).
+   *
+   * @throws SinkConfigurationException if {@code size} is below 1
    */
   public JdbcSettings maxPoolSize(int size) {
     if (size < 1) {
@@ -101,6 +107,7 @@ public final class JdbcSettings implements Serializable {
     return user;
   }
 
+  /** The pool size set with {@link #maxPoolSize(int)}, or 0 when it follows the task slots. */
   public int maxPoolSize() {
     return maxPoolSize;
   }
@@ -158,7 +165,7 @@ public final class JdbcSettings implements Serializable {
         + ", properties="
         + shown
         + ", maxPoolSize="
-        + maxPoolSize
+        + (maxPoolSize > 0 ? String.valueOf(maxPoolSize) : "per task slot")
         + "}";
   }
 }

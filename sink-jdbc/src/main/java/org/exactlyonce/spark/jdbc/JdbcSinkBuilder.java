@@ -85,6 +85,10 @@ public abstract class JdbcSinkBuilder<R, B extends JdbcSinkBuilder<R, B>> {
   /**
    * Upserts on {@code keyColumns} (which need a unique index): an output whose key exists replaces
    * the stored row's other columns ({@code INSERT ... ON CONFLICT DO UPDATE}).
+   *
+   * <p>The outputs of a partition (of a batch, for a per-batch sink) are merged per key in memory
+   * and written in key order, so that transactions sharing hot keys lock them in one order and wait
+   * for each other instead of deadlocking: memory grows with the distinct keys of a partition.
    */
   public B upsertOn(String... keyColumns) {
     this.keys = List.of(keyColumns);

@@ -9,7 +9,6 @@ import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.errors.InvalidProducerEpochException;
 import org.apache.kafka.common.errors.ProducerFencedException;
 import org.exactlyonce.spark.CommitOutcome;
-import org.exactlyonce.spark.ExactlyOnceException;
 import org.exactlyonce.spark.PartitionCommit;
 import org.exactlyonce.spark.SourceRange;
 import org.exactlyonce.spark.spi.CommitDecision;
@@ -28,6 +27,10 @@ import org.exactlyonce.spark.spi.PartitionOutputs;
  * refused and the commit starts over with a new producer and a fresh read, before a single output
  * was sent. If the id is taken later (a zombie and its retry racing), the commit fails, its outputs
  * are aborted, and Spark retries the task, whose new read sees what the winner committed.
+ *
+ * <p>Failures are described by {@link TransactionFailures}: a commit that timed out has an unknown
+ * outcome (the retry's read decides), and a transaction the coordinator aborted for outliving
+ * {@code transaction.timeout.ms} is told apart from a fence by its age.
  */
 public final class TransactionalKafkaCommit {
   private TransactionalKafkaCommit() {}
@@ -40,6 +43,8 @@ public final class TransactionalKafkaCommit {
     for (int attempt = 0; ; attempt++) {
       Producer<byte[], byte[]> producer = Clients.borrow(spec, id);
       boolean clean = false;
+      long begun = 0; // when beginTransaction returned: a transaction's age tells a timeout apart
+      boolean committing = false;
       try {
         OffsetAndMetadata om =
             Progress.read(
@@ -57,6 +62,7 @@ public final class TransactionalKafkaCommit {
           return PartitionCommit.since(started, range, outcome, stored, 0, 0);
         }
         producer.beginTransaction();
+        begun = System.nanoTime();
         try {
           producer.sendOffsetsToTransaction(
               Map.of(tp, new OffsetAndMetadata(range.until(), Progress.metadata(epoch))),
@@ -76,30 +82,27 @@ public final class TransactionalKafkaCommit {
         failures.check("sending the outputs of " + range);
         FaultPoints.reach(Outputs.BEFORE_COMMIT);
         FaultPoints.reach(FaultPoints.TASK_BEFORE_COMMIT);
+        committing = true;
         producer.commitTransaction();
         clean = true;
         return PartitionCommit.since(started, range, outcome, stored, outputs.recordsRead(), rows);
-      } catch (ProducerFencedException | InvalidProducerEpochException e) {
-        throw new ExactlyOnceException(
-            "the Kafka transaction of "
-                + range
-                + " was fenced by another producer of transactional id '"
-                + id
-                + "' (a retry or speculative copy of the same range, or a newer driver); its"
-                + " outputs were aborted and Spark retries the task",
-            e);
-      } catch (ExactlyOnceException e) {
-        throw e;
       } catch (RuntimeException e) {
-        throw new ExactlyOnceException(
-            "writing " + range + " to Kafka failed and its transaction was aborted: " + e, e);
+        throw TransactionFailures.describe(
+            range,
+            id,
+            e,
+            begun == 0 ? -1 : (System.nanoTime() - begun) / 1_000_000,
+            spec.transactionTimeoutMs(),
+            committing);
       } finally {
         if (clean) {
           Clients.giveBack(spec, id, producer);
         } else {
           // Abort now, so that the retry's read of the offset does not wait for the transaction
           // timeout; if that fails too (fenced, broker gone), the next producer of this id aborts
-          // it in initTransactions.
+          // it in initTransactions. After a commit that timed out, the producer refuses to abort
+          // (the commit may have reached the coordinator): the next initTransactions lets the
+          // coordinator finish it, and the retry's stable read of the offset tells which way.
           Clients.abortAndDiscard(producer);
         }
       }

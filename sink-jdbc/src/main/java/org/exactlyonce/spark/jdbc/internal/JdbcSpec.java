@@ -61,6 +61,9 @@ public record JdbcSpec<R>(
     if (copy && mapping != null && mapping.isPlainInsert()) {
       return CopyWriter.copy(h, mapping, rows);
     }
+    if (mapping != null && mapping.upsertsOnKey()) {
+      return writeInKeyOrder(h, rows);
+    }
     RowWriter<R> w = rowWriter();
     long written = 0;
     List<Positioned<R>> chunk = new ArrayList<>(Math.min(batchSize, 1024));
@@ -77,6 +80,34 @@ public record JdbcSpec<R>(
       written += chunk.size();
     }
     return written;
+  }
+
+  /**
+   * Upserts on the user's key: the whole partition (or batch) merged per key, then written in key
+   * order in chunks of the batch size, so every transaction locks the keys it shares with another
+   * in the same order (see {@link TableMapping#mergeInKeyOrder}). A user's own {@link JdbcWriter}
+   * decides its own order.
+   */
+  private long writeInKeyOrder(Handle h, Iterator<Positioned<R>> rows) {
+    long[] outputs = {0};
+    Iterator<Positioned<R>> counted =
+        new Iterator<>() {
+          @Override
+          public boolean hasNext() {
+            return rows.hasNext();
+          }
+
+          @Override
+          public Positioned<R> next() {
+            outputs[0]++;
+            return rows.next();
+          }
+        };
+    List<Object[]> merged = mapping.mergeInKeyOrder(counted);
+    for (int from = 0; from < merged.size(); from += batchSize) {
+      mapping.writeRows(h, merged.subList(from, Math.min(merged.size(), from + batchSize)));
+    }
+    return outputs[0];
   }
 
   /** A description without secrets, for toString. */

@@ -175,6 +175,14 @@ public final class Staging implements Serializable {
         exprs.add("max(" + c.sql() + ")");
       }
     }
-    return "SELECT " + String.join(", ", exprs) + where + " GROUP BY " + keyList;
+    // In key order, as every upsert path of the sinks, so that two transactions sharing keys lock
+    // them in one order and wait for each other instead of deadlocking.
+    return "SELECT "
+        + String.join(", ", exprs)
+        + where
+        + " GROUP BY "
+        + keyList
+        + " ORDER BY "
+        + keyList;
   }
 }

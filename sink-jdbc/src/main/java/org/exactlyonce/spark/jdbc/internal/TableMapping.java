@@ -2,10 +2,10 @@ package org.exactlyonce.spark.jdbc.internal;
 
 import java.math.BigDecimal;
 import java.util.ArrayList;
-import java.util.Arrays;
-import java.util.LinkedHashMap;
+import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
+import java.util.TreeMap;
 import java.util.stream.Collectors;
 import org.exactlyonce.spark.ExactlyOnceException;
 import org.exactlyonce.spark.RowValues;
@@ -19,9 +19,10 @@ import org.jdbi.v3.core.statement.PreparedBatch;
 /**
  * Outputs mapped to a table: the user's columns, then an optional version column and its
  * tie-breaker column, then optional source-position columns; written as batched INSERTs with the
- * conflict clause of the mode. Within one chunk, rows with the same key are merged first
- * (PostgreSQL refuses to update one row twice in a statement): accumulating columns are added, a
- * versioned row keeps the highest (version, source position), otherwise the later row wins.
+ * conflict clause of the mode. Upserts on the user's key are merged per key first (PostgreSQL
+ * refuses to update one row twice in a statement): accumulating columns are added, a versioned row
+ * keeps the highest (version, source position), otherwise the later row wins; and they are written
+ * in key order, so that concurrent transactions lock shared keys in one order (no deadlocks).
  *
  * <p>A versioned upsert orders the rows of a key by (version, source position), in the chunk merge
  * and in the SQL guard alike, so the stored row does not depend on where chunks or batches are cut:
@@ -196,22 +197,50 @@ public final class TableMapping<R> implements RowWriter<R> {
 
   @Override
   public void write(Handle handle, List<Positioned<R>> rows) {
+    writeRows(handle, merge(rows.iterator()));
+  }
+
+  /** Writes rows of {@link #row} values, in the order given, as one JDBC batch. */
+  void writeRows(Handle handle, List<Object[]> rows) {
     PreparedBatch batch = handle.prepareBatch(insert);
-    for (Object[] row : merge(rows)) {
+    for (Object[] row : rows) {
       batch.add(row);
     }
     batch.execute();
   }
 
-  private List<Object[]> merge(List<Positioned<R>> rows) {
-    if (keys.isEmpty() || !positionColumns.isEmpty()) {
-      return rows.stream().map(this::row).toList();
+  /**
+   * Whether rows are upserts on the user's key, merged per key and written in key order by {@link
+   * #mergeInKeyOrder}: the rows of a source-position key are unique and come in offset order
+   * already.
+   */
+  public boolean upsertsOnKey() {
+    return !keys.isEmpty() && positionColumns.isEmpty();
+  }
+
+  /**
+   * The rows of {@code outputs} merged per key (as one statement would: accumulating columns added,
+   * the highest (version, source position) kept, otherwise the later output) and sorted by key, in
+   * the fixed {@link KeyOrder}. Every transaction that upserts several keys then locks them in the
+   * same order, so two of them updating the same hot keys wait for each other instead of
+   * deadlocking: in first-seen order, a partition holding key {@code a} and waiting for {@code b}
+   * met one holding {@code b} and waiting for {@code a}, PostgreSQL aborted one (40P01), and under
+   * load the retries ran out. Holds one row per distinct key in memory.
+   */
+  public List<Object[]> mergeInKeyOrder(Iterator<Positioned<R>> outputs) {
+    return merge(outputs);
+  }
+
+  private List<Object[]> merge(Iterator<Positioned<R>> rows) {
+    if (!upsertsOnKey()) {
+      List<Object[]> all = new ArrayList<>();
+      rows.forEachRemaining(p -> all.add(row(p)));
+      return all;
     }
-    Map<List<Object>, Object[]> byKey = new LinkedHashMap<>();
-    for (Positioned<R> p : rows) {
-      Object[] row = row(p);
-      List<Object> key = Arrays.stream(keyIndexes).mapToObj(i -> row[i]).toList();
-      byKey.merge(key, row, this::combine);
+    Map<Object[], Object[]> byKey = new TreeMap<>(KeyOrder.of(keyIndexes));
+    while (rows.hasNext()) {
+      Object[] row = row(rows.next());
+      byKey.merge(row, row, this::combine);
     }
     return new ArrayList<>(byKey.values());
   }
