@@ -74,6 +74,9 @@ public final class CassandraOffsetStore implements OffsetStore {
             + " high_water bigint, writer_epoch bigint STATIC,"
             + " PRIMARY KEY ((pipeline_id), topic, kafka_partition))");
     Map<String, Column> t = columnsOf(spec.offsetsTable());
+    // The shape first: a table of another shape (another tool's, or an output table named by
+    // mistake) is refused before anything changes it.
+    checkOffsetsShape(t);
     if (!t.containsKey("high_water")) {
       // A table of an earlier version: the mark starts with each partition's next commit.
       try {
@@ -84,20 +87,6 @@ public final class CassandraOffsetStore implements OffsetStore {
       t = columnsOf(spec.offsetsTable());
     }
     expect(spec.offsetsTable(), t, "high_water", "bigint", "offsets table");
-    expect(spec.offsetsTable(), t, "until_offset", "bigint", "offsets table");
-    expect(spec.offsetsTable(), t, "writer_epoch", "bigint", "offsets table");
-    Column pk = t.get("pipeline_id");
-    if (!t.get("writer_epoch").kind().equals("static")
-        || pk == null
-        || !pk.kind().equals("partition_key")
-        || t.values().stream().filter(c -> c.kind().equals("partition_key")).count() != 1) {
-      throw new SinkConfigurationException(
-          "offsets table '"
-              + offsets
-              + "' has the wrong shape: it needs PRIMARY KEY ((pipeline_id), topic, kafka_partition)"
-              + " and a STATIC writer_epoch. Point the sink at another table or drop this one (see"
-              + " the README)");
-    }
     validateOutput();
     if (spec.deadLetters() != null) {
       requireKeyspace(spec.deadLetters().keyspace());
@@ -107,6 +96,45 @@ public final class CassandraOffsetStore implements OffsetStore {
               + " (pipeline_id text, topic text, kafka_partition int, src_offset bigint,"
               + " record_key blob, record_value blob, error text,"
               + " PRIMARY KEY ((pipeline_id, topic, kafka_partition), src_offset))");
+    }
+  }
+
+  /**
+   * Refuses an offsets table of another shape, naming the table, what differs and the fix.
+   *
+   * @throws SinkConfigurationException if a column or the key differs from the table the sink
+   *     creates
+   */
+  private void checkOffsetsShape(Map<String, Column> t) {
+    List<String> wrong = new ArrayList<>();
+    for (String column : List.of("until_offset", "writer_epoch")) {
+      Column c = t.get(column);
+      if (c == null || !c.type().equals("bigint")) {
+        wrong.add(
+            "column '"
+                + column
+                + "' should be bigint but is "
+                + (c == null ? "missing" : c.type()));
+      }
+    }
+    Column epoch = t.get("writer_epoch");
+    if (epoch != null && !epoch.kind().equals("static")) {
+      wrong.add("column 'writer_epoch' should be STATIC");
+    }
+    Column pk = t.get("pipeline_id");
+    if (pk == null
+        || !pk.kind().equals("partition_key")
+        || t.values().stream().filter(c -> c.kind().equals("partition_key")).count() != 1) {
+      wrong.add("the primary key should be ((pipeline_id), topic, kafka_partition)");
+    }
+    if (!wrong.isEmpty()) {
+      throw new SinkConfigurationException(
+          "offsets table '"
+              + offsets
+              + "' has the wrong shape: "
+              + String.join("; ", wrong)
+              + ". Nothing was changed. Point the sink at another table (offsetsTable(...)), or"
+              + " drop this one and let the sink create it (see the DDL in the README)");
     }
   }
 

@@ -22,6 +22,7 @@ import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.serialization.StringDeserializer;
 import org.exactlyonce.spark.ExactlyOnce;
 import org.exactlyonce.spark.ExactlyOnceStream;
+import org.exactlyonce.spark.RecordMapper;
 import org.exactlyonce.spark.cassandra.CassandraSettings;
 import org.exactlyonce.spark.cassandra.CassandraSink;
 import org.exactlyonce.spark.jdbc.JdbcBatchSink;
@@ -63,6 +64,123 @@ final class Fixtures {
 
     Connection connect() throws SQLException {
       return DriverManager.getConnection(url, settings.toProperties());
+    }
+
+    /**
+     * This fixture's sink, connecting with {@code settings}, offsets in {@code offsetsTable}, bad
+     * records to {@code deadLetters} (null: none, a bad record stops the pipeline).
+     */
+    abstract ExactlyOnceSink sink(
+        String pipeline, JdbcSettings settings, String offsetsTable, String deadLetters);
+
+    @Override
+    public ExactlyOnceSink sink(String pipeline) {
+      return sink(pipeline, settings, "eos_offsets", null);
+    }
+
+    /** A dead-letter table in this fixture's database, created by the sink. */
+    @Override
+    public DeadLetters deadLetters() {
+      return new DeadLetters() {
+        @Override
+        public ExactlyOnceSink sink(String pipeline) {
+          return Jdbc.this.sink(pipeline, settings, "eos_offsets", "dead_letters");
+        }
+
+        @Override
+        public List<String> positions(String pipeline) {
+          List<String> out = new java.util.ArrayList<>();
+          try (Connection c = connect();
+              var s =
+                  c.prepareStatement(
+                      "SELECT topic, kafka_partition, src_offset FROM dead_letters"
+                          + " WHERE pipeline_id = ?")) {
+            s.setString(1, pipeline);
+            try (ResultSet rs = s.executeQuery()) {
+              while (rs.next()) {
+                out.add(rs.getString(1) + "-" + rs.getInt(2) + "@" + rs.getLong(3));
+              }
+            }
+          } catch (SQLException e) {
+            // Not created yet: the sink creates it when the stream starts.
+            return List.of();
+          }
+          return out;
+        }
+      };
+    }
+
+    @Override
+    public ExactlyOnceSink unreachableSink(String pipeline, String address, String secret) {
+      return sink(
+          pipeline,
+          JdbcSettings.url("jdbc:postgresql://" + address + "/contract")
+              .user("contract")
+              .password(secret),
+          "eos_offsets",
+          null);
+    }
+
+    /**
+     * The offsets and writers tables in this fixture's own database, where no sink ran yet; the
+     * table of another shape differs from the offsets table in one column type only.
+     */
+    @Override
+    public OffsetTables offsetTables() {
+      return new OffsetTables() {
+        @Override
+        public String missingTable() {
+          return "eos_offsets";
+        }
+
+        @Override
+        public List<String> createdWith(String offsetsTable) {
+          return List.of(offsetsTable, "eos_writers");
+        }
+
+        @Override
+        public ExactlyOnceSink sink(String pipeline, String offsetsTable) {
+          return Jdbc.this.sink(pipeline, settings, offsetsTable, null);
+        }
+
+        @Override
+        public String tableOfAnotherShape() {
+          execute(
+              "CREATE TABLE offsets_of_another_tool (pipeline_id text, topic text,"
+                  + " kafka_partition integer, until_offset integer, writer_epoch bigint,"
+                  + " PRIMARY KEY (pipeline_id, topic, kafka_partition))");
+          return "offsets_of_another_tool";
+        }
+
+        @Override
+        public Map<String, String> columns(String table) {
+          Map<String, String> out = new java.util.TreeMap<>();
+          try (Connection c = connect();
+              var s =
+                  c.prepareStatement(
+                      "SELECT column_name, data_type FROM information_schema.columns"
+                          + " WHERE table_schema = current_schema() AND table_name = ?")) {
+            s.setString(1, table);
+            try (ResultSet rs = s.executeQuery()) {
+              while (rs.next()) {
+                out.put(rs.getString(1), rs.getString(2));
+              }
+            }
+          } catch (SQLException e) {
+            throw new IllegalStateException(e);
+          }
+          return out;
+        }
+      };
+    }
+
+    void execute(String sql) {
+      try (Connection c = connect();
+          Statement s = c.createStatement()) {
+        s.execute(sql);
+      } catch (SQLException e) {
+        throw new IllegalStateException(sql, e);
+      }
     }
 
     @Override
@@ -111,9 +229,12 @@ final class Fixtures {
     }
 
     @Override
-    public ExactlyOnceSink sink(String pipeline) {
+    ExactlyOnceSink sink(
+        String pipeline, JdbcSettings settings, String offsetsTable, String deadLetters) {
       return JdbcSink.<String>transactional(pipeline)
           .connection(settings)
+          .offsetsTable(offsetsTable)
+          .deadLetterTable(deadLetters)
           .table("out")
           .columns("id")
           .values(List::of)
@@ -121,10 +242,17 @@ final class Fixtures {
     }
 
     @Override
-    @SuppressWarnings("unchecked")
     public void wire(ExactlyOnceStream<String, String> stream, ExactlyOnceSink sink) {
-      ExactlyOnce.foreachRDD(
-          stream, r -> List.of(r.value()), (org.exactlyonce.spark.jdbc.JdbcSink<String>) sink);
+      wire(stream, sink, r -> List.of(r.value()));
+    }
+
+    @Override
+    @SuppressWarnings("unchecked")
+    public void wire(
+        ExactlyOnceStream<String, String> stream,
+        ExactlyOnceSink sink,
+        RecordMapper<String, String, String> mapper) {
+      ExactlyOnce.foreachRDD(stream, mapper, (org.exactlyonce.spark.jdbc.JdbcSink<String>) sink);
     }
 
     @Override
@@ -147,11 +275,19 @@ final class Fixtures {
       return staged ? "JDBC per-batch staged" : "JDBC per-batch collected";
     }
 
+    /** None: the builder refuses deadLetterTable(...), see SinkContract. */
     @Override
-    public ExactlyOnceSink sink(String pipeline) {
+    public DeadLetters deadLetters() {
+      return null;
+    }
+
+    @Override
+    ExactlyOnceSink sink(
+        String pipeline, JdbcSettings settings, String offsetsTable, String deadLetters) {
       JdbcBatchSink.Builder<Tuple2<String, Long>> b =
           JdbcSink.<Tuple2<String, Long>>perBatch(pipeline)
               .connection(settings)
+              .offsetsTable(offsetsTable)
               .table("totals")
               .columns("id", "total")
               .values(t -> List.of(t._1(), t._2()))
@@ -190,9 +326,12 @@ final class Fixtures {
     }
 
     @Override
-    public ExactlyOnceSink sink(String pipeline) {
+    ExactlyOnceSink sink(
+        String pipeline, JdbcSettings settings, String offsetsTable, String deadLetters) {
       return JdbcSink.<String>idempotent(pipeline)
           .connection(settings)
+          .offsetsTable(offsetsTable)
+          .deadLetterTable(deadLetters)
           .table("events")
           .columns("id")
           .values(List::of)
@@ -201,9 +340,17 @@ final class Fixtures {
     }
 
     @Override
-    @SuppressWarnings("unchecked")
     public void wire(ExactlyOnceStream<String, String> stream, ExactlyOnceSink sink) {
-      ExactlyOnce.foreachRDD(stream, r -> List.of(r.value()), (JdbcIdempotentSink<String>) sink);
+      wire(stream, sink, r -> List.of(r.value()));
+    }
+
+    @Override
+    @SuppressWarnings("unchecked")
+    public void wire(
+        ExactlyOnceStream<String, String> stream,
+        ExactlyOnceSink sink,
+        RecordMapper<String, String, String> mapper) {
+      ExactlyOnce.foreachRDD(stream, mapper, (JdbcIdempotentSink<String>) sink);
     }
 
     @Override
@@ -227,10 +374,19 @@ final class Fixtures {
     final String ks = "eos_contract";
     final CqlSession session = session(server);
     final String table;
+    private String tableDdl;
 
     Cassandra(String name, String columns) {
       table = ks + "." + name + "_" + KEYSPACES.incrementAndGet();
-      session.execute("CREATE TABLE " + table + " " + columns);
+      tableDdl = "CREATE TABLE " + table + " " + columns;
+    }
+
+    /** Creates the output table when a test first needs it: a schema change costs seconds. */
+    final synchronized void ensureTable() {
+      if (tableDdl != null) {
+        session.execute(tableDdl);
+        tableDdl = null;
+      }
     }
 
     private static synchronized CqlSession session(CassandraServer server) {
@@ -256,10 +412,121 @@ final class Fixtures {
 
     private static CqlSession shared;
 
+    /**
+     * This fixture's sink, connecting with {@code settings}, offsets in {@code offsetsTable}, bad
+     * records to {@code deadLetters} (null: none, a bad record stops the pipeline).
+     */
+    abstract ExactlyOnceSink sink(
+        String pipeline, CassandraSettings settings, String offsetsTable, String deadLetters);
+
+    @Override
+    public ExactlyOnceSink sink(String pipeline) {
+      ensureTable();
+      return sink(pipeline, settings, ks + ".eos_offsets", null);
+    }
+
+    /** One dead-letter table in the shared keyspace for the whole run, created by the sink. */
+    @Override
+    public DeadLetters deadLetters() {
+      ensureTable();
+      return new DeadLetters() {
+        @Override
+        public ExactlyOnceSink sink(String pipeline) {
+          return Cassandra.this.sink(pipeline, settings, ks + ".eos_offsets", ks + ".dead_letters");
+        }
+
+        @Override
+        public List<String> positions(String pipeline) {
+          List<String> out = new java.util.ArrayList<>();
+          try {
+            for (Row r :
+                session.execute(
+                    com.datastax.oss.driver.api.core.cql.SimpleStatement.newInstance(
+                        "SELECT topic, kafka_partition, src_offset FROM "
+                            + ks
+                            + ".dead_letters WHERE pipeline_id = ? ALLOW FILTERING",
+                        pipeline))) {
+              out.add(r.getString(0) + "-" + r.getInt(1) + "@" + r.getLong(2));
+            }
+          } catch (com.datastax.oss.driver.api.core.servererrors.InvalidQueryException e) {
+            return List.of(); // not created yet: the sink creates it when the stream starts
+          }
+          return out;
+        }
+      };
+    }
+
+    @Override
+    public ExactlyOnceSink unreachableSink(String pipeline, String address, String secret) {
+      return sink(
+          pipeline,
+          CassandraSettings.contactPoints(server.localDatacenter(), address)
+              .user("contract")
+              .password(secret),
+          ks + ".eos_offsets",
+          null);
+    }
+
+    /**
+     * A new offsets table in the shared keyspace, and this fixture's output table as the table of
+     * another shape: each Cassandra schema change costs seconds.
+     */
+    @Override
+    public OffsetTables offsetTables() {
+      ensureTable();
+      return new OffsetTables() {
+        private final String missing = ks + ".offsets_" + KEYSPACES.incrementAndGet();
+
+        @Override
+        public String missingTable() {
+          return missing;
+        }
+
+        @Override
+        public List<String> createdWith(String offsetsTable) {
+          return List.of(offsetsTable);
+        }
+
+        @Override
+        public ExactlyOnceSink sink(String pipeline, String offsetsTable) {
+          return Cassandra.this.sink(pipeline, settings, offsetsTable, null);
+        }
+
+        @Override
+        public String tableOfAnotherShape() {
+          return table;
+        }
+
+        @Override
+        public Map<String, String> columns(String keyspaceTable) {
+          String[] name = keyspaceTable.split("\\.");
+          Map<String, String> out = new java.util.TreeMap<>();
+          for (Row r :
+              session.execute(
+                  com.datastax.oss.driver.api.core.cql.SimpleStatement.newInstance(
+                      "SELECT column_name, type, kind FROM system_schema.columns"
+                          + " WHERE keyspace_name = ? AND table_name = ?",
+                      name[0],
+                      name[1]))) {
+            out.put(r.getString(0), r.getString(1) + " " + r.getString(2));
+          }
+          return out;
+        }
+      };
+    }
+
+    @Override
+    public void wire(ExactlyOnceStream<String, String> stream, ExactlyOnceSink sink) {
+      wire(stream, sink, r -> List.of(r.value()));
+    }
+
     @Override
     @SuppressWarnings("unchecked")
-    public void wire(ExactlyOnceStream<String, String> stream, ExactlyOnceSink sink) {
-      ExactlyOnce.foreachRDD(stream, r -> List.of(r.value()), (CassandraSink<String>) sink);
+    public void wire(
+        ExactlyOnceStream<String, String> stream,
+        ExactlyOnceSink sink,
+        RecordMapper<String, String, String> mapper) {
+      ExactlyOnce.foreachRDD(stream, mapper, (CassandraSink<String>) sink);
     }
 
     @Override
@@ -292,9 +559,12 @@ final class Fixtures {
     }
 
     @Override
-    public ExactlyOnceSink sink(String pipeline) {
+    ExactlyOnceSink sink(
+        String pipeline, CassandraSettings settings, String offsetsTable, String deadLetters) {
       return CassandraSink.<String>idempotent(pipeline)
           .connection(settings)
+          .offsetsTable(offsetsTable)
+          .deadLetterTable(deadLetters)
           .table(table)
           .columns("id")
           .values(List::of)
@@ -304,6 +574,7 @@ final class Fixtures {
 
     @Override
     public Map<String, Long> counts() {
+      ensureTable();
       Map<String, Long> out = new HashMap<>();
       for (Row r : session.execute("SELECT id FROM " + table)) {
         out.merge(r.getString(0), 1L, Long::sum);
@@ -324,9 +595,12 @@ final class Fixtures {
     }
 
     @Override
-    public ExactlyOnceSink sink(String pipeline) {
+    ExactlyOnceSink sink(
+        String pipeline, CassandraSettings settings, String offsetsTable, String deadLetters) {
       return CassandraSink.<String>idempotent(pipeline)
           .connection(settings)
+          .offsetsTable(offsetsTable)
+          .deadLetterTable(deadLetters)
           .table(table)
           .columns("id")
           .values(List::of)
@@ -336,6 +610,7 @@ final class Fixtures {
 
     @Override
     public Map<String, Long> counts() {
+      ensureTable();
       Map<String, Long> out = new HashMap<>();
       for (Row r : session.execute("SELECT id, total FROM " + table)) {
         out.put(r.getString(0), r.getLong(1));
@@ -364,14 +639,65 @@ final class Fixtures {
 
     @Override
     public ExactlyOnceSink sink(String pipeline) {
+      return (ExactlyOnceSink) builder(pipeline).bootstrapServers(kafka.bootstrapServers()).build();
+    }
+
+    /** A dead-letter topic of this fixture, read like its output. */
+    @Override
+    public DeadLetters deadLetters() {
+      String dlq = out + "-dlq";
+      kafka.createTopic(dlq, 1);
+      return new DeadLetters() {
+        @Override
+        public ExactlyOnceSink sink(String pipeline) {
+          return (ExactlyOnceSink)
+              builder(pipeline)
+                  .bootstrapServers(kafka.bootstrapServers())
+                  .deadLetterTopic(dlq)
+                  .build();
+        }
+
+        @Override
+        public List<String> positions(String pipeline) {
+          List<String> out = new java.util.ArrayList<>();
+          for (ConsumerRecord<String, String> r : readAll(dlq)) {
+            var p = org.exactlyonce.spark.kafka.SourcePosition.of(r.headers()).orElseThrow();
+            out.add(p.topic() + "-" + p.partition() + "@" + p.offset());
+          }
+          return out;
+        }
+      };
+    }
+
+    private KafkaSink.Builder<String, ?> builder(String pipeline) {
       return (transactional
               ? KafkaSink.<String>transactional(pipeline)
               : KafkaSink.<String>idempotent(pipeline))
-          .bootstrapServers(kafka.bootstrapServers())
           .topic(out)
           .key(ToBytes.utf8(s -> s))
-          .value(ToBytes.utf8(s -> s))
-          .build();
+          .value(ToBytes.utf8(s -> s));
+    }
+
+    /**
+     * SASL/PLAIN credentials in the JAAS setting, the way a secured cluster is reached. A Kafka
+     * client retries a refused connection until its timeout: one second keeps the row fast, and
+     * nothing listens there, so a longer wait could not change the outcome.
+     */
+    @Override
+    public ExactlyOnceSink unreachableSink(String pipeline, String address, String secret) {
+      return (ExactlyOnceSink)
+          builder(pipeline)
+              .bootstrapServers(address)
+              .clientProperty("security.protocol", "SASL_PLAINTEXT")
+              .clientProperty("sasl.mechanism", "PLAIN")
+              .clientProperty(
+                  "sasl.jaas.config",
+                  "org.apache.kafka.common.security.plain.PlainLoginModule required"
+                      + " username=\"contract\" password=\""
+                      + secret
+                      + "\";")
+              .apiTimeout(Duration.ofSeconds(1))
+              .build();
     }
 
     /**
@@ -392,15 +718,21 @@ final class Fixtures {
     }
 
     @Override
-    @SuppressWarnings("unchecked")
     public void wire(ExactlyOnceStream<String, String> stream, ExactlyOnceSink sink) {
+      wire(stream, sink, r -> List.of(r.value()));
+    }
+
+    @Override
+    @SuppressWarnings("unchecked")
+    public void wire(
+        ExactlyOnceStream<String, String> stream,
+        ExactlyOnceSink sink,
+        RecordMapper<String, String, String> mapper) {
       if (transactional) {
-        ExactlyOnce.foreachRDD(stream, r -> List.of(r.value()), (KafkaSink<String>) sink);
+        ExactlyOnce.foreachRDD(stream, mapper, (KafkaSink<String>) sink);
       } else {
         ExactlyOnce.foreachRDD(
-            stream,
-            r -> List.of(r.value()),
-            (org.exactlyonce.spark.kafka.KafkaIdempotentSink<String>) sink);
+            stream, mapper, (org.exactlyonce.spark.kafka.KafkaIdempotentSink<String>) sink);
       }
     }
 
@@ -410,6 +742,19 @@ final class Fixtures {
      */
     @Override
     public Map<String, Long> counts() {
+      Map<String, Long> counts = new HashMap<>();
+      for (ConsumerRecord<String, String> r : readAll(out)) {
+        counts.merge(r.value(), 1L, Long::sum);
+      }
+      return counts;
+    }
+
+    /**
+     * Every record of {@code topic} as a reader of this sink's output sees it: {@code
+     * read_committed} for the transactional sink; for the idempotent one, dropping repeated source
+     * positions (its documented reader contract).
+     */
+    private List<ConsumerRecord<String, String>> readAll(String topic) {
       Map<String, Object> p = new HashMap<>();
       p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers());
       p.put(
@@ -417,27 +762,29 @@ final class Fixtures {
           transactional ? "read_committed" : "read_uncommitted");
       p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
       SourcePositionDeduplicator dedup = new SourcePositionDeduplicator();
-      Map<String, Long> counts = new HashMap<>();
+      List<ConsumerRecord<String, String>> all = new java.util.ArrayList<>();
       try (KafkaConsumer<String, String> c =
           new KafkaConsumer<>(p, new StringDeserializer(), new StringDeserializer())) {
         List<TopicPartition> tps =
-            c.partitionsFor(out).stream().map(i -> new TopicPartition(out, i.partition())).toList();
+            c.partitionsFor(topic).stream()
+                .map(i -> new TopicPartition(topic, i.partition()))
+                .toList();
         c.assign(tps);
         c.seekToBeginning(tps);
         Map<TopicPartition, Long> end = c.endOffsets(tps);
         long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
         while (tps.stream().anyMatch(tp -> c.position(tp) < end.get(tp))) {
           if (System.nanoTime() > deadline) {
-            throw new IllegalStateException("could not read " + out + " to its end " + end);
+            throw new IllegalStateException("could not read " + topic + " to its end " + end);
           }
           for (ConsumerRecord<String, String> r : c.poll(Duration.ofMillis(200))) {
             if (transactional || dedup.isFirst(r)) {
-              counts.merge(r.value(), 1L, Long::sum);
+              all.add(r);
             }
           }
         }
       }
-      return counts;
+      return all;
     }
   }
 }

@@ -266,6 +266,117 @@ abstract class SinkContract {
     }
   }
 
+  /**
+   * A sink creates its offset tables where they are missing (and they work: an epoch, a start
+   * offset, a commit), and refuses an offsets table of another shape before changing anything in
+   * it, naming the table and the fix: a sink pointed by mistake at another tool's table, or at an
+   * output table, must neither fail later on a raw backend error nor alter that table.
+   */
+  @Test
+  void missingOffsetTablesAreCreatedAndATableOfAnotherShapeIsRefusedUnchanged() {
+    SinkUnderTest.OffsetTables tables = fixture.offsetTables();
+    org.junit.jupiter.api.Assumptions.assumeTrue(
+        tables != null,
+        "the Kafka sinks keep their progress in a consumer group (eos-progress-<pipeline id>),"
+            + " which Kafka creates with the first commit: there is no table to create or refuse");
+    String missing = tables.missingTable();
+    List<String> created = tables.createdWith(missing);
+    created.forEach(t -> assertThat(tables.columns(t)).as("before validation: " + t).isEmpty());
+    try (OffsetStore store = tables.sink(pipeline("created"), missing).openOffsetStore()) {
+      long epoch = begin(store);
+      created.forEach(t -> assertThat(tables.columns(t)).as("created: " + t).isNotEmpty());
+      store.storeStartOffsets(Map.of(tp0, 0L), epoch);
+      assertThat(outcomes(store.commitRanges(epoch, List.of(SourceRange.of(topic, 0, 0, 5)))))
+          .containsExactly(CommitOutcome.COMMITTED);
+      assertThat(store.storedOffsets()).isEqualTo(Map.of(tp0, 5L));
+    }
+
+    String other = tables.tableOfAnotherShape();
+    Map<String, String> before = tables.columns(other);
+    try (OffsetStore store = tables.sink(pipeline("refused"), other).openOffsetStore()) {
+      assertThatThrownBy(store::validate)
+          .isInstanceOf(SinkConfigurationException.class)
+          .hasMessageContaining("offsets table '" + other + "' has the wrong shape")
+          .hasMessageContaining("drop this one and let the sink create it");
+    }
+    assertThat(tables.columns(other)).as("the refused table, unchanged").isEqualTo(before);
+  }
+
+  // ---------------------------------------------------------------- starting a stream
+
+  /**
+   * A backend that cannot be reached stops the start with a configuration error that says where the
+   * sink tried to connect, and never shows the password: messages and stack traces end up in logs,
+   * tickets and chats. Nothing listens at the address (a port closed a moment ago), so the
+   * connection is refused at once.
+   */
+  @Test
+  void anUnreachableBackendFailsTheStartNamingTheAddressWithoutThePassword() {
+    String address = "127.0.0.1:" + org.exactlyonce.spark.testing.servers.Ports.free();
+    String secret = "contract-secret-" + java.util.UUID.randomUUID();
+    ExactlyOnceSink sink = fixture.unreachableSink(pipeline("unreachable"), address, secret);
+    assertThat(String.valueOf(sink)).doesNotContain(secret);
+
+    JavaStreamingContext ssc = new JavaStreamingContext(sc, Durations.milliseconds(500));
+    Throwable thrown;
+    try {
+      thrown =
+          org.assertj.core.api.Assertions.catchThrowable(
+              () -> ExactlyOnce.directStream(ssc, kafkaParams(), List.of(topic), sink));
+    } finally {
+      ssc.stop(false, true);
+    }
+
+    assertThat(thrown).isInstanceOf(SinkConfigurationException.class).hasMessageContaining(address);
+    java.io.StringWriter trace = new java.io.StringWriter();
+    thrown.printStackTrace(new java.io.PrintWriter(trace));
+    assertThat(trace.toString()).as("message, causes and suppressed").doesNotContain(secret);
+  }
+
+  /**
+   * The start position is resolved to concrete offsets and stored for every partition before the
+   * first batch: a driver that stops (or crashes) before its first commit starts again from the
+   * same offsets. Resolving {@code latest()} again would silently skip the records that arrived in
+   * between.
+   */
+  @Test
+  void theStartPositionIsStoredForEveryPartitionBeforeTheFirstBatch() {
+    send(topic, 0, "old-p0", 7, null);
+    send(topic, 1, "old-p1", 3, null);
+    Map<TopicPartition, Long> ends = Map.of(tp0, 7L, tp1, 3L);
+    Map<TopicPartition, Long> beginnings = Map.of(tp0, 0L, tp1, 0L);
+    ExactlyOnceSink latest = fixture.sink(pipeline("latest"));
+    ExactlyOnceSink earliest = fixture.sink(pipeline("earliest"));
+
+    assertThat(createWithoutBatches(latest, StartPosition.latest())).isEqualTo(ends);
+    assertThat(storedOffsets(latest)).isEqualTo(ends);
+    assertThat(createWithoutBatches(earliest, StartPosition.earliest())).isEqualTo(beginnings);
+    assertThat(storedOffsets(earliest)).isEqualTo(beginnings);
+
+    send(topic, 0, "while-stopped-p0", 4, null);
+    assertThat(createWithoutBatches(latest, StartPosition.latest())).isEqualTo(ends);
+    assertThat(storedOffsets(latest)).isEqualTo(ends);
+  }
+
+  /** Creates {@code sink}'s stream and stops it before any batch; returns where it would start. */
+  private Map<TopicPartition, Long> createWithoutBatches(
+      ExactlyOnceSink sink, StartPosition start) {
+    JavaStreamingContext ssc = new JavaStreamingContext(sc, Durations.milliseconds(500));
+    try {
+      return ExactlyOnce.<String, String>directStream(
+              ssc, kafkaParams(), List.of(topic), start, sink)
+          .startOffsets();
+    } finally {
+      ssc.stop(false, true);
+    }
+  }
+
+  private static Map<TopicPartition, Long> storedOffsets(ExactlyOnceSink sink) {
+    try (OffsetStore store = sink.openOffsetStore()) {
+      return store.storedOffsets();
+    }
+  }
+
   // ---------------------------------------------------------------- operations on a stream
 
   /**
@@ -346,6 +457,82 @@ abstract class SinkContract {
     } finally {
       again.stop(false, true);
     }
+  }
+
+  /**
+   * Records the mapper fails on go to the sink's dead letters, in the same exactly-once unit as the
+   * outputs: every task's first attempt fails after its sink committed, so Spark replays every
+   * range once, and still each bad record is a dead letter exactly once, each good one an output
+   * exactly once, and no bad one an output.
+   */
+  @Test
+  void badRecordsAreDeadLettersExactlyOnceAfterEveryRangeIsReplayed() {
+    SinkUnderTest.DeadLetters deadLetters = fixture.deadLetters();
+    org.junit.jupiter.api.Assumptions.assumeTrue(
+        deadLetters != null,
+        "a per-batch sink has no record mapper: the batch function sees the whole batch, so a"
+            + " record cannot fail alone; its builder refuses deadLetterTable(...)");
+    String id = pipeline("dead-letters");
+    ExactlyOnceSink sink = deadLetters.sink(id);
+    Map<String, Long> good = new LinkedHashMap<>();
+    List<String> bad = new ArrayList<>();
+    java.util.concurrent.atomic.AtomicInteger replays =
+        new java.util.concurrent.atomic.AtomicInteger();
+    org.exactlyonce.spark.spi.FaultPoints.set(
+        org.exactlyonce.spark.spi.FaultPoints.TASK_AFTER_COMMIT,
+        () -> {
+          org.apache.spark.TaskContext task = org.apache.spark.TaskContext.get();
+          if (task != null && task.attemptNumber() == 0) {
+            replays.incrementAndGet();
+            throw new IllegalStateException("injected: first attempt dies after its commit");
+          }
+        });
+    JavaStreamingContext ssc = new JavaStreamingContext(sc, Durations.milliseconds(500));
+    try {
+      ExactlyOnceStream<String, String> stream =
+          ExactlyOnce.directStream(ssc, kafkaParams(), List.of(topic), sink);
+      fixture.wire(
+          stream,
+          sink,
+          r -> {
+            if (r.value().startsWith("bad-")) {
+              throw new IllegalArgumentException("not an id: " + r.value());
+            }
+            return List.of(r.value());
+          });
+      ssc.start();
+      List<org.apache.kafka.clients.producer.ProducerRecord<String, String>> records =
+          new ArrayList<>();
+      for (int p = 0; p < 2; p++) {
+        for (int i = 0; i < 12; i++) {
+          String value = (i % 3 == 1 ? "bad-" : "good-") + p + "-" + i;
+          records.add(
+              new org.apache.kafka.clients.producer.ProducerRecord<>(topic, p, value, value));
+          if (value.startsWith("bad-")) {
+            bad.add(topic + "-" + p + "@" + i);
+          } else {
+            good.put(value, 1L);
+          }
+        }
+      }
+      kafka.send(records);
+      await()
+          .atMost(Duration.ofMinutes(3))
+          .pollInterval(Duration.ofMillis(250))
+          .until(
+              () ->
+                  stream.failure() != null
+                      || (fixture.counts().keySet().containsAll(good.keySet())
+                          && deadLetters.positions(id).containsAll(bad)));
+      assertThat(stream.failure()).isNull();
+    } finally {
+      ssc.stop(false, true);
+      org.exactlyonce.spark.spi.FaultPoints.clear();
+    }
+
+    assertThat(replays).as("ranges replayed").hasPositiveValue();
+    assertThat(fixture.counts()).isEqualTo(good);
+    assertThat(deadLetters.positions(id)).containsExactlyInAnyOrderElementsOf(bad);
   }
 
   @Test
