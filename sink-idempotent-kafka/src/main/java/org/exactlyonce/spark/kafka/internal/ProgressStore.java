@@ -554,8 +554,11 @@ public final class ProgressStore implements OffsetStore {
   /** Completes an open transaction of {@code tp}'s transactional ids, current and legacy. */
   private Void decideLingering(TopicPartition tp) {
     for (String id : List.of(spec.transactionalId(tp), spec.legacyTransactionalId(tp))) {
-      try (KafkaProducer<byte[], byte[]> p = new KafkaProducer<>(spec.producerProperties(id))) {
+      KafkaProducer<byte[], byte[]> p = new KafkaProducer<>(spec.producerProperties(id));
+      try {
         p.initTransactions();
+      } finally {
+        closeBounded(p);
       }
     }
     return null;
@@ -889,8 +892,9 @@ public final class ProgressStore implements OffsetStore {
    */
   private Void stamp(TopicPartition tp, long epoch, long offset, boolean overwrite) {
     for (int attempt = 1; ; attempt++) {
-      try (KafkaProducer<byte[], byte[]> p =
-          new KafkaProducer<>(spec.producerProperties(spec.transactionalId(tp)))) {
+      KafkaProducer<byte[], byte[]> p =
+          new KafkaProducer<>(spec.producerProperties(spec.transactionalId(tp)));
+      try {
         p.initTransactions();
         OffsetAndMetadata om =
             Progress.read(admin, spec.progressGroup(), List.of(tp), spec.apiTimeoutMs()).get(tp);
@@ -928,8 +932,18 @@ public final class ProgressStore implements OffsetStore {
               e);
         }
         backOff(attempt);
+      } finally {
+        closeBounded(p);
       }
     }
+  }
+
+  /**
+   * Closes a producer within the API timeout: {@code close()} without one waits for ever while the
+   * producer keeps retrying a transactional request against a broker that does not answer.
+   */
+  private void closeBounded(KafkaProducer<byte[], byte[]> p) {
+    p.close(java.time.Duration.ofMillis(spec.apiTimeoutMs()));
   }
 
   private void checkEpoch(Map<TopicPartition, OffsetAndMetadata> stored, long epoch) {
