@@ -563,6 +563,7 @@ class KafkaTransactionalSinkIT {
   void anOutputTooLargeForTheProducerGoesToTheDeadLettersOnce() throws Exception {
     String inTopic = "k-large-in-" + System.nanoTime();
     String dlt = "k-large-dlt-" + System.nanoTime();
+    kafka.createTopic(inTopic, 1);
     kafka.createTopic(dlt, 1);
     KafkaSink<String> sink =
         sink("k-large").producerProperty("max.request.size", "4000").deadLetterTopic(dlt).build();
