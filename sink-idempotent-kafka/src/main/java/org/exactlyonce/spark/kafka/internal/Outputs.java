@@ -65,7 +65,7 @@ public final class Outputs {
   }
 
   /** An output larger than a producer request may be: it goes to the dead-letter topic. */
-  private record TooLarge(SourcePosition position, byte[] key, int bytes, long limit) {}
+  private record TooLarge(SourcePosition position, int bytes, long limit) {}
 
   /** Bytes a record adds to a request beyond its key, value and headers, at most. */
   private static final int RECORD_OVERHEAD = 61 + 21;
@@ -135,7 +135,7 @@ public final class Outputs {
                   + " (producerProperty) and the topic's max.message.bytes, or set"
                   + " deadLetterTopic(...) to route such outputs there");
         }
-        failures.tooLarge.add(new TooLarge(position, key, bytes, limit));
+        failures.tooLarge.add(new TooLarge(position, bytes, limit));
         continue;
       }
       producer.send(
@@ -153,7 +153,8 @@ public final class Outputs {
    * Sends dead letters (records the mapper failed on) and the outputs {@link #sendAll} found too
    * large to the dead-letter topic, in source position order (so that a reader dropping replays by
    * position keeps them all), each to the partition numbered like its source partition. An output
-   * too large goes without its value, with the error and its size in header {@value ERROR_HEADER}.
+   * too large goes without its key and value, with the error and its size in header {@value
+   * ERROR_HEADER}; its source position header says which output it was.
    */
   public static void sendDeadLetters(
       KafkaSpec<?> spec,
@@ -179,7 +180,7 @@ public final class Outputs {
       letters.add(
           new Letter(
               t.position(),
-              t.key(),
+              null, // the key may be what makes it too large
               null,
               "output of about "
                   + t.bytes()
