@@ -113,6 +113,26 @@ class KafkaTransactionalSinkIT {
     return KafkaOutput.groupOffsets(kafka, group).equals(h.endOffsets());
   }
 
+  /**
+   * Sends {@code n} more records, {@code more-0} to {@code more-<n-1>}, and adds them to inputs.
+   */
+  private static void sendMore(StreamHarness h, int n, List<String> inputs) {
+    List<String[]> more = new ArrayList<>();
+    for (int i = 0; i < n; i++) {
+      more.add(new String[] {"more-" + i, "more-" + i});
+      inputs.add("more-" + i);
+    }
+    h.send(more);
+  }
+
+  /** Runs the two-output job on {@code sink} until it caught up; returns its failure, if any. */
+  private Throwable runToEnd(StreamHarness h, KafkaSink<String> sink) {
+    return h.run(
+        sink,
+        s -> ExactlyOnce.foreachRDD(s, TWO_OUTPUTS, sink),
+        () -> caughtUp(h, sink.progressGroup()));
+  }
+
   // (a)
   @Test
   @Order(1)
@@ -289,24 +309,9 @@ class KafkaTransactionalSinkIT {
     try (StreamHarness h = new StreamHarness("k-resume", 2)) {
       List<String> inputs = new ArrayList<>(produce(h, 100));
       KafkaSink<String> sink = sink("k-resume").build();
-      assertThat(
-              h.run(
-                  sink,
-                  s -> ExactlyOnce.foreachRDD(s, TWO_OUTPUTS, sink),
-                  () -> caughtUp(h, sink.progressGroup())))
-          .isNull();
-      List<String[]> more = new ArrayList<>();
-      for (int i = 0; i < 200; i++) {
-        more.add(new String[] {"more-" + i, "more-" + i});
-        inputs.add("more-" + i);
-      }
-      h.send(more);
-      assertThat(
-              h.run(
-                  sink,
-                  s -> ExactlyOnce.foreachRDD(s, TWO_OUTPUTS, sink),
-                  () -> caughtUp(h, sink.progressGroup())))
-          .isNull();
+      assertThat(runToEnd(h, sink)).isNull();
+      sendMore(h, 200, inputs);
+      assertThat(runToEnd(h, sink)).isNull();
       assertThat(values(KafkaOutput.committed(kafka, outTopic)))
           .containsExactlyElementsOf(expected(inputs));
     }
@@ -413,21 +418,11 @@ class KafkaTransactionalSinkIT {
     try (StreamHarness h = new StreamHarness("k-recover", 2)) {
       List<String> inputs = new ArrayList<>(produce(h, 100));
       KafkaSink<String> sink = sink("k-recover").build();
-      assertThat(
-              h.run(
-                  sink,
-                  s -> ExactlyOnce.foreachRDD(s, TWO_OUTPUTS, sink),
-                  () -> caughtUp(h, sink.progressGroup())))
-          .isNull();
+      assertThat(runToEnd(h, sink)).isNull();
       Map<TopicPartition, Long> before = KafkaOutput.groupOffsets(kafka, sink.progressGroup());
       // What offsets.retention.minutes does to a group that stays empty for too long.
       deleteGroup(sink.progressGroup());
-      List<String[]> more = new ArrayList<>();
-      for (int i = 0; i < 150; i++) {
-        more.add(new String[] {"more-" + i, "more-" + i});
-        inputs.add("more-" + i);
-      }
-      h.send(more);
+      sendMore(h, 150, inputs);
 
       JavaStreamingContext probe = new JavaStreamingContext(h.sc, Durations.seconds(1));
       try {
@@ -438,12 +433,7 @@ class KafkaTransactionalSinkIT {
       } finally {
         probe.stop(false, false);
       }
-      assertThat(
-              h.run(
-                  sink,
-                  s -> ExactlyOnce.foreachRDD(s, TWO_OUTPUTS, sink),
-                  () -> caughtUp(h, sink.progressGroup())))
-          .isNull();
+      assertThat(runToEnd(h, sink)).isNull();
       assertThat(values(KafkaOutput.committed(kafka, outTopic)))
           .containsExactlyElementsOf(expected(inputs));
     }
@@ -493,27 +483,12 @@ class KafkaTransactionalSinkIT {
     try (StreamHarness h = new StreamHarness("k-expired", 2)) {
       List<String> inputs = new ArrayList<>(produce(h, 100));
       KafkaSink<String> sink = sink("k-expired").build();
-      assertThat(
-              h.run(
-                  sink,
-                  s -> ExactlyOnce.foreachRDD(s, TWO_OUTPUTS, sink),
-                  () -> caughtUp(h, sink.progressGroup())))
-          .isNull();
+      assertThat(runToEnd(h, sink)).isNull();
       // What offsets.retention.minutes does to the offset of a partition that received nothing
       // for that long, while the other partition's stayed.
       deleteOffset(sink.progressGroup(), new TopicPartition(h.topic, 1));
-      List<String[]> more = new ArrayList<>();
-      for (int i = 0; i < 150; i++) {
-        more.add(new String[] {"more-" + i, "more-" + i});
-        inputs.add("more-" + i);
-      }
-      h.send(more);
-      assertThat(
-              h.run(
-                  sink,
-                  s -> ExactlyOnce.foreachRDD(s, TWO_OUTPUTS, sink),
-                  () -> caughtUp(h, sink.progressGroup())))
-          .isNull();
+      sendMore(h, 150, inputs);
+      assertThat(runToEnd(h, sink)).isNull();
       assertThat(values(KafkaOutput.committed(kafka, outTopic)))
           .as("partition 1 resumed where its outputs end, not from its earliest offset")
           .containsExactlyElementsOf(expected(inputs));
@@ -526,12 +501,7 @@ class KafkaTransactionalSinkIT {
     try (StreamHarness h = new StreamHarness("k-unproven", 2)) {
       produce(h, 50);
       KafkaSink<String> sink = sink("k-unproven").recoveryScanDepth(5).build();
-      assertThat(
-              h.run(
-                  sink,
-                  s -> ExactlyOnce.foreachRDD(s, TWO_OUTPUTS, sink),
-                  () -> caughtUp(h, sink.progressGroup())))
-          .isNull();
+      assertThat(runToEnd(h, sink)).isNull();
       Map<TopicPartition, Long> before = KafkaOutput.groupOffsets(kafka, sink.progressGroup());
       deleteOffset(sink.progressGroup(), new TopicPartition(h.topic, 1));
       JavaStreamingContext ssc = new JavaStreamingContext(h.sc, Durations.seconds(1));
