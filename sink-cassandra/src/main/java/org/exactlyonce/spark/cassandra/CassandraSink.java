@@ -163,14 +163,26 @@ public final class CassandraSink<R> implements IdempotentSink<R> {
     }
 
     /**
-     * Upserts on the table's primary key with the source offset as write timestamp. Correct only
-     * when every record of a key comes from one Kafka partition (the natural key is the Kafka key).
+     * Upserts on the table's primary key with the source position as write timestamp ({@code offset
+     * * 1024 + index} of the output among its record's outputs, so the later of two outputs of one
+     * record wins whole). Correct only when every record of a key comes from one Kafka partition
+     * (the natural key is the Kafka key) and that partition never changes: the stream must read one
+     * topic, and a start or batch that finds partitions added to it after the pipeline stored its
+     * offsets is refused with a {@link SinkConfigurationException}, since a key hashed to a new
+     * partition would get small offsets as timestamps and lose to its old value. Use {@link
+     * #timestampFrom} for such topics.
      */
     public Builder<R> timestampFromSourceOffset() {
       return mode(Mode.NATURAL_KEY_OFFSET_TIMESTAMP);
     }
 
-    /** Upserts on the table's primary key with {@code micros} of each output as write timestamp. */
+    /**
+     * Upserts on the table's primary key with {@code micros} of each output as write timestamp. Two
+     * outputs of one key need different timestamps: Cassandra resolves equal timestamps cell by
+     * cell (the greater value of each column wins), which can leave a row no output had. Include a
+     * tie-breaker in the function (for example event time in milliseconds times 1000 plus a
+     * sequence below 1000) when event times can repeat.
+     */
     public Builder<R> timestampFrom(TimestampFunction<R> micros) {
       this.timestamp = micros;
       return mode(Mode.NATURAL_KEY_RECORD_TIMESTAMP);

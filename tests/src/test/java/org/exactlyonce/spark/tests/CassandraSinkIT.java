@@ -173,6 +173,81 @@ class CassandraSinkIT {
         .isEqualTo("newer");
   }
 
+  /**
+   * Two outputs of one record share its offset. With the offset alone as write timestamp Cassandra
+   * resolved the tie cell by cell (the greater value of each column), writing a row neither output
+   * had; the later output must win whole.
+   */
+  @Test
+  void twoOutputsOfOneRecordWithOneKeyLeaveTheLaterOutputWhole() {
+    cql("CREATE TABLE " + ks + ".profiles (user_id text PRIMARY KEY, name text, city text)");
+    CassandraSink<String[]> sink =
+        CassandraSink.<String[]>idempotent("profiles")
+            .connection(settings)
+            .table(ks + ".profiles")
+            .columns("user_id", "name", "city")
+            .values(v -> List.of(v[0], v[1], v[2]))
+            .timestampFromSourceOffset()
+            .build();
+    epochOf(sink);
+    SourceRange range = SourceRange.of("t", 0, 4, 5);
+    sink.write(
+        range,
+        4,
+        new MappedPartition<String, String, String[]>(
+            List.of(new ConsumerRecord<>("t", 0, 4L, "u1", "v")).iterator(),
+            r ->
+                List.of(new String[] {"u1", "zed", "athens"}, new String[] {"u1", "amy", "zurich"}),
+            range));
+
+    Row row = cql("SELECT name, city FROM " + ks + ".profiles WHERE user_id = 'u1'").get(0);
+    assertThat(List.of(row.getString(0), row.getString(1))).containsExactly("amy", "zurich");
+  }
+
+  /**
+   * The source offset orders a key's versions only while the key keeps its Kafka partition: a key
+   * hashed to an added partition would get small offsets as timestamps and lose to its old value
+   * forever. The store refuses partitions added to a topic it already stored, at start and while
+   * running, and a stream over several topics, naming the fix.
+   */
+  @Test
+  void theSourceOffsetAsTimestampIsRefusedWhenItCannotOrderAKeysVersions() {
+    cql("CREATE TABLE " + ks + ".profiles (user_id text PRIMARY KEY, name text)");
+    CassandraSink<String[]> sink =
+        CassandraSink.<String[]>idempotent("grown")
+            .connection(settings)
+            .table(ks + ".profiles")
+            .columns("user_id", "name")
+            .values(v -> List.of(v[0], v[1]))
+            .timestampFromSourceOffset()
+            .build();
+    TopicPartition p0 = new TopicPartition("t", 0);
+    TopicPartition p1 = new TopicPartition("t", 1);
+    TopicPartition p2 = new TopicPartition("t", 2);
+    try (OffsetStore store = sink.openOffsetStore()) {
+      store.validate();
+      long epoch = store.takeWriterEpoch();
+      assertThatThrownBy(
+              () -> store.storedOffsetsAtStart(List.of(p0, new TopicPartition("other", 0)), epoch))
+          .isInstanceOf(SinkConfigurationException.class)
+          .hasMessageContaining("several topics")
+          .hasMessageContaining("timestampFrom(");
+      // The first start stores every partition the topic has then.
+      assertThat(store.storedOffsetsAtStart(List.of(p0, p1), epoch)).isEmpty();
+      store.storeStartOffsets(Map.of(p0, 0L, p1, 0L), epoch);
+
+      assertThatThrownBy(() -> store.storedOffsetsAtStart(List.of(p0, p1, p2), epoch))
+          .isInstanceOf(SinkConfigurationException.class)
+          .hasMessageContaining("t-2")
+          .hasMessageContaining("timestampFrom(");
+      assertThatThrownBy(() -> store.storeStartOffsets(Map.of(p2, 0L), epoch))
+          .isInstanceOf(SinkConfigurationException.class)
+          .hasMessageContaining("t-2")
+          .hasMessageContaining("timestampFrom(");
+      assertThat(store.storedOffsets()).containsOnlyKeys(p0, p1);
+    }
+  }
+
   @Test
   void anOlderDriverIsFencedWhenANewerOneTakesTheEpoch() {
     cql("CREATE TABLE " + ks + ".profiles (user_id text PRIMARY KEY, name text)");

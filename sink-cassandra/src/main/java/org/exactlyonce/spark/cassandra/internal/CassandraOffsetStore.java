@@ -400,7 +400,72 @@ public final class CassandraOffsetStore implements OffsetStore {
   }
 
   @Override
+  public Map<TopicPartition, Long> storedOffsetsAtStart(
+      java.util.Collection<TopicPartition> streamPartitions, long epoch) {
+    Map<TopicPartition, Long> stored = storedOffsets();
+    if (spec.mode() == CassandraSpec.Mode.NATURAL_KEY_OFFSET_TIMESTAMP) {
+      Set<String> topics = new TreeSet<>();
+      streamPartitions.forEach(tp -> topics.add(tp.topic()));
+      stored.keySet().forEach(tp -> topics.add(tp.topic()));
+      if (topics.size() > 1) {
+        throw offsetsCannotOrder(
+            "the stream reads several topics " + topics + " (stored or read now)",
+            "offsets of different topics do not say which record is newer");
+      }
+      refuseAddedPartitions(stored, streamPartitions);
+    }
+    return stored;
+  }
+
+  /**
+   * With the source offset as write timestamp a partition added to a topic this pipeline already
+   * stored cannot be written: a key the producer now hashes to it would get small offsets as its
+   * timestamps and lose to its old value forever.
+   */
+  private void refuseAddedPartitions(
+      Map<TopicPartition, Long> stored, java.util.Collection<TopicPartition> partitions) {
+    if (spec.mode() != CassandraSpec.Mode.NATURAL_KEY_OFFSET_TIMESTAMP || stored.isEmpty()) {
+      return;
+    }
+    Set<String> added = new TreeSet<>();
+    for (TopicPartition tp : partitions) {
+      if (!stored.containsKey(tp)) {
+        added.add(tp.toString());
+      }
+    }
+    if (!added.isEmpty()) {
+      throw offsetsCannotOrder(
+          "partitions "
+              + added
+              + " were added after it stored "
+              + new TreeSet<>(stored.keySet().stream().map(TopicPartition::toString).toList()),
+          "a key moved to a new partition would get smaller offsets as timestamps and lose to"
+              + " its old value");
+    }
+  }
+
+  private SinkConfigurationException offsetsCannotOrder(String what, String why) {
+    return new SinkConfigurationException(
+        "sink '"
+            + pipeline
+            + "' (timestampFromSourceOffset(), table "
+            + spec.table()
+            + "): "
+            + what
+            + "; "
+            + why
+            + ". Nothing was written for them. Order the versions by the record instead:"
+            + " timestampFrom(...) with an event time, or keyedBySourcePosition(...), with a new"
+            + " table and pipeline id");
+  }
+
+  @Override
   public void storeStartOffsets(Map<TopicPartition, Long> start, long epoch) {
+    refuseAddedPartitions(storedOffsets(), start.keySet());
+    storeStarts(start, epoch);
+  }
+
+  private void storeStarts(Map<TopicPartition, Long> start, long epoch) {
     if (!session.execute(offsetsBatch(start, epoch, " IF until_offset = null")).wasApplied()) {
       Long current = readEpoch();
       if (current == null || current != epoch) {
@@ -418,7 +483,7 @@ public final class CassandraOffsetStore implements OffsetStore {
       Map<TopicPartition, Long> missing = new HashMap<>(start);
       missing.keySet().removeAll(stored.keySet());
       if (!missing.isEmpty()) {
-        storeStartOffsets(missing, epoch);
+        storeStarts(missing, epoch);
       }
     }
   }

@@ -121,11 +121,47 @@ public final class CassandraWriter {
     return written;
   }
 
+  /**
+   * How many outputs of one record {@code timestampFromSourceOffset()} can order: its write
+   * timestamp is {@code offset * OUTPUTS_PER_RECORD + index}.
+   */
+  static final int OUTPUTS_PER_RECORD = 1024;
+
   private static <R> long timestamp(CassandraSpec<R> spec, Positioned<R> p) {
-    return spec.mode() == CassandraSpec.Mode.NATURAL_KEY_RECORD_TIMESTAMP
-        ? spec.timestamp().micros(p.value())
-        // The source offset orders the versions of a key whose records share a Kafka partition.
-        : p.offset();
+    return switch (spec.mode()) {
+      case NATURAL_KEY_RECORD_TIMESTAMP -> spec.timestamp().micros(p.value());
+      case NATURAL_KEY_OFFSET_TIMESTAMP -> offsetTimestamp(spec, p);
+      // Every output has its own key: the timestamp only has to be the same on a replay.
+      default -> p.offset();
+    };
+  }
+
+  /**
+   * The source offset orders the versions of a key whose records share a Kafka partition; the
+   * output's index orders the outputs of one record. Without the index two outputs of one key and
+   * one record tied, and Cassandra resolves a tie cell by cell (the greater value of each column
+   * wins): a row that neither output had.
+   */
+  private static <R> long offsetTimestamp(CassandraSpec<R> spec, Positioned<R> p) {
+    if (p.index() >= OUTPUTS_PER_RECORD || p.offset() > Long.MAX_VALUE / OUTPUTS_PER_RECORD) {
+      throw new ExactlyOnceException(
+          "sink '"
+              + spec.pipelineId()
+              + "': record "
+              + p.topic()
+              + "-"
+              + p.partition()
+              + "@"
+              + p.offset()
+              + " has output #"
+              + p.index()
+              + "; timestampFromSourceOffset() orders at most "
+              + OUTPUTS_PER_RECORD
+              + " outputs per record at offsets below "
+              + Long.MAX_VALUE / OUTPUTS_PER_RECORD
+              + ". Use keyedBySourcePosition(...) or timestampFrom(...) for this table");
+    }
+    return p.offset() * OUTPUTS_PER_RECORD + p.index();
   }
 
   private static <R> List<?> values(CassandraSpec<R> spec, Positioned<R> p) {
