@@ -22,6 +22,7 @@ import org.exactlyonce.spark.SourceRange;
 import org.exactlyonce.spark.cassandra.AmountFunction;
 import org.exactlyonce.spark.cassandra.CassandraSettings;
 import org.exactlyonce.spark.cassandra.CassandraSink;
+import org.exactlyonce.spark.cassandra.internal.CassandraOffsetStore;
 import org.exactlyonce.spark.internal.MappedPartition;
 import org.exactlyonce.spark.spi.FaultPoints;
 import org.exactlyonce.spark.spi.OffsetStore;
@@ -277,6 +278,86 @@ class CassandraSinkIT {
           .extracting(c -> c.outcome())
           .containsExactly(CommitOutcome.ALREADY_COMMITTED);
       assertThat(store.storedOffsets()).containsEntry(tp, 10L);
+    }
+  }
+
+  /**
+   * A commit that meets an unresponsive node (here paused with SIGSTOP until the store reports the
+   * outcome unknown) reads the offsets again and decides again, instead of stopping the pipeline:
+   * once when the read times out, once when the conditional batch itself does.
+   */
+  @Test
+  void anOffsetsCommitThatTimesOutIsDecidedAgainFromTheStoredOffsets() throws Exception {
+    cql("CREATE TABLE " + ks + ".profiles (user_id text PRIMARY KEY, name text)");
+    CassandraSink<String[]> sink = profilesSink(settings);
+    // A short request timeout only where the node is paused on purpose: the fault under test.
+    CassandraSink<String[]> impatient =
+        profilesSink(settings.requestTimeout(Duration.ofSeconds(3)));
+    TopicPartition tp = new TopicPartition("t", 0);
+    long epoch;
+    try (OffsetStore store = sink.openOffsetStore()) {
+      store.validate();
+      epoch = store.takeWriterEpoch();
+      store.storeStartOffsets(Map.of(tp, 0L), epoch);
+    }
+    AtomicInteger resumed = new AtomicInteger();
+    try (OffsetStore store = impatient.openOffsetStore()) {
+      assertThat(store.storedOffsets()).containsEntry(tp, 0L); // connected before the pause
+      FaultPoints.set(
+          CassandraOffsetStore.COMMIT_OUTCOME_UNKNOWN,
+          () -> {
+            signal("CONT");
+            resumed.incrementAndGet();
+          });
+
+      signal("STOP");
+      assertThat(store.commitRanges(epoch, List.of(SourceRange.of("t", 0, 0, 10))))
+          .extracting(c -> c.outcome())
+          .containsExactly(CommitOutcome.COMMITTED);
+      assertThat(resumed).hasPositiveValue();
+
+      AtomicBoolean paused = new AtomicBoolean();
+      FaultPoints.set(
+          CassandraOffsetStore.BEFORE_OFFSETS_BATCH,
+          () -> {
+            if (paused.compareAndSet(false, true)) {
+              signal("STOP");
+            }
+          });
+      int before = resumed.get();
+      assertThat(store.commitRanges(epoch, List.of(SourceRange.of("t", 0, 10, 20))))
+          .extracting(c -> c.outcome())
+          .containsExactly(CommitOutcome.COMMITTED);
+      assertThat(resumed.get()).isGreaterThan(before);
+      assertThat(store.storedOffsets()).containsEntry(tp, 20L);
+    } finally {
+      signal("CONT");
+    }
+  }
+
+  private CassandraSink<String[]> profilesSink(CassandraSettings with) {
+    return CassandraSink.<String[]>idempotent("profiles")
+        .connection(with)
+        .table(ks + ".profiles")
+        .columns("user_id", "name")
+        .values(v -> List.of(v[0], v[1]))
+        .timestampFromSourceOffset()
+        .build();
+  }
+
+  /** Sends {@code SIG<name>} to the Cassandra node's JVM. */
+  private void signal(String name) {
+    try {
+      Process kill =
+          new ProcessBuilder("kill", "-" + name, Long.toString(cassandra.pid()))
+              .inheritIO()
+              .start();
+      assertThat(kill.waitFor()).as("kill -" + name).isZero();
+    } catch (java.io.IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException(e);
     }
   }
 

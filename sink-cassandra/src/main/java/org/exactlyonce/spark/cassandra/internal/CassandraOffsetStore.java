@@ -25,6 +25,7 @@ import org.exactlyonce.spark.SinkConfigurationException;
 import org.exactlyonce.spark.SourceRange;
 import org.exactlyonce.spark.WriterFencedException;
 import org.exactlyonce.spark.spi.CommitDecision;
+import org.exactlyonce.spark.spi.FaultPoints;
 import org.exactlyonce.spark.spi.OffsetStore;
 
 /**
@@ -488,37 +489,104 @@ public final class CassandraOffsetStore implements OffsetStore {
     }
   }
 
+  /**
+   * Reached when a commit's outcome is unknown (a timeout, no replica reachable) and the store is
+   * about to read the offsets again. Tests hook the end of an outage here.
+   */
+  public static final String COMMIT_OUTCOME_UNKNOWN = "cassandra.commit-outcome-unknown";
+
+  /** Reached just before the conditional batch that advances a commit's offsets is sent. */
+  public static final String BEFORE_OFFSETS_BATCH = "cassandra.before-offsets-batch";
+
+  /**
+   * How long a commit keeps re-reading and re-deciding while the offsets' replicas cannot be
+   * reached or do not answer in time; then the batch fails and the restart decides from what is
+   * stored.
+   */
+  static final Duration UNREACHABLE_WAIT = Duration.ofMinutes(2);
+
   @Override
   public List<PartitionCommit> commitRanges(long epoch, List<SourceRange> ranges) {
     long started = System.nanoTime();
-    for (int attempt = 0; attempt < 10; attempt++) {
-      Map<TopicPartition, Long> stored = storedOffsets();
+    long deadline = started + UNREACHABLE_WAIT.toNanos();
+    // Ranges of a conditional batch whose outcome is unknown, with the outcome decided then: if
+    // the re-read finds them at their end, that batch applied and this driver committed them.
+    Map<SourceRange, PartitionCommit> unknown = new HashMap<>();
+    long backoff = 100;
+    int contended = 0;
+    while (true) {
       List<PartitionCommit> decided = new ArrayList<>();
-      BatchStatementBuilder b = guardedBatch(epoch);
       int advancing = 0;
-      for (SourceRange r : ranges) {
-        Long s = stored.get(r.topicPartition());
-        // No row is a GAP: only the driver stores where a partition starts.
-        long effective = s == null ? CommitDecision.NONE : s;
-        CommitOutcome o = CommitDecision.decide(effective, r);
-        if (o == CommitOutcome.COMMITTED || o == CommitOutcome.TRIMMED) {
-          b.addStatement(
-              SimpleStatement.newInstance(
-                  "UPDATE "
-                      + offsets
-                      + " SET until_offset = ?, high_water = ? WHERE pipeline_id = ?"
-                      + " AND topic = ? AND kafka_partition = ? IF until_offset = ?",
-                  r.until(),
-                  r.until(), // from the stored offset, which is never above the mark
-                  pipeline.value(),
-                  r.topic(),
-                  r.partition(),
-                  s));
-          advancing++;
+      ResultSet rs;
+      try {
+        Map<TopicPartition, Long> stored = storedOffsets();
+        BatchStatementBuilder b = guardedBatch(epoch);
+        for (SourceRange r : ranges) {
+          Long s = stored.get(r.topicPartition());
+          // No row is a GAP: only the driver stores where a partition starts.
+          long effective = s == null ? CommitDecision.NONE : s;
+          CommitOutcome o = CommitDecision.decide(effective, r);
+          PartitionCommit earlier = unknown.get(r);
+          if (o == CommitOutcome.ALREADY_COMMITTED && earlier != null && effective == r.until()) {
+            decided.add(earlier);
+            continue;
+          }
+          if (o == CommitOutcome.COMMITTED || o == CommitOutcome.TRIMMED) {
+            b.addStatement(
+                SimpleStatement.newInstance(
+                    "UPDATE "
+                        + offsets
+                        + " SET until_offset = ?, high_water = ? WHERE pipeline_id = ?"
+                        + " AND topic = ? AND kafka_partition = ? IF until_offset = ?",
+                    r.until(),
+                    r.until(), // from the stored offset, which is never above the mark
+                    pipeline.value(),
+                    r.topic(),
+                    r.partition(),
+                    s));
+            advancing++;
+          }
+          decided.add(new PartitionCommit(r, o, effective, 0, 0, 0));
         }
-        decided.add(new PartitionCommit(r, o, effective, 0, 0, 0));
+        if (advancing == 0) {
+          return decided;
+        }
+        try {
+          FaultPoints.reach(BEFORE_OFFSETS_BATCH);
+          rs = session.execute(b.build());
+        } catch (RuntimeException e) {
+          if (isTransient(e)) {
+            decided.stream()
+                .filter(c -> c.outcome().isSuccess())
+                .forEach(c -> unknown.putIfAbsent(c.range(), c));
+          }
+          throw e;
+        }
+      } catch (RuntimeException e) {
+        if (!isTransient(e)) {
+          throw e;
+        }
+        if (System.nanoTime() > deadline) {
+          throw new org.exactlyonce.spark.ExactlyOnceException(
+              "pipeline '"
+                  + pipeline
+                  + "': Cassandra did not answer the offsets commit of "
+                  + ranges
+                  + " for "
+                  + UNREACHABLE_WAIT
+                  + " ("
+                  + e
+                  + "); the batch fails and the restart decides from the stored offsets, whether"
+                  + " or not this commit applied",
+              e);
+        }
+        // The conditional batch may have applied: read again (at serial consistency, which
+        // finishes an in-progress round) and decide again.
+        FaultPoints.reach(COMMIT_OUTCOME_UNKNOWN);
+        sleep(backoff);
+        backoff = Math.min(backoff * 2, 2_000);
+        continue;
       }
-      ResultSet rs = session.execute(b.build());
       if (rs.wasApplied()) {
         long millis = (System.nanoTime() - started) / 1_000_000;
         return decided.stream()
@@ -531,15 +599,39 @@ public final class CassandraOffsetStore implements OffsetStore {
             .map(r -> new PartitionCommit(r, CommitOutcome.FENCED, -1, 0, 0, 0))
             .toList();
       }
-      if (advancing == 0) {
-        return decided;
-      }
       // An offset moved between our read and our write (a zombie of this epoch): decide again.
+      if (++contended >= 10) {
+        throw new WriterFencedException(
+            "pipeline '"
+                + pipeline
+                + "': the stored offsets keep changing under this driver's commits");
+      }
     }
-    throw new WriterFencedException(
-        "pipeline '"
-            + pipeline
-            + "': the stored offsets keep changing under this driver's commits");
+  }
+
+  /**
+   * Failures after which the commit's outcome is unknown or the replicas were briefly unreachable:
+   * the store reads again rather than stop the pipeline.
+   */
+  private static boolean isTransient(RuntimeException e) {
+    // AllNodesFailedException covers NoNodeAvailableException; QueryConsistencyException covers
+    // read and write timeouts and failures, CAS contention and CASWriteUnknownException.
+    return e instanceof DriverTimeoutException
+        || e instanceof AllNodesFailedException
+        || e instanceof com.datastax.oss.driver.api.core.servererrors.QueryConsistencyException
+        || e instanceof com.datastax.oss.driver.api.core.servererrors.UnavailableException
+        || e instanceof com.datastax.oss.driver.api.core.servererrors.OverloadedException
+        || e instanceof com.datastax.oss.driver.api.core.servererrors.BootstrappingException;
+  }
+
+  private static void sleep(long millis) {
+    try {
+      Thread.sleep(millis);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new org.exactlyonce.spark.ExactlyOnceException(
+          "interrupted during an offsets commit", e);
+    }
   }
 
   @Override
