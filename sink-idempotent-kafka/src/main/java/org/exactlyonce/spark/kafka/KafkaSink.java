@@ -108,6 +108,8 @@ public final class KafkaSink<R> extends KafkaSinkBase<R> implements Transactiona
     private long recoveryScanDepth = 100_000;
     private Duration expectedDowntime = Duration.ofDays(3);
     private Duration progressKeepAlive = Duration.ofHours(1);
+    private int maxIdleProducers = 64;
+    private Duration idleProducerTimeout = Duration.ofMinutes(10);
 
     Builder(PipelineId pipelineId, boolean transactional, Function<KafkaSpec<R>, S> factory) {
       this.pipelineId = pipelineId;
@@ -233,6 +235,21 @@ public final class KafkaSink<R> extends KafkaSinkBase<R> implements Transactiona
     }
 
     /**
+     * How many idle transactional producers of this pipeline one executor keeps between batches
+     * (default 64), and for how long (default 10 minutes). The transactional sink writes each
+     * source partition with its own producer (its own transactional id), each with a sender thread
+     * and buffers; a producer kept for the next batch saves its {@code initTransactions}. Beyond
+     * {@code max} the least recently used is closed, and one idle longer than {@code evictAfter} is
+     * closed instead of reused: brokers forget an id idle past {@code
+     * transactional.id.expiration.ms}, after which its producer fails. {@code max} 0 keeps none.
+     */
+    public Builder<R, S> idleProducers(int max, Duration evictAfter) {
+      this.maxIdleProducers = max;
+      this.idleProducerTimeout = evictAfter;
+      return this;
+    }
+
+    /**
      * Validates the configuration (without connecting; the stream checks the brokers when it
      * starts) and builds the sink.
      *
@@ -277,6 +294,17 @@ public final class KafkaSink<R> extends KafkaSinkBase<R> implements Transactiona
                 + " must be at least 1 second (and at most half the brokers'"
                 + " offsets.retention.minutes)");
       }
+      if (maxIdleProducers < 0 || idleProducerTimeout == null || idleProducerTimeout.isNegative()) {
+        throw new SinkConfigurationException(
+            "pipeline '"
+                + pipelineId
+                + "': idleProducers("
+                + maxIdleProducers
+                + ", "
+                + idleProducerTimeout
+                + ") needs a count of at least 0 and a non-negative duration, for example"
+                + " idleProducers(64, Duration.ofMinutes(10))");
+      }
       if (apiTimeout.isNegative() || apiTimeout.toMillis() < 100) {
         throw new SinkConfigurationException(
             "pipeline '" + pipelineId + "': apiTimeout " + apiTimeout + " is too short");
@@ -297,7 +325,9 @@ public final class KafkaSink<R> extends KafkaSinkBase<R> implements Transactiona
               deadLetterTopic,
               recoveryScanDepth,
               expectedDowntime.toMillis(),
-              progressKeepAlive.toMillis()));
+              progressKeepAlive.toMillis(),
+              maxIdleProducers,
+              idleProducerTimeout.toMillis()));
     }
 
     private void require(String value, String name, String example) {

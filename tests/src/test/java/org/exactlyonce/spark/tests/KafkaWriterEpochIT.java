@@ -406,4 +406,100 @@ class KafkaWriterEpochIT {
       task.commitTransaction();
     }
   }
+
+  /** The transactional id this version gives source partition {@code tp} of {@code pipeline}. */
+  private static String transactionalId(String pipeline, TopicPartition tp) {
+    return "eos-" + pipeline + "-:" + tp.topic() + ":" + tp.partition();
+  }
+
+  /**
+   * Issue 18 item 10: a newer attempt of the next range took the partition's transactional id and
+   * hangs inside its transaction, holding the progress offset. The retry, with this JVM's idle (now
+   * fenced) producer, used to wait on the offset until the read timed out; it now takes the id over
+   * with a new producer, whose initTransactions aborts the hung transaction, and commits.
+   */
+  @Test
+  void aRetryFindingItsOffsetHeldByAHungNewerAttemptTakesTheIdOverInsteadOfWaiting() {
+    String pipeline = "epoch-hung-" + suffix;
+    KafkaSink<String> sink = sink(pipeline);
+    kafka.createTopic(outTopic, 1);
+    TopicPartition tp = new TopicPartition(inputTopic("epoch-hung-in-" + suffix), 0);
+    long epoch = startDriver(sink, tp, 0);
+    assertThat(commit(sink, epoch, SourceRange.of(tp.topic(), 0, 0, 10)).outcome())
+        .isEqualTo(CommitOutcome.COMMITTED); // leaves this JVM an idle producer of the id
+
+    Map<String, Object> p = new java.util.HashMap<>();
+    p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers());
+    p.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, transactionalId(pipeline, tp));
+    p.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, 30_000);
+    try (KafkaProducer<String, String> hung =
+        new KafkaProducer<>(p, new StringSerializer(), new StringSerializer())) {
+      hung.initTransactions();
+      hung.beginTransaction();
+      hung.send(new ProducerRecord<>(outTopic, "from-the-hung-attempt"));
+      hung.sendOffsetsToTransaction(
+          Map.of(tp, new OffsetAndMetadata(20, "eos:epoch=" + epoch)),
+          new ConsumerGroupMetadata(sink.progressGroup()));
+      hung.flush();
+
+      assertThat(commit(sink, epoch, SourceRange.of(tp.topic(), 0, 10, 20)).outcome())
+          .as("the retry of the range the hung attempt holds")
+          .isEqualTo(CommitOutcome.COMMITTED);
+    }
+    List<String> expected = new ArrayList<>();
+    for (long o = 0; o < 20; o++) {
+      expected.add(tp.topic() + "@" + o + "/out");
+    }
+    assertThat(KafkaOutput.committed(kafka, outTopic))
+        .extracting(ConsumerRecord::value)
+        .containsExactlyElementsOf(expected);
+    assertThat(KafkaOutput.groupOffsets(kafka, sink.progressGroup())).containsEntry(tp, 20L);
+  }
+
+  /**
+   * Issue 18 item 10: one JVM kept an idle transactional producer (a sender thread and buffers) for
+   * every source partition it ever wrote, for its whole life. The idle producers of a pipeline are
+   * now bounded ({@code idleProducers(max, evictAfter)}); the least recently used are closed.
+   */
+  @Test
+  void aJvmKeepsAtMostTheConfiguredNumberOfIdleProducersOfAPipeline() {
+    String pipeline = "epoch-pool-" + suffix;
+    KafkaSink<String> sink =
+        KafkaSink.<String>transactional(pipeline)
+            .bootstrapServers(kafka.bootstrapServers())
+            .topic(outTopic)
+            .value(ToBytes.utf8(s -> s))
+            .apiTimeout(Duration.ofSeconds(20))
+            .idleProducers(2, Duration.ofMinutes(10))
+            .build();
+    kafka.createTopic(outTopic, 1);
+    String in = "epoch-pool-in-" + suffix;
+    kafka.createTopic(in, 5);
+    Map<TopicPartition, Long> starts = new java.util.HashMap<>();
+    for (int partition = 0; partition < 5; partition++) {
+      starts.put(new TopicPartition(in, partition), 0L);
+    }
+    long epoch;
+    try (OffsetStore store = sink.openOffsetStore()) {
+      epoch = store.takeWriterEpoch();
+      store.storeStartOffsets(starts, epoch);
+    }
+    for (int partition = 0; partition < 5; partition++) {
+      assertThat(commit(sink, epoch, SourceRange.of(in, partition, 0, 3)).outcome())
+          .isEqualTo(CommitOutcome.COMMITTED);
+    }
+
+    String prefix = "eos-" + pipeline + "-:";
+    org.awaitility.Awaitility.await("at most 2 producer threads of " + prefix)
+        .atMost(Duration.ofSeconds(60))
+        .untilAsserted(
+            () ->
+                assertThat(
+                        Thread.getAllStackTraces().keySet().stream()
+                            .map(Thread::getName)
+                            .filter(n -> n.startsWith("kafka-producer-network-thread"))
+                            .filter(n -> n.contains(prefix)))
+                    .hasSizeLessThanOrEqualTo(2));
+    assertThat(KafkaOutput.committed(kafka, outTopic)).hasSize(15);
+  }
 }

@@ -1,7 +1,11 @@
 package org.exactlyonce.spark.kafka.internal;
 
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.Deque;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedDeque;
@@ -13,8 +17,9 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The Kafka clients of one JVM (an executor, or the driver), kept across batches: one admin client
- * per configuration, one idle transactional producer per transactional id, idle idempotent
- * producers per configuration.
+ * per configuration, at most one idle transactional producer per transactional id (bounded per
+ * pipeline in number and age, see {@link KafkaSpec#maxIdleProducers()}), idle idempotent producers
+ * per configuration.
  *
  * <p>A transactional producer is borrowed for the length of one commit and given back only if the
  * commit ended cleanly; after any failure it is closed, never reused (a fenced producer cannot
@@ -25,8 +30,10 @@ import org.slf4j.LoggerFactory;
 public final class Clients {
   private static final Logger LOG = LoggerFactory.getLogger(Clients.class);
   private static final Map<Map<String, Object>, Admin> ADMINS = new ConcurrentHashMap<>();
-  private static final Map<Map<String, Object>, Producer<byte[], byte[]>> IDLE =
-      new ConcurrentHashMap<>();
+
+  /** Idle transactional producers per pipeline, least recently given back first. */
+  private static final Map<String, IdlePool> IDLE = new ConcurrentHashMap<>();
+
   private static final Map<Map<String, Object>, Deque<Producer<byte[], byte[]>>> IDEMPOTENT =
       new ConcurrentHashMap<>();
 
@@ -43,12 +50,25 @@ public final class Clients {
    * transaction.
    */
   public static Producer<byte[], byte[]> borrow(KafkaSpec<?> spec, String transactionalId) {
-    Map<String, Object> props = spec.producerProperties(transactionalId);
-    Producer<byte[], byte[]> idle = IDLE.remove(props);
-    if (idle != null) {
-      return idle;
-    }
-    KafkaProducer<byte[], byte[]> p = new KafkaProducer<>(props);
+    Producer<byte[], byte[]> idle = borrowIdle(spec, transactionalId);
+    return idle != null ? idle : fresh(spec, transactionalId);
+  }
+
+  /**
+   * This JVM's idle producer of {@code transactionalId}, or null. One idle for longer than the
+   * spec's {@code idleProducerMs} is closed rather than returned.
+   */
+  public static Producer<byte[], byte[]> borrowIdle(KafkaSpec<?> spec, String transactionalId) {
+    IdlePool pool = IDLE.get(spec.pipelineId().value());
+    return pool == null ? null : pool.take(spec.producerProperties(transactionalId), spec);
+  }
+
+  /**
+   * A new producer for {@code transactionalId}, whose {@code initTransactions} fenced every older
+   * producer of the id and completed (or aborted) its open transaction.
+   */
+  public static Producer<byte[], byte[]> fresh(KafkaSpec<?> spec, String transactionalId) {
+    KafkaProducer<byte[], byte[]> p = new KafkaProducer<>(spec.producerProperties(transactionalId));
     try {
       p.initTransactions();
     } catch (RuntimeException e) {
@@ -61,8 +81,59 @@ public final class Clients {
   /** Gives back a producer whose last transaction ended cleanly (committed, or never begun). */
   public static void giveBack(
       KafkaSpec<?> spec, String transactionalId, Producer<byte[], byte[]> p) {
-    if (IDLE.putIfAbsent(spec.producerProperties(transactionalId), p) != null) {
-      p.close(Duration.ZERO);
+    IDLE.computeIfAbsent(spec.pipelineId().value(), k -> new IdlePool())
+        .put(spec.producerProperties(transactionalId), p, spec);
+  }
+
+  /**
+   * The idle producers of one pipeline in this JVM, bounded in number and age: each holds a sender
+   * thread and buffers, and a wide topic would otherwise keep one per source partition for the
+   * JVM's life; and brokers forget a transactional id idle past {@code
+   * transactional.id.expiration.ms}, after which its producer fails ({@code
+   * InvalidPidMappingException}). Producers are closed outside the lock.
+   */
+  private static final class IdlePool {
+    private record Idle(Producer<byte[], byte[]> producer, long since) {}
+
+    private final LinkedHashMap<Map<String, Object>, Idle> idle = new LinkedHashMap<>();
+
+    Producer<byte[], byte[]> take(Map<String, Object> props, KafkaSpec<?> spec) {
+      Idle i;
+      synchronized (this) {
+        i = idle.remove(props);
+      }
+      if (i == null) {
+        return null;
+      }
+      if (System.nanoTime() - i.since() > spec.idleProducerMs() * 1_000_000) {
+        discard(i.producer());
+        return null;
+      }
+      return i.producer();
+    }
+
+    void put(Map<String, Object> props, Producer<byte[], byte[]> p, KafkaSpec<?> spec) {
+      List<Producer<byte[], byte[]>> evicted = new ArrayList<>();
+      long now = System.nanoTime();
+      synchronized (this) {
+        Idle previous = idle.remove(props);
+        if (previous != null) {
+          evicted.add(previous.producer());
+        }
+        idle.put(props, new Idle(p, now));
+        Iterator<Idle> eldestFirst = idle.values().iterator();
+        while (eldestFirst.hasNext()) {
+          Idle e = eldestFirst.next();
+          if (idle.size() > spec.maxIdleProducers()
+              || now - e.since() > spec.idleProducerMs() * 1_000_000) {
+            eldestFirst.remove();
+            evicted.add(e.producer());
+          } else {
+            break; // the rest were given back later
+          }
+        }
+      }
+      evicted.forEach(Clients::discard);
     }
   }
 

@@ -21,6 +21,8 @@ import org.exactlyonce.spark.kafka.ToBytes;
  *     lost progress
  * @param expectedDowntimeMs the longest the pipeline is expected to stay stopped
  * @param keepAliveMs how often the driver re-commits the progress offsets of idle partitions
+ * @param maxIdleProducers how many idle transactional producers of this pipeline one JVM keeps
+ * @param idleProducerMs how long an idle transactional producer is kept before it is closed
  */
 public record KafkaSpec<R>(
     PipelineId pipelineId,
@@ -37,7 +39,9 @@ public record KafkaSpec<R>(
     String deadLetterTopic,
     long recoveryScanDepth,
     long expectedDowntimeMs,
-    long keepAliveMs)
+    long keepAliveMs,
+    int maxIdleProducers,
+    long idleProducerMs)
     implements Serializable {
 
   /**

@@ -111,10 +111,38 @@ public final class Progress {
     if (named.isEmpty()) {
       return Map.of();
     }
-    long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMs);
+    Map<TopicPartition, OffsetAndMetadata> stable =
+        readIfStable(admin, group, named, timeoutMs, timeoutMs);
+    if (stable == null) {
+      throw new ExactlyOnceException(
+          "the progress offsets of "
+              + named
+              + " in consumer group '"
+              + group
+              + "' stayed held by an open transaction for "
+              + timeoutMs
+              + " ms: a producer of this sink died or hangs inside a transaction; the broker"
+              + " aborts it after its transaction timeout, and the task is retried");
+    }
+    return stable;
+  }
+
+  /**
+   * Like {@link #read}, but returns null instead of failing when an open transaction still holds
+   * one of the offsets after {@code waitMs}: the caller can end that transaction (a new producer of
+   * its transactional id aborts it) rather than wait for the broker's transaction timeout. Each
+   * read of the group may take {@code timeoutMs}.
+   */
+  public static Map<TopicPartition, OffsetAndMetadata> readIfStable(
+      Admin admin,
+      String group,
+      Collection<TopicPartition> partitions,
+      long waitMs,
+      long timeoutMs) {
+    long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(waitMs);
     while (true) {
-      Map<TopicPartition, OffsetAndMetadata> all = fetch(admin, group, named, true, timeoutMs);
-      if (all.keySet().containsAll(named)) {
+      Map<TopicPartition, OffsetAndMetadata> all = fetch(admin, group, partitions, true, timeoutMs);
+      if (all.keySet().containsAll(partitions)) {
         Map<TopicPartition, OffsetAndMetadata> present = new HashMap<>();
         all.forEach(
             (tp, om) -> {
@@ -125,16 +153,7 @@ public final class Progress {
         return present;
       }
       if (System.nanoTime() > deadline) {
-        List<TopicPartition> open = named.stream().filter(tp -> !all.containsKey(tp)).toList();
-        throw new ExactlyOnceException(
-            "the progress offsets of "
-                + open
-                + " in consumer group '"
-                + group
-                + "' stayed held by an open transaction for "
-                + timeoutMs
-                + " ms: a producer of this sink died or hangs inside a transaction; the broker"
-                + " aborts it after its transaction timeout, and the task is retried");
+        return null;
       }
       sleep(50);
     }

@@ -35,21 +35,49 @@ import org.exactlyonce.spark.spi.PartitionOutputs;
 public final class TransactionalKafkaCommit {
   private TransactionalKafkaCommit() {}
 
+  /**
+   * How long a commit with an idle producer waits for an open transaction on its offset to end by
+   * itself (the markers of this producer's own last commit can lag its return briefly) before it
+   * takes the id over with a new producer.
+   */
+  static final long HELD_GRACE_MS = 2_000;
+
   public static <R> PartitionCommit commit(
       KafkaSpec<R> spec, long epoch, SourceRange range, PartitionOutputs<R> outputs) {
     long started = System.nanoTime();
     TopicPartition tp = range.topicPartition();
     String id = spec.transactionalId(tp);
     for (int attempt = 0; ; attempt++) {
-      Producer<byte[], byte[]> producer = Clients.borrow(spec, id);
+      Producer<byte[], byte[]> producer = Clients.borrowIdle(spec, id);
+      boolean fresh = producer == null;
+      if (fresh) {
+        producer = Clients.fresh(spec, id);
+      }
       boolean clean = false;
       long begun = 0; // when beginTransaction returned: a transaction's age tells a timeout apart
       boolean committing = false;
       try {
-        OffsetAndMetadata om =
-            Progress.read(
+        Map<TopicPartition, OffsetAndMetadata> read =
+            fresh
+                ? Progress.read(
                     Clients.admin(spec), spec.progressGroup(), List.of(tp), spec.apiTimeoutMs())
-                .get(tp);
+                : Progress.readIfStable(
+                    Clients.admin(spec),
+                    spec.progressGroup(),
+                    List.of(tp),
+                    HELD_GRACE_MS,
+                    spec.apiTimeoutMs());
+        if (read == null) {
+          // An open transaction of this id holds the offset: a newer attempt that hangs or died
+          // (it fenced this idle producer when it started). A new producer's initTransactions
+          // aborts it now, instead of this retry waiting for the broker's transaction timeout.
+          Clients.discard(producer);
+          producer = Clients.fresh(spec, id);
+          read =
+              Progress.read(
+                  Clients.admin(spec), spec.progressGroup(), List.of(tp), spec.apiTimeoutMs());
+        }
+        OffsetAndMetadata om = read.get(tp);
         // No offset is a GAP: only the driver stores where a partition starts.
         long stored = om == null ? CommitDecision.NONE : om.offset();
         if (Progress.epochOf(om) > epoch) {
