@@ -19,6 +19,7 @@ import org.exactlyonce.spark.chaos.Oracle;
 import org.exactlyonce.spark.chaos.TaskFaults;
 import org.exactlyonce.spark.testing.servers.CassandraServer;
 import org.exactlyonce.spark.testing.servers.KafkaBroker;
+import org.exactlyonce.spark.testing.servers.Ports;
 import org.exactlyonce.spark.testing.servers.PostgresServer;
 import org.exactlyonce.spark.testing.servers.SparkSetup;
 import org.exactlyonce.spark.testing.servers.TestServers;
@@ -223,6 +224,10 @@ class ChaosIT {
       verdict = Oracle.records(ids, seen);
     }
     System.out.printf("ChaosIT %s: records %d, %s; %s%n", mode, RECORDS, report, verdict);
+    // Every fault the schedule claims must have hit something: a kill a live JVM, a restart a
+    // server that went down and came back. The job waits for the schedule (ChaosRun.faultsDone),
+    // so a fault left unfired is a failure with its reason, not a shorter run.
+    report.requireEveryFaultFired();
     return new Outcome(report, verdict);
   }
 
@@ -248,45 +253,63 @@ class ChaosIT {
     switch (mode) {
       case "cassandra" ->
           faults.add(
-              Fault.of(
+              restart(
                   "restart-cassandra",
-                  c -> {
-                    cassandra.kill();
-                    Outage.lasting(OUTAGE, cassandra.nativePort());
-                    cassandra.restart();
-                  }));
+                  cassandra::kill,
+                  cassandra.nativePort(),
+                  cassandra::restart));
       case "kafka" ->
           faults.add(
-              Fault.of(
+              restart(
                   "restart-kafka",
-                  c -> {
-                    c.awaitMidWrite();
-                    kafka.kill();
-                    Outage.lasting(OUTAGE, Outage.portOf(kafka.bootstrapServers()));
-                    kafka.restart();
-                  }));
+                  kafka::kill,
+                  Outage.portOf(kafka.bootstrapServers()),
+                  kafka::restart));
       default -> {
-        faults.add(
-            Fault.of(
-                "restart-postgres",
-                c -> {
-                  c.awaitMidWrite(); // a transaction is open: the kill must roll it back
-                  pg.kill();
-                  Outage.lasting(OUTAGE, pg.port());
-                  pg.restart();
-                }));
+        // A transaction is open when it fires: the kill must roll it back.
+        faults.add(restart("restart-postgres", pg::kill, pg.port(), pg::restart));
         faults.add(
             Fault.of(
                 "drop-connections",
                 c -> {
                   c.awaitMidWrite(); // drops a connection mid-transaction
-                  db.execute(
-                      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                          + " WHERE datname = current_database() AND pid <> pg_backend_pid()");
+                  try (var conn = db.connect();
+                      ResultSet rs =
+                          conn.createStatement()
+                              .executeQuery(
+                                  "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))"
+                                      + " FROM pg_stat_activity WHERE datname = current_database()"
+                                      + " AND pid <> pg_backend_pid()")) {
+                    rs.next();
+                    if (rs.getLong(1) == 0) {
+                      throw new Fault.NotFired(
+                          "drop-connections: the job had no connection to PostgreSQL open");
+                    }
+                  }
                 }));
       }
     }
     return faults;
+  }
+
+  /**
+   * A server killed once a write is in flight, kept down for {@link #OUTAGE}, and restarted on the
+   * same data. It fired only if the server was seen down (nothing answered on its port for the
+   * outage) and then back (its port answers); anything else fails the run, naming the fault.
+   */
+  private static Fault restart(String name, Runnable kill, int port, Runnable restart) {
+    return Fault.of(
+        name,
+        c -> {
+          c.awaitMidWrite();
+          kill.run();
+          Outage.lasting(OUTAGE, port);
+          restart.run();
+          if (!Ports.accepts(port)) {
+            throw new IllegalStateException(
+                name + ": restarted, but nothing answers on port " + port);
+          }
+        });
   }
 
   private static List<com.datastax.oss.driver.api.core.cql.Row> cql(
