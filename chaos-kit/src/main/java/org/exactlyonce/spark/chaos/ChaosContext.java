@@ -20,6 +20,10 @@ public interface ChaosContext {
    */
   void awaitMidWrite() throws InterruptedException;
 
-  /** SIGKILLs the driver JVM and starts the job again with the same command. */
+  /**
+   * SIGKILLs the driver JVM and starts the job again with the same command.
+   *
+   * @throws Fault.NotFired if the driver had already exited (it is started again all the same)
+   */
   void restartDriver() throws Exception;
 }

@@ -8,7 +8,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.EnumMap;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
@@ -21,13 +20,14 @@ import java.util.stream.Stream;
  * Runs a streaming job's driver JVM under a seeded schedule of faults and waits until the job
  * finishes.
  *
- * <p>The job is a command (its driver JVM) that exits 0 once it has processed all of its input, and
- * non-zero when it stopped on a failure. The run starts it, then, for each fault of the schedule,
- * sleeps a drawn pause and fires the fault; whenever the driver died it is started again with the
- * same command, as a cluster manager would. After the last fault it waits for an exit 0, starting
- * the driver again after every other exit. The seed, the schedule and the pauses are printed first,
- * so a failing run can be replayed with {@link Builder#seed}. Check the output afterwards with
- * {@link Oracle}.
+ * <p>The job is a command (its driver JVM) that exits 0 once it has processed all of its input and
+ * {@link #faultsDone()} says the schedule is through, and non-zero when it stopped on a failure.
+ * The run starts it, then, for each fault of the schedule, sleeps a drawn pause and fires the
+ * fault; whenever the driver died it is started again with the same command, as a cluster manager
+ * would. After the last fault it waits for an exit 0, starting the driver again after every other
+ * exit. The seed, the schedule and the pauses are printed first, so a failing run can be replayed
+ * with {@link Builder#seed}. The report records, per fault, whether it fired and why not ({@link
+ * ChaosReport#requireEveryFaultFired}). Check the output afterwards with {@link Oracle}.
  *
  * <pre>{@code
  * ChaosReport report =
@@ -37,10 +37,21 @@ import java.util.stream.Stream;
  *         .faults(6)
  *         .build()
  *         .run();
+ * report.requireEveryFaultFired();
  * Oracle.records(inputIds, readWholeOutput()).orThrow();
  * }</pre>
  */
 public final class ChaosRun {
+  /**
+   * The environment variable a run gives the driver JVM: the path of a file that exists once every
+   * fault of the schedule has had its turn. A job must not exit 0 before {@link #faultsDone()}, so
+   * that no fault is left without a job to hit (the report would show it as not fired).
+   */
+  public static final String FAULTS_DONE_ENV = "EXACTLYONCE_CHAOS_FAULTS_DONE";
+
+  /** A process's exit value after SIGKILL (128 + 9), as {@link Process#exitValue} reports it. */
+  private static final int SIGKILL_EXIT = 137;
+
   private final List<String> command;
   private final Path logs;
   private final long seed;
@@ -69,6 +80,17 @@ public final class ChaosRun {
     this.finishWithin = b.finishWithin;
     this.out = b.out;
     this.name = b.name;
+  }
+
+  /**
+   * For the job's driver: whether the chaos run that started it has fired every fault of its
+   * schedule, so the job may exit 0 once its input is processed; true outside a chaos run. Until
+   * then a job that has processed its input keeps running (idle), so that the remaining faults
+   * still find it.
+   */
+  public static boolean faultsDone() {
+    String path = System.getenv(FAULTS_DONE_ENV);
+    return path == null || Files.exists(Path.of(path));
   }
 
   public static Builder builder() {
@@ -110,27 +132,47 @@ public final class ChaosRun {
     out.printf(
         "chaos %s: seed %d, schedule %s, pauses (ms) %s%n", name, seed, names, drawn.pausesMs);
     Files.createDirectories(logs);
-    Context context = new Context(random);
-    Map<String, Integer> fired = new LinkedHashMap<>();
+    Path faultsDone = logs.resolve(name + ".faults-done").toAbsolutePath();
+    Files.deleteIfExists(faultsDone);
+    Context context = new Context(random, faultsDone);
+    List<FaultOutcome> outcomes = new ArrayList<>();
     try {
       context.start();
       for (int i = 0; i < drawn.faults.size(); i++) {
-        Thread.sleep(drawn.pausesMs.get(i));
+        Fault fault = drawn.faults.get(i);
+        boolean finished = !context.driver.isAlive() && context.driver.exitValue() == 0;
+        if (!finished) {
+          Thread.sleep(drawn.pausesMs.get(i));
+          finished = !context.driver.isAlive() && context.driver.exitValue() == 0;
+        }
+        long at = System.currentTimeMillis() - started;
+        if (finished) {
+          // The job did not wait for the schedule (FAULTS_DONE_ENV): this fault has nothing to hit.
+          outcomes.add(
+              new FaultOutcome(
+                  i + 1,
+                  fault.name(),
+                  at,
+                  false,
+                  "the job had finished (driver exit 0) before this fault's time; a job under a"
+                      + " chaos run must not exit before ChaosRun.faultsDone()"));
+          continue;
+        }
         if (!context.driver.isAlive()) {
-          if (context.driver.exitValue() == 0) {
-            break; // finished before the schedule ran out
-          }
           context.start(); // stopped by a failure: started again; the fault still fires
         }
-        Fault fault = drawn.faults.get(i);
         try {
           fault.fire(context);
+          outcomes.add(new FaultOutcome(i + 1, fault.name(), at, true, ""));
+        } catch (Fault.NotFired e) {
+          outcomes.add(new FaultOutcome(i + 1, fault.name(), at, false, e.getMessage()));
         } catch (Exception e) {
           throw new IllegalStateException(
               "chaos " + name + ": fault " + fault.name() + " failed (seed " + seed + "): " + e, e);
         }
-        fired.merge(fault.name(), 1, Integer::sum);
       }
+      // Every fault has had its turn: the job may finish now.
+      Files.createFile(faultsDone);
       long deadline = System.nanoTime() + finishWithin.toNanos();
       while (true) {
         long left = deadline - System.nanoTime();
@@ -155,9 +197,10 @@ public final class ChaosRun {
     }
     ChaosReport report =
         new ChaosReport(
+            name,
             seed,
             names,
-            fired,
+            outcomes,
             countTaskFaults(context.logFiles),
             countLines(context.logFiles, ChaosReport.SPECULATIVE_COPY_MARKER),
             context.starts,
@@ -229,23 +272,24 @@ public final class ChaosRun {
 
   private final class Context implements ChaosContext {
     private final Random random;
+    private final Path faultsDone;
     private Process driver;
     private int starts;
     private final List<Path> logFiles = new ArrayList<>();
 
-    Context(Random random) {
+    Context(Random random, Path faultsDone) {
       this.random = random;
+      this.faultsDone = faultsDone;
     }
 
     void start() throws IOException {
       starts++;
       Path log = logs.resolve(name + "-driver-" + starts + ".log");
       logFiles.add(log);
-      driver =
-          new ProcessBuilder(command)
-              .redirectErrorStream(true)
-              .redirectOutput(log.toFile())
-              .start();
+      ProcessBuilder builder =
+          new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile());
+      builder.environment().put(FAULTS_DONE_ENV, faultsDone.toString());
+      driver = builder.start();
     }
 
     void killAll() {
@@ -287,10 +331,15 @@ public final class ChaosRun {
 
     @Override
     public void restartDriver() throws Exception {
+      boolean alive = driver.isAlive();
       // Its executors die with it: the worker of a local-cluster, or the cluster manager, ends
       // them.
-      driver.destroyForcibly().waitFor();
+      int exit = driver.destroyForcibly().waitFor();
       start();
+      if (!alive || exit != SIGKILL_EXIT) {
+        throw new Fault.NotFired(
+            "kill-driver: the driver JVM had already exited (exit " + exit + ") before the kill");
+      }
     }
   }
 

@@ -3,6 +3,8 @@ package org.exactlyonce.spark.chaos;
 import java.time.Duration;
 import java.util.List;
 import java.util.Objects;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 
 /**
  * One kind of fault a {@link ChaosRun} can fire. The built-in ones act on the job's JVMs; anything
@@ -13,10 +15,34 @@ public interface Fault {
   /** Shown in the schedule and counted in the report. */
   String name();
 
-  /** Fires once. Exceptions fail the run (a fault that cannot fire proves nothing). */
+  /**
+   * Fires once, and returns once it has happened.
+   *
+   * @throws NotFired when its target was not there to be hit (the run records it as not fired, with
+   *     the reason, in {@link ChaosReport#faults()})
+   * @throws Exception anything else fails the run (a fault that cannot fire proves nothing)
+   */
   void fire(ChaosContext context) throws Exception;
 
-  /** What a user's fault does. */
+  /**
+   * Thrown by a fault whose target was gone when it fired (an executor that had already exited, a
+   * driver that had already stopped): nothing was hit, and the report says so rather than counting
+   * it.
+   */
+  final class NotFired extends RuntimeException {
+    private static final long serialVersionUID = 1L;
+
+    /** {@code why} names the target and what had become of it. */
+    public NotFired(String why) {
+      super(why);
+    }
+  }
+
+  /**
+   * What a user's fault does. Returning normally means it fired (for a server restart: it was
+   * stopped and came back, so the action should wait for both); throw {@link NotFired} when its
+   * target was not there.
+   */
   @FunctionalInterface
   interface Action {
     void fire(ChaosContext context) throws Exception;
@@ -46,9 +72,10 @@ public interface Fault {
 
   /**
    * SIGKILL of one executor JVM (chosen with the run's random), once a write is in flight (see
-   * {@link ChaosRun.Builder#midWrite}). Needs executors in their own JVMs: Spark's {@code
-   * local-cluster[n, cores, memory]} master or a real cluster manager on this machine. Waits up to
-   * 30 s for an executor JVM (a driver just started has none yet).
+   * {@link ChaosRun.Builder#midWrite}); it fired once that JVM has exited, and did not (a {@link
+   * NotFired}) if it had already exited when the signal was sent. Needs executors in their own
+   * JVMs: Spark's {@code local-cluster[n, cores, memory]} master or a real cluster manager on this
+   * machine. Waits up to 30 s for an executor JVM (a driver just started has none yet).
    */
   static Fault killExecutor() {
     return killExecutor(Duration.ofSeconds(30));
@@ -73,13 +100,30 @@ public interface Fault {
                     + wait
                     + "; run the job with master local-cluster[2,1,1024] or drop this fault");
           }
-          executors.get(context.random().nextInt(executors.size())).destroyForcibly();
+          ProcessHandle target = executors.get(context.random().nextInt(executors.size()));
+          // false: no live process with that pid and start time, so the kill hit nothing.
+          if (!target.destroyForcibly()) {
+            throw new NotFired(
+                "kill-executor: executor JVM pid " + target.pid() + " had already exited");
+          }
+          try {
+            target.onExit().get(wait.toMillis(), TimeUnit.MILLISECONDS);
+          } catch (TimeoutException e) {
+            throw new IllegalStateException(
+                "kill-executor: executor JVM pid "
+                    + target.pid()
+                    + " still runs "
+                    + wait
+                    + " after SIGKILL",
+                e);
+          }
         });
   }
 
   /**
    * SIGKILL of the driver JVM once a write is in flight, then the same command again, as a cluster
-   * manager restarting a failed driver would.
+   * manager restarting a failed driver would. It fired if the driver was alive and exited by that
+   * signal; see {@link ChaosContext#restartDriver}.
    */
   static Fault killDriver() {
     return of(

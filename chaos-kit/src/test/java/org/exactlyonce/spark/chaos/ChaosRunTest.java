@@ -48,6 +48,79 @@ class ChaosRunTest {
     assertThat(report.seed()).isEqualTo(1);
   }
 
+  /** A driver that keeps running, idle, until the run says every fault has had its turn. */
+  private static final String UNTIL_FAULTS_DONE =
+      "while [ ! -f \"$" + ChaosRun.FAULTS_DONE_ENV + "\" ]; do sleep 0.05; done; exit 0";
+
+  @Test
+  void everyFaultFiresWhenTheJobWaitsForTheSchedule() throws Exception {
+    ChaosReport report =
+        run(UNTIL_FAULTS_DONE).seed(2).faultKinds(Fault.killDriver()).faults(3).build().run();
+    assertThat(report.requireEveryFaultFired().fired()).isEqualTo(Map.of("kill-driver", 3));
+    assertThat(report.faults()).extracting(FaultOutcome::index).containsExactly(1, 2, 3);
+    assertThat(report.driverStarts()).isEqualTo(4);
+  }
+
+  @Test
+  void aJobThatFinishesBeforeItsFaultsFailsTheCheckNamingEachFaultAndWhy() throws Exception {
+    ChaosReport report =
+        run("exit 0")
+            .seed(3)
+            .faultKinds(Fault.killDriver())
+            .faults(2)
+            .pauses(Duration.ofMillis(500), Duration.ofMillis(500))
+            .build()
+            .run();
+    assertThat(report.firedTotal()).isZero();
+    assertThat(report.notFired()).hasSize(2);
+    assertThatThrownBy(report::requireEveryFaultFired)
+        .isInstanceOf(AssertionError.class)
+        .hasMessageContaining("chaos run (seed 3): 2 of 2 scheduled faults did not fire")
+        .hasMessageContaining("#1 kill-driver at ")
+        .hasMessageContaining("#2 kill-driver at ")
+        .hasMessageContaining("the job had finished (driver exit 0) before this fault's time");
+  }
+
+  @Test
+  void aFaultWhoseTargetIsGoneIsReportedAsNotFiredWithItsReason() throws Exception {
+    Fault gone =
+        Fault.of(
+            "restart-server",
+            c -> {
+              throw new Fault.NotFired("restart-server: the server was already down");
+            });
+    ChaosReport report =
+        run(UNTIL_FAULTS_DONE)
+            .firstFaults(Fault.killDriver(), gone)
+            .faults(2)
+            .faultKinds(gone)
+            .build()
+            .run();
+    assertThat(report.fired()).isEqualTo(Map.of("kill-driver", 1));
+    assertThat(report.notFired())
+        .singleElement()
+        .satisfies(
+            f -> {
+              assertThat(f.index()).isEqualTo(2);
+              assertThat(f.detail()).isEqualTo("restart-server: the server was already down");
+            });
+    assertThatThrownBy(report::requireEveryFaultFired)
+        .hasMessageContaining("#2 restart-server at ")
+        .hasMessageContaining("did not fire: restart-server: the server was already down");
+  }
+
+  @Test
+  void killingAnExecutorFiresOnceItsJvmHasExited() throws Exception {
+    // A child whose command line names Spark's executor backend stands in for an executor JVM.
+    ChaosReport report =
+        run("bash -c 'exec -a CoarseGrainedExecutorBackend sleep 60' & " + UNTIL_FAULTS_DONE)
+            .faultKinds(Fault.killExecutor(Duration.ofSeconds(10)))
+            .faults(1)
+            .build()
+            .run();
+    assertThat(report.requireEveryFaultFired().fired()).isEqualTo(Map.of("kill-executor", 1));
+  }
+
   @Test
   void aDriverThatStopsOnAFailureIsStartedAgain() throws Exception {
     // The first start fails (no marker file yet), the second finishes.

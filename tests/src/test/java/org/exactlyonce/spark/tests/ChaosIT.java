@@ -1,6 +1,7 @@
 package org.exactlyonce.spark.tests;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
 
 import java.nio.file.Path;
 import java.sql.ResultSet;
@@ -12,6 +13,7 @@ import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.producer.ProducerRecord;
+import org.awaitility.core.ConditionTimeoutException;
 import org.exactlyonce.spark.chaos.ChaosReport;
 import org.exactlyonce.spark.chaos.ChaosRun;
 import org.exactlyonce.spark.chaos.Fault;
@@ -19,6 +21,7 @@ import org.exactlyonce.spark.chaos.Oracle;
 import org.exactlyonce.spark.chaos.TaskFaults;
 import org.exactlyonce.spark.testing.servers.CassandraServer;
 import org.exactlyonce.spark.testing.servers.KafkaBroker;
+import org.exactlyonce.spark.testing.servers.Ports;
 import org.exactlyonce.spark.testing.servers.PostgresServer;
 import org.exactlyonce.spark.testing.servers.SparkSetup;
 import org.exactlyonce.spark.testing.servers.TestServers;
@@ -31,8 +34,11 @@ import org.junit.jupiter.api.Test;
  * restarted on the same data, connections dropped mid-transaction, tasks failing at each point of
  * the commit protocol inside the executor JVMs ({@link TaskFaults}). Speculation is on, but Spark
  * launches no copies when all executors share one host (the report counts them); {@link
- * SpeculationIT} runs that row on two hosts. The {@link Oracle} reads the whole output and compares
- * it with the input. Set -Dchaos.seed=N to replay a schedule.
+ * SpeculationIT} runs that row on two hosts; the count is never claimed as a fault. Every scheduled
+ * fault must have fired ({@link ChaosReport#requireEveryFaultFired}): the job stays up until the
+ * schedule is through, and a fault that hit nothing fails the test naming it, its time and why. The
+ * {@link Oracle} reads the whole output and compares it with the input. Set -Dchaos.seed=N to
+ * replay a schedule.
  */
 class ChaosIT {
   // Defaults for the CI run; the soak profile (mvn -Psoak) raises them.
@@ -58,7 +64,7 @@ class ChaosIT {
   @Test
   void theTransactionalSinkWritesEveryRecordOnceUnderFaults() throws Exception {
     Outcome o = run("transactional", seed());
-    assertThat(o.report().firedTotal()).isGreaterThanOrEqualTo(3);
+    assertThat(o.report().firedTotal()).isEqualTo(FAULTS);
     assertThat(o.report().taskFaults()).as("task failures injected in executor JVMs").isNotEmpty();
     o.verdict().orThrow();
   }
@@ -223,6 +229,10 @@ class ChaosIT {
       verdict = Oracle.records(ids, seen);
     }
     System.out.printf("ChaosIT %s: records %d, %s; %s%n", mode, RECORDS, report, verdict);
+    // Every fault the schedule claims must have hit something: a kill a live JVM, a restart a
+    // server that went down and came back. The job waits for the schedule (ChaosRun.faultsDone),
+    // so a fault left unfired is a failure with its reason, not a shorter run.
+    report.requireEveryFaultFired();
     return new Outcome(report, verdict);
   }
 
@@ -248,45 +258,79 @@ class ChaosIT {
     switch (mode) {
       case "cassandra" ->
           faults.add(
-              Fault.of(
+              restart(
                   "restart-cassandra",
-                  c -> {
-                    cassandra.kill();
-                    Outage.lasting(OUTAGE, cassandra.nativePort());
-                    cassandra.restart();
-                  }));
+                  cassandra::kill,
+                  cassandra.nativePort(),
+                  cassandra::restart));
       case "kafka" ->
           faults.add(
-              Fault.of(
+              restart(
                   "restart-kafka",
-                  c -> {
-                    c.awaitMidWrite();
-                    kafka.kill();
-                    Outage.lasting(OUTAGE, Outage.portOf(kafka.bootstrapServers()));
-                    kafka.restart();
-                  }));
+                  kafka::kill,
+                  Outage.portOf(kafka.bootstrapServers()),
+                  kafka::restart));
       default -> {
-        faults.add(
-            Fault.of(
-                "restart-postgres",
-                c -> {
-                  c.awaitMidWrite(); // a transaction is open: the kill must roll it back
-                  pg.kill();
-                  Outage.lasting(OUTAGE, pg.port());
-                  pg.restart();
-                }));
+        // A transaction is open when it fires: the kill must roll it back.
+        faults.add(restart("restart-postgres", pg::kill, pg.port(), pg::restart));
         faults.add(
             Fault.of(
                 "drop-connections",
                 c -> {
-                  c.awaitMidWrite(); // drops a connection mid-transaction
-                  db.execute(
-                      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                          + " WHERE datname = current_database() AND pid <> pg_backend_pid()");
+                  // A driver started a moment ago has no connection yet: wait for one to drop,
+                  // rather than claim a fault that hit nothing (the job stays up until the
+                  // schedule is through, so one comes).
+                  try {
+                    await("a connection of the job to drop")
+                        .atMost(Duration.ofSeconds(90))
+                        .pollInterval(Duration.ofMillis(100))
+                        .until(
+                            () -> {
+                              c.awaitMidWrite(); // drops a connection mid-transaction
+                              return dropConnections(db) > 0;
+                            });
+                  } catch (ConditionTimeoutException e) {
+                    throw new Fault.NotFired(
+                        "drop-connections: the job opened no connection to PostgreSQL in 90 s");
+                  }
                 }));
       }
     }
     return faults;
+  }
+
+  /**
+   * A server killed once a write is in flight, kept down for {@link #OUTAGE}, and restarted on the
+   * same data. It fired only if the server was seen down (nothing answered on its port for the
+   * outage) and then back (its port answers); anything else fails the run, naming the fault.
+   */
+  private static Fault restart(String name, Runnable kill, int port, Runnable restart) {
+    return Fault.of(
+        name,
+        c -> {
+          c.awaitMidWrite();
+          kill.run();
+          Outage.lasting(OUTAGE, port);
+          restart.run();
+          if (!Ports.accepts(port)) {
+            throw new IllegalStateException(
+                name + ": restarted, but nothing answers on port " + port);
+          }
+        });
+  }
+
+  /** Terminates every other backend of the test database; returns how many. */
+  private static long dropConnections(JdbcTestSupport db) throws java.sql.SQLException {
+    try (var conn = db.connect();
+        ResultSet rs =
+            conn.createStatement()
+                .executeQuery(
+                    "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))"
+                        + " FROM pg_stat_activity WHERE datname = current_database()"
+                        + " AND pid <> pg_backend_pid()")) {
+      rs.next();
+      return rs.getLong(1);
+    }
   }
 
   private static List<com.datastax.oss.driver.api.core.cql.Row> cql(

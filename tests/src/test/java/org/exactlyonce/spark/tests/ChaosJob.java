@@ -29,6 +29,7 @@ import org.exactlyonce.spark.ExactlyOnceStream;
 import org.exactlyonce.spark.cassandra.CassandraSettings;
 import org.exactlyonce.spark.cassandra.CassandraSink;
 import org.exactlyonce.spark.chaos.ChaosReport;
+import org.exactlyonce.spark.chaos.ChaosRun;
 import org.exactlyonce.spark.jdbc.JdbcBatchSink;
 import org.exactlyonce.spark.jdbc.JdbcIdempotentSink;
 import org.exactlyonce.spark.jdbc.JdbcSettings;
@@ -43,8 +44,9 @@ import scala.Tuple2;
  * The driver of a chaos run, in its own JVM so that {@link ChaosIT} can kill it with SIGKILL and
  * start it again; executors are separate JVMs (local-cluster). Arguments: mode (transactional,
  * idempotent, naive, kafka), bootstrap servers, JDBC URL, user, topic, records expected, and for
- * kafka the output topic. Exits 0 once every record's offset is committed, 1 if the pipeline
- * stopped on a failure.
+ * kafka the output topic. Exits 0 once every record's offset is committed and the chaos run has
+ * fired every fault of its schedule ({@link ChaosRun#faultsDone()}), 1 if the pipeline stopped on a
+ * failure.
  */
 public final class ChaosJob {
   /** The offsets the JDBC sinks of pipeline "chaos" have committed, summed. */
@@ -203,7 +205,9 @@ public final class ChaosJob {
       if (ssc.awaitTerminationOrTimeout(500)) {
         System.exit(1); // stopped by a failed batch
       }
-      if (committed.getAsLong() >= expected) {
+      // Idle, not finished, until the chaos run has fired its whole schedule: a fault scheduled
+      // after the last record must still find a job to hit (ChaosIT checks that each one fired).
+      if (committed.getAsLong() >= expected && ChaosRun.faultsDone()) {
         ssc.stop(true, true);
         System.exit(0);
       }

@@ -416,6 +416,76 @@ abstract class SinkContract {
   }
 
   /**
+   * A partition that receives nothing while its neighbour does keeps its stored offset, neither
+   * lost nor reset: in the store, empty ranges of it next to ranges that advance its neighbour; on
+   * a running stream, batches in which it is idle, then a restart (which reads where every
+   * partition starts from the store: an offset lost there would be taken for a partition added
+   * later and read from its earliest offset, one reset would write its records again). Once it
+   * receives records again they are written exactly once: the whole output equals the input.
+   */
+  @Test
+  void anIdlePartitionKeepsItsStoredOffsetAndItsLaterRecordsAreWrittenOnce() {
+    try (OffsetStore store = fixture.sink(pipeline("idle-store")).openOffsetStore()) {
+      long epoch = begin(store);
+      store.storeStartOffsets(Map.of(tp0, 0L, tp1, 0L), epoch);
+      assertThat(
+              outcomes(
+                  store.commitRanges(
+                      epoch,
+                      List.of(SourceRange.of(topic, 0, 0, 5), SourceRange.of(topic, 1, 0, 4)))))
+          .containsOnly(CommitOutcome.COMMITTED);
+      for (long from = 5; from < 20; from += 5) {
+        List<CommitOutcome> idle =
+            outcomes(
+                store.commitRanges(
+                    epoch,
+                    List.of(
+                        SourceRange.of(topic, 0, from, from + 5), SourceRange.of(topic, 1, 4, 4))));
+        assertThat(idle.get(0)).isEqualTo(CommitOutcome.COMMITTED);
+        assertThat(idle.get(1))
+            .as("an empty range at the stored offset")
+            .isIn(CommitOutcome.COMMITTED, CommitOutcome.ALREADY_COMMITTED);
+        assertThat(store.storedOffsets())
+            .as("after the idle range next to [%d, %d)", from, from + 5)
+            .containsEntry(tp0, from + 5)
+            .containsEntry(tp1, 4L);
+      }
+      assertThat(outcomes(store.commitRanges(epoch, List.of(SourceRange.of(topic, 1, 4, 9)))))
+          .containsExactly(CommitOutcome.COMMITTED);
+      assertThat(store.storedOffsets()).isEqualTo(Map.of(tp0, 20L, tp1, 9L));
+    }
+
+    ExactlyOnceSink sink = fixture.sink(pipeline("idle-stream"));
+    Map<String, Long> expected = new LinkedHashMap<>();
+    Map<TopicPartition, Long> storedWhileIdle = new LinkedHashMap<>();
+    runStream(
+        topic,
+        sink,
+        stream -> {
+          send(topic, 0, "both-p0", 6, expected);
+          send(topic, 1, "both-p1", 4, expected);
+          awaitStored(stream, sink, Map.of(tp0, 6L, tp1, 4L));
+          // Three rounds, each awaited, so at least three batches in which partition 1 is idle.
+          for (int round = 0; round < 3; round++) {
+            send(topic, 0, "idle-round" + round + "-p0", 5, expected);
+            awaitStored(stream, sink, Map.of(tp0, 11L + 5 * round));
+            assertThat(storedOffsets(sink))
+                .as("partition 1 idle, round %d", round)
+                .containsEntry(tp1, 4L);
+          }
+          storedWhileIdle.putAll(storedOffsets(sink));
+        });
+    assertThat(storedWhileIdle).isEqualTo(Map.of(tp0, 21L, tp1, 4L));
+
+    send(topic, 1, "back-p1", 7, expected);
+    send(topic, 0, "back-p0", 3, expected);
+    runStream(topic, sink, stream -> awaitOutput(stream, expected));
+
+    assertThat(fixture.counts()).isEqualTo(expected);
+    assertThat(storedOffsets(sink)).isEqualTo(Map.of(tp0, 24L, tp1, 11L));
+  }
+
+  /**
    * A stored offset moved back by hand (or a store restored from an old backup) would write the
    * records in between again, silently. It is refused at start below the high-water mark the data
    * path keeps, naming pipeline, partition and both offsets, until the rewind is made on purpose
@@ -585,6 +655,29 @@ abstract class SinkContract {
             () ->
                 stream.failure() != null
                     || fixture.counts().keySet().containsAll(expected.keySet()));
+    assertThat(stream.failure()).isNull();
+  }
+
+  /**
+   * Waits until {@code sink} has stored at least the given offsets (or the stream failed): the
+   * batches that read up to there have committed those partitions.
+   */
+  private static void awaitStored(
+      ExactlyOnceStream<String, String> stream,
+      ExactlyOnceSink sink,
+      Map<TopicPartition, Long> offsets) {
+    await()
+        .atMost(Duration.ofMinutes(3))
+        .pollInterval(Duration.ofMillis(250))
+        .until(
+            () -> {
+              if (stream.failure() != null) {
+                return true;
+              }
+              Map<TopicPartition, Long> stored = storedOffsets(sink);
+              return offsets.entrySet().stream()
+                  .allMatch(e -> stored.getOrDefault(e.getKey(), -1L) >= e.getValue());
+            });
     assertThat(stream.failure()).isNull();
   }
 
