@@ -20,6 +20,7 @@ import org.exactlyonce.spark.internal.KafkaParams;
 import org.exactlyonce.spark.internal.LagMirror;
 import org.exactlyonce.spark.internal.PerBatch;
 import org.exactlyonce.spark.internal.PipelineGuard;
+import org.exactlyonce.spark.internal.SparkVersionCheck;
 import org.exactlyonce.spark.internal.StartOffsets;
 import org.exactlyonce.spark.internal.StartSequence;
 import org.exactlyonce.spark.internal.TransactionAwareStream;
@@ -141,6 +142,7 @@ public final class ExactlyOnce {
                 + "': each output needs its own id, or their offsets would overwrite each other");
       }
     }
+    SparkVersionCheck.checkRunning(ssc.sparkContext().version(), ssc.sparkContext().getConf());
     checkStreamingSettings(ssc);
     for (ExactlyOnceSink s : sinks) {
       s.checkStreamingSettings(ssc.sparkContext().getConf());
