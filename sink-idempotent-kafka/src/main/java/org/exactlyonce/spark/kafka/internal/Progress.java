@@ -1,5 +1,6 @@
 package org.exactlyonce.spark.kafka.internal;
 
+import java.util.ArrayList;
 import java.util.Collection;
 import java.util.HashMap;
 import java.util.List;
@@ -12,6 +13,7 @@ import org.apache.kafka.clients.admin.ListConsumerGroupOffsetsSpec;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.common.TopicPartition;
 import org.exactlyonce.spark.ExactlyOnceException;
+import org.exactlyonce.spark.OffsetMismatchException;
 
 /**
  * The sink's progress: the committed offsets of its dedicated consumer group, each with the writer
@@ -25,6 +27,60 @@ public final class Progress {
   /** The metadata that records writer {@code epoch}. */
   public static String metadata(long epoch) {
     return EPOCH_PREFIX + epoch;
+  }
+
+  /**
+   * Whether the library wrote {@code offset}: every write of a progress offset carries an epoch in
+   * its metadata, and {@code kafka-consumer-groups --reset-offsets} (or any other tool) replaces
+   * it.
+   */
+  public static boolean writtenByTheLibrary(OffsetAndMetadata offset) {
+    return offset.metadata() != null && offset.metadata().startsWith(EPOCH_PREFIX);
+  }
+
+  /**
+   * Refuses progress offsets set outside the library: moved back they would write the records in
+   * between a second time, moved forward they would skip them.
+   *
+   * @throws OffsetMismatchException naming pipeline, partitions, offsets and the fix, if any of
+   *     {@code stored} was
+   */
+  public static void refuseSetOutsideTheLibrary(
+      String pipeline, String group, Map<TopicPartition, OffsetAndMetadata> stored) {
+    List<TopicPartition> partitions = new ArrayList<>(stored.keySet());
+    partitions.sort(
+        java.util.Comparator.comparing(TopicPartition::topic)
+            .thenComparingInt(TopicPartition::partition));
+    List<String> foreign = new ArrayList<>();
+    for (TopicPartition tp : partitions) {
+      OffsetAndMetadata om = stored.get(tp);
+      if (om != null && !writtenByTheLibrary(om)) {
+        foreign.add(
+            tp
+                + ": stored offset "
+                + om.offset()
+                + " was set outside the library (metadata '"
+                + om.metadata()
+                + "' where the library writes "
+                + EPOCH_PREFIX
+                + "<writer epoch>)");
+      }
+    }
+    if (!foreign.isEmpty()) {
+      throw new OffsetMismatchException(
+          "pipeline '"
+              + pipeline
+              + "': progress group '"
+              + group
+              + "': "
+              + String.join("; ", foreign)
+              + ", for example by kafka-consumer-groups --reset-offsets. Moved back, the records"
+              + " in between would be written a second time; moved forward, they would be"
+              + " skipped. Nothing was written. To process from there on purpose, rewind through"
+              + " the library: ExactlyOnce.rewind(sink, offsets) with those offsets; otherwise"
+              + " put the offsets back where the pipeline left them",
+          List.of());
+    }
   }
 
   private static final String KNOWN = ";known=";

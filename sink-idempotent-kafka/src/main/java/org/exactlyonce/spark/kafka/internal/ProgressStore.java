@@ -439,6 +439,7 @@ public final class ProgressStore implements OffsetStore {
   @Override
   public Map<TopicPartition, Long> storedOffsetsAtStart(
       Collection<TopicPartition> streamPartitions, long epoch) {
+    refuseForeign(read(null));
     Map<TopicPartition, Long> stored = storedOffsets();
     Map<String, Integer> known = Progress.knownPartitions(readMarker());
     Set<String> storedTopics = new java.util.HashSet<>();
@@ -672,7 +673,43 @@ public final class ProgressStore implements OffsetStore {
       checkEpoch(stored, epoch);
       Map<TopicPartition, OffsetAndMetadata> commit = new HashMap<>();
       stored.forEach(
-          (tp, om) -> commit.put(tp, new OffsetAndMetadata(om.offset(), Progress.metadata(epoch))));
+          (tp, om) -> {
+            if (Progress.writtenByTheLibrary(om)) { // never make a hand-set offset look like ours
+              commit.put(tp, new OffsetAndMetadata(om.offset(), Progress.metadata(epoch)));
+            }
+          });
+      alter(commit);
+    }
+  }
+
+  private void refuseForeign(Map<TopicPartition, OffsetAndMetadata> stored) {
+    Progress.refuseSetOutsideTheLibrary(spec.pipelineId().value(), spec.progressGroup(), stored);
+  }
+
+  @Override
+  public boolean canRewind() {
+    return true;
+  }
+
+  /**
+   * Stamps {@code offsets} with {@code epoch}, whatever is stored (also offsets set outside the
+   * library, which the start refuses until rewound here), through each partition's transactional id
+   * in transactional mode.
+   */
+  @Override
+  public void rewind(Map<TopicPartition, Long> offsets, long epoch) {
+    long latest = latestEpoch();
+    if (latest > epoch) {
+      throw fenced(epoch, latest);
+    }
+    recordKnown(offsets.keySet(), epoch, false);
+    if (spec.transactional()) {
+      parallel(offsets.keySet(), tp -> stamp(tp, epoch, offsets.get(tp), true));
+    } else {
+      checkEpoch(read(offsets.keySet()), epoch);
+      Map<TopicPartition, OffsetAndMetadata> commit = new HashMap<>();
+      offsets.forEach(
+          (tp, o) -> commit.put(tp, new OffsetAndMetadata(o, Progress.metadata(epoch))));
       alter(commit);
     }
   }
@@ -701,7 +738,11 @@ public final class ProgressStore implements OffsetStore {
     // takes this epoch, so that the older driver's tasks read that they are fenced.
     List<TopicPartition> toStamp =
         offsets.keySet().stream()
-            .filter(tp -> !stored.containsKey(tp) || Progress.epochOf(stored.get(tp)) < epoch)
+            .filter(
+                tp ->
+                    !stored.containsKey(tp)
+                        || Progress.writtenByTheLibrary(stored.get(tp))
+                            && Progress.epochOf(stored.get(tp)) < epoch)
             .toList();
     if (spec.transactional()) {
       // Through each partition's transactional id, like every other write of its offset.
@@ -738,6 +779,9 @@ public final class ProgressStore implements OffsetStore {
     ranges.forEach(r -> tps.add(r.topicPartition()));
     Map<TopicPartition, OffsetAndMetadata> stored = read(tps);
     boolean fenced = stored.values().stream().anyMatch(om -> Progress.epochOf(om) > epoch);
+    if (!fenced) {
+      refuseForeign(stored);
+    }
     List<PartitionCommit> commits = new ArrayList<>();
     Map<TopicPartition, OffsetAndMetadata> advance = new HashMap<>();
     boolean gap = false;
@@ -770,8 +814,11 @@ public final class ProgressStore implements OffsetStore {
       Map<TopicPartition, OffsetAndMetadata> commit = new HashMap<>();
       read(tps)
           .forEach(
-              (tp, om) ->
-                  commit.put(tp, new OffsetAndMetadata(om.offset(), Progress.metadata(epoch))));
+              (tp, om) -> {
+                if (Progress.writtenByTheLibrary(om)) { // a hand-set offset stays refused
+                  commit.put(tp, new OffsetAndMetadata(om.offset(), Progress.metadata(epoch)));
+                }
+              });
       alter(commit);
     }
   }
@@ -903,6 +950,11 @@ public final class ProgressStore implements OffsetStore {
         }
         if (om == null && offset < 0) {
           return null; // nothing stored to re-stamp
+        }
+        if (om != null && !Progress.writtenByTheLibrary(om) && (offset < 0 || !overwrite)) {
+          // Set outside the library: the start refuses it until it is rewound on purpose;
+          // stamping it here would make it look like the pipeline's own.
+          return null;
         }
         if (om != null && !overwrite && Progress.epochOf(om) == epoch) {
           return null;

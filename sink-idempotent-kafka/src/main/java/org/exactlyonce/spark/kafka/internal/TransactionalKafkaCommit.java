@@ -78,6 +78,7 @@ public final class TransactionalKafkaCommit {
                   Clients.admin(spec), spec.progressGroup(), List.of(tp), spec.apiTimeoutMs());
         }
         OffsetAndMetadata om = read.get(tp);
+        Progress.refuseSetOutsideTheLibrary(spec.pipelineId().value(), spec.progressGroup(), read);
         // No offset is a GAP: only the driver stores where a partition starts.
         long stored = om == null ? CommitDecision.NONE : om.offset();
         if (Progress.epochOf(om) > epoch) {

@@ -493,11 +493,6 @@ abstract class SinkContract {
    */
   @Test
   void anOffsetMovedBackByHandIsRefusedUntilRewoundThroughTheLibrary() {
-    org.junit.jupiter.api.Assumptions.assumeTrue(
-        !fixture.name().startsWith("Kafka"),
-        "the Kafka sinks' store is the progress group, and a hand reset"
-            + " (kafka-consumer-groups.sh --reset-offsets) replaces the offset's metadata, where a"
-            + " mark would live; not detected yet");
     ExactlyOnceSink sink = fixture.sink(pipeline("rewind"));
     send(topic, 0, "rewind", 10, null);
     try (OffsetStore store = sink.openOffsetStore()) {
@@ -512,7 +507,12 @@ abstract class SinkContract {
       assertThatThrownBy(() -> ExactlyOnce.directStream(ssc, kafkaParams(), List.of(topic), sink))
           .isInstanceOf(org.exactlyonce.spark.OffsetMismatchException.class)
           .hasMessageContaining(sink.pipelineId().toString())
-          .hasMessageContaining(tp0 + ": stored offset 4 is below its high-water mark 10")
+          // Stores in tables keep a high-water mark; the Kafka sinks' progress group cannot (a
+          // hand reset replaces the offset's metadata), but tells its own offsets from others.
+          .hasMessageMatching(
+              "(?s).*"
+                  + java.util.regex.Pattern.quote(tp0 + ": stored offset 4 ")
+                  + "(is below its high-water mark 10|was set outside the library).*")
           .hasMessageContaining("ExactlyOnce.rewind");
     } finally {
       ssc.stop(false, true);
