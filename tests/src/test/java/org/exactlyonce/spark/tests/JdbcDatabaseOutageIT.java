@@ -15,11 +15,16 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Consumer;
+import java.util.stream.IntStream;
 import org.apache.kafka.common.TopicPartition;
 import org.exactlyonce.spark.ExactlyOnce;
+import org.exactlyonce.spark.ExactlyOnceStream;
 import org.exactlyonce.spark.jdbc.JdbcBatchSink;
+import org.exactlyonce.spark.jdbc.JdbcIdempotentSink;
 import org.exactlyonce.spark.jdbc.JdbcSettings;
 import org.exactlyonce.spark.jdbc.JdbcSink;
+import org.exactlyonce.spark.spi.ExactlyOnceSink;
 import org.exactlyonce.spark.testing.servers.PostgresServer;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -27,9 +32,10 @@ import org.junit.jupiter.api.io.TempDir;
 import scala.Tuple2;
 
 /**
- * A running per-batch JDBC stream across a PostgreSQL restart (issue 18, item 8): the driver's
- * bookkeeping waits for the database (its reconnect wait is longer than the outage), so the stream
- * goes on without failing, and every record is counted exactly once.
+ * Running per-batch and idempotent JDBC streams across a PostgreSQL stop and restart (issue 18,
+ * item 8): the driver's bookkeeping waits for the database (its reconnect wait is longer than the
+ * outage), executors' tasks are retried by Spark, so the stream goes on without failing, and the
+ * whole output equals the input exactly once.
  */
 class JdbcDatabaseOutageIT {
   private static final String PIPELINE = "conversions-per-campaign";
@@ -70,10 +76,10 @@ class JdbcDatabaseOutageIT {
     return out;
   }
 
-  private Map<TopicPartition, Long> stored(String topic) {
+  private Map<TopicPartition, Long> stored(String pipeline, String topic) {
     Map<TopicPartition, Long> out = new HashMap<>();
     read("SELECT kafka_partition::text, until_offset FROM eos_offsets WHERE pipeline_id = '"
-            + PIPELINE
+            + pipeline
             + "'")
         .forEach((p, o) -> out.put(new TopicPartition(topic, Integer.parseInt(p)), o));
     return out;
@@ -90,11 +96,48 @@ class JdbcDatabaseOutageIT {
     h.send(kv);
   }
 
-  @Test
-  void aPerBatchStreamRidesOutADatabaseRestartAndCountsEveryRecordOnce() {
+  /** Starts this test's own server with an empty database. */
+  private void startDatabase() {
     pg = PostgresServer.start(dir);
     url = pg.createDatabase();
     settings = JdbcSettings.url(url).user(pg.user()).password(pg.password());
+  }
+
+  /**
+   * Runs the stream {@code wire} builds over 1000 records until they are committed, stops the
+   * database while 1000 more arrive, keeps it down for a while, restarts it, sends 1000 more, and
+   * returns the stream's failure (null if none) once everything is committed or it failed.
+   */
+  private Throwable runThroughAnOutage(
+      StreamHarness h,
+      ExactlyOnceSink sink,
+      Consumer<ExactlyOnceStream<String, String>> wire,
+      String pipeline) {
+    produce(h, 0, 1000);
+    CompletableFuture<Void> outage =
+        CompletableFuture.runAsync(
+            () -> {
+              await("the first records committed")
+                  .atMost(Duration.ofSeconds(120))
+                  .ignoreExceptions()
+                  .until(() -> stored(pipeline, h.topic).equals(h.endOffsets()));
+              pg.stop();
+              // Batches with records meet the database down: they must wait, not fail.
+              produce(h, 1000, 1000);
+              Outage.lasting(Duration.ofSeconds(10), pg.port());
+              pg.restart();
+              produce(h, 2000, 1000);
+            });
+    Throwable failure =
+        h.run(
+            sink, wire, () -> outage.isDone() && stored(pipeline, h.topic).equals(h.endOffsets()));
+    outage.join(); // a failure of the outage itself, not of the stream
+    return failure;
+  }
+
+  @Test
+  void aPerBatchStreamRidesOutADatabaseRestartAndCountsEveryRecordOnce() {
+    startDatabase();
     execute("CREATE TABLE conversions (campaign text PRIMARY KEY, total bigint NOT NULL)");
     JdbcBatchSink<Tuple2<String, Long>> sink =
         JdbcSink.<Tuple2<String, Long>>perBatch(PIPELINE)
@@ -107,24 +150,9 @@ class JdbcDatabaseOutageIT {
             .build();
 
     try (StreamHarness h = new StreamHarness("outage", 4)) {
-      produce(h, 0, 1000);
-      CompletableFuture<Void> outage =
-          CompletableFuture.runAsync(
-              () -> {
-                await("the first records committed")
-                    .atMost(Duration.ofSeconds(120))
-                    .ignoreExceptions()
-                    .until(() -> stored(h.topic).equals(h.endOffsets()));
-                pg.stop();
-                // Batches with records meet the database down: they must wait, not fail.
-                produce(h, 1000, 1000);
-                Outage.lasting(Duration.ofSeconds(10), pg.port());
-                pg.restart();
-                produce(h, 2000, 1000);
-              });
-
       Throwable failure =
-          h.run(
+          runThroughAnOutage(
+              h,
               sink,
               stream ->
                   ExactlyOnce.foreachBatch(
@@ -134,14 +162,51 @@ class JdbcDatabaseOutageIT {
                               .reduceByKey(Long::sum)
                               .map(t -> t),
                       sink),
-              () -> outage.isDone() && stored(h.topic).equals(h.endOffsets()));
-      outage.join(); // a failure of the outage itself, not of the stream
+              PIPELINE);
 
       assertThat(failure).as("the stream rides out the outage").isNull();
       assertThat(read("SELECT campaign, total FROM conversions"))
           .as("every record counted exactly once")
           .isEqualTo(reference);
       assertThat(reference.values().stream().mapToLong(Long::longValue).sum()).isEqualTo(3000);
+    }
+  }
+
+  /**
+   * The idempotent sink writes on the executors (their tasks fail while the database is down and
+   * Spark retries them) and commits offsets on the driver (which waits).
+   */
+  @Test
+  void anIdempotentStreamRidesOutADatabaseRestartAndWritesEveryRecordOnce() {
+    startDatabase();
+    execute(
+        "CREATE TABLE events (id text NOT NULL, src_topic text, src_partition int, src_offset bigint,"
+            + " src_index int, UNIQUE (src_topic, src_partition, src_offset, src_index))");
+    JdbcIdempotentSink<String> sink =
+        JdbcSink.<String>idempotent("events-to-postgres")
+            .connection(settings)
+            .table("events")
+            .columns("id")
+            .values(List::of)
+            .keyedBySourcePosition("src_topic", "src_partition", "src_offset", "src_index")
+            .build();
+
+    try (StreamHarness h = new StreamHarness("outage", 4)) {
+      Throwable failure =
+          runThroughAnOutage(
+              h,
+              sink,
+              stream -> ExactlyOnce.foreachRDD(stream, r -> List.of(r.key()), sink),
+              "events-to-postgres");
+
+      assertThat(failure).as("the stream rides out the outage").isNull();
+      List<String> written = new ArrayList<>();
+      read("SELECT id, 1 FROM events").keySet().forEach(written::add);
+      assertThat(read("SELECT 'rows', count(*) FROM events")).containsEntry("rows", 3000L);
+      assertThat(written)
+          .as("every record written, none twice")
+          .containsExactlyInAnyOrderElementsOf(
+              IntStream.range(0, 3000).mapToObj(i -> "conversion-" + i).toList());
     }
   }
 }
