@@ -8,6 +8,9 @@ package org.exactlyonce.spark;
  *   <li>{@link WriterFencedException}: another instance took over the pipeline id; stop this one.
  *   <li>{@link OffsetMismatchException}: stored offsets and the stream disagree (a gap or a
  *       regression); an operator must look before the pipeline can go on.
+ *   <li>{@link BackendUnavailableException}: a backend that was reachable stayed unreachable longer
+ *       than the sink waits; retriable: restart the job when it is back, it resumes from the stored
+ *       offsets.
  *   <li>{@link PipelineStoppedException}: an earlier batch failed (its cause; a failure of one of
  *       the types above is rethrown as itself); restart the job, it resumes from the stored
  *       offsets.

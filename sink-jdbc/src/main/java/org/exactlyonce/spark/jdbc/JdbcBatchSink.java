@@ -75,62 +75,62 @@ public final class JdbcBatchSink<R> implements BatchSink<R> {
       long staged = staging == null ? 0 : stage(results, attempt);
       FaultPoints.reach(FaultPoints.BATCH_BEFORE_PUBLISH);
       long started = System.nanoTime();
-      return store
-          .handle()
-          .inTransaction(
-              h -> {
-                List<PartitionCommit> commits = new ArrayList<>();
-                if (!store.epochIsCurrent(h, epoch)) {
-                  ordered.forEach(
-                      r -> commits.add(new PartitionCommit(r, CommitOutcome.FENCED, -1, 0, 0, 0)));
-                  return new BatchCommit(commits, 0);
-                }
-                long[] storedNow = new long[ordered.size()];
-                for (int i = 0; i < ordered.size(); i++) {
-                  storedNow[i] = store.lock(h, ordered.get(i));
-                  commits.add(
-                      new PartitionCommit(
-                          ordered.get(i),
-                          CommitDecision.decide(storedNow[i], ordered.get(i)),
-                          storedNow[i],
-                          0,
-                          0,
-                          0));
-                }
-                if (commits.stream()
-                    .allMatch(c -> c.outcome() == CommitOutcome.ALREADY_COMMITTED)) {
-                  return new BatchCommit(commits, 0);
-                }
-                if (!commits.stream().allMatch(c -> c.outcome() == CommitOutcome.COMMITTED)) {
-                  if (commits.stream().allMatch(c -> c.outcome() == CommitOutcome.GAP)) {
-                    return new BatchCommit(commits, 0); // the driver reports the gaps
-                  }
-                  throw new OffsetMismatchException(
-                      "pipeline '"
-                          + spec.pipelineId()
-                          + "': the ranges of this batch are partly committed, so it can be"
-                          + " neither written nor skipped as a whole: "
-                          + commits
-                          + ". Nothing was written. A per-batch sink and another writer (or a"
-                          + " per-record sink) share this pipeline id, or offsets were edited:"
-                          + " give each sink its own pipeline id.",
-                      commits);
-                }
-                long rows =
-                    staging == null
-                        ? spec.writeAll(h, positioned(results.toLocalIterator()))
-                        : staging.publish(h, spec.pipelineId().value(), attempt, staged);
-                FaultPoints.reach(FaultPoints.BATCH_BEFORE_COMMIT);
-                long millis = (System.nanoTime() - started) / 1_000_000;
-                List<PartitionCommit> done = new ArrayList<>();
-                for (int i = 0; i < ordered.size(); i++) {
-                  store.advance(h, epoch, ordered.get(i), storedNow[i]);
-                  done.add(
-                      new PartitionCommit(
-                          ordered.get(i), CommitOutcome.COMMITTED, storedNow[i], 0, 0, millis));
-                }
-                return new BatchCommit(done, rows);
-              });
+      // Run again on a new connection if the database restarts meanwhile: the transaction locks
+      // and checks every range first, so after a lost COMMIT it finds them ALREADY_COMMITTED and
+      // writes nothing.
+      return store.inTransaction(
+          h -> {
+            List<PartitionCommit> commits = new ArrayList<>();
+            if (!store.epochIsCurrent(h, epoch)) {
+              ordered.forEach(
+                  r -> commits.add(new PartitionCommit(r, CommitOutcome.FENCED, -1, 0, 0, 0)));
+              return new BatchCommit(commits, 0);
+            }
+            long[] storedNow = new long[ordered.size()];
+            for (int i = 0; i < ordered.size(); i++) {
+              storedNow[i] = store.lock(h, ordered.get(i));
+              commits.add(
+                  new PartitionCommit(
+                      ordered.get(i),
+                      CommitDecision.decide(storedNow[i], ordered.get(i)),
+                      storedNow[i],
+                      0,
+                      0,
+                      0));
+            }
+            if (commits.stream().allMatch(c -> c.outcome() == CommitOutcome.ALREADY_COMMITTED)) {
+              return new BatchCommit(commits, 0);
+            }
+            if (!commits.stream().allMatch(c -> c.outcome() == CommitOutcome.COMMITTED)) {
+              if (commits.stream().allMatch(c -> c.outcome() == CommitOutcome.GAP)) {
+                return new BatchCommit(commits, 0); // the driver reports the gaps
+              }
+              throw new OffsetMismatchException(
+                  "pipeline '"
+                      + spec.pipelineId()
+                      + "': the ranges of this batch are partly committed, so it can be"
+                      + " neither written nor skipped as a whole: "
+                      + commits
+                      + ". Nothing was written. A per-batch sink and another writer (or a"
+                      + " per-record sink) share this pipeline id, or offsets were edited:"
+                      + " give each sink its own pipeline id.",
+                  commits);
+            }
+            long rows =
+                staging == null
+                    ? spec.writeAll(h, positioned(results.toLocalIterator()))
+                    : staging.publish(h, spec.pipelineId().value(), attempt, staged);
+            FaultPoints.reach(FaultPoints.BATCH_BEFORE_COMMIT);
+            long millis = (System.nanoTime() - started) / 1_000_000;
+            List<PartitionCommit> done = new ArrayList<>();
+            for (int i = 0; i < ordered.size(); i++) {
+              store.advance(h, epoch, ordered.get(i), storedNow[i]);
+              done.add(
+                  new PartitionCommit(
+                      ordered.get(i), CommitOutcome.COMMITTED, storedNow[i], 0, 0, millis));
+            }
+            return new BatchCommit(done, rows);
+          });
     } catch (RuntimeException e) {
       throw e;
     } catch (Exception e) {

@@ -1,6 +1,7 @@
 package org.exactlyonce.spark.jdbc;
 
 import java.io.Serializable;
+import java.time.Duration;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Properties;
@@ -23,6 +24,10 @@ public final class JdbcSettings implements Serializable {
   private final String passwordEnv;
   private final TreeMap<String, String> properties;
   private final int maxPoolSize;
+  private final Duration reconnectTimeout;
+
+  /** The default of {@link #reconnectTimeout(Duration)}. */
+  public static final Duration DEFAULT_RECONNECT_TIMEOUT = Duration.ofSeconds(60);
 
   private JdbcSettings(
       String url,
@@ -30,13 +35,15 @@ public final class JdbcSettings implements Serializable {
       String password,
       String passwordEnv,
       TreeMap<String, String> properties,
-      int maxPoolSize) {
+      int maxPoolSize,
+      Duration reconnectTimeout) {
     this.url = url;
     this.user = user;
     this.password = password;
     this.passwordEnv = passwordEnv;
     this.properties = properties;
     this.maxPoolSize = maxPoolSize;
+    this.reconnectTimeout = reconnectTimeout;
   }
 
   /**
@@ -52,19 +59,20 @@ public final class JdbcSettings implements Serializable {
               + "' is not supported: use a PostgreSQL URL such as"
               + " jdbc:postgresql://host:5432/database");
     }
-    return new JdbcSettings(url, null, null, null, new TreeMap<>(), 0);
+    return new JdbcSettings(url, null, null, null, new TreeMap<>(), 0, DEFAULT_RECONNECT_TIMEOUT);
   }
 
   /** Connects as {@code user}. */
   public JdbcSettings user(String user) {
-    return new JdbcSettings(url, user, password, passwordEnv, properties, maxPoolSize);
+    return new JdbcSettings(
+        url, user, password, passwordEnv, properties, maxPoolSize, reconnectTimeout);
   }
 
   /**
    * Uses {@code password}. Prefer {@link #passwordFromEnv(String)}: this one travels with tasks.
    */
   public JdbcSettings password(String password) {
-    return new JdbcSettings(url, user, password, null, properties, maxPoolSize);
+    return new JdbcSettings(url, user, password, null, properties, maxPoolSize, reconnectTimeout);
   }
 
   /**
@@ -72,14 +80,14 @@ public final class JdbcSettings implements Serializable {
    * (driver and executors), so it never travels with tasks.
    */
   public JdbcSettings passwordFromEnv(String name) {
-    return new JdbcSettings(url, user, null, name, properties, maxPoolSize);
+    return new JdbcSettings(url, user, null, name, properties, maxPoolSize, reconnectTimeout);
   }
 
   /** Sets a driver property, for example {@code property("sslmode", "verify-full")}. */
   public JdbcSettings property(String key, String value) {
     TreeMap<String, String> p = new TreeMap<>(properties);
     p.put(key, value);
-    return new JdbcSettings(url, user, password, passwordEnv, p, maxPoolSize);
+    return new JdbcSettings(url, user, password, passwordEnv, p, maxPoolSize, reconnectTimeout);
   }
 
   /**
@@ -96,7 +104,35 @@ public final class JdbcSettings implements Serializable {
     if (size < 1) {
       throw new SinkConfigurationException("maxPoolSize must be at least 1, got " + size);
     }
-    return new JdbcSettings(url, user, password, passwordEnv, properties, size);
+    return new JdbcSettings(url, user, password, passwordEnv, properties, size, reconnectTimeout);
+  }
+
+  /**
+   * How long the driver's bookkeeping (stored offsets, offset commits, a per-batch sink's
+   * transaction) waits for a database that was reachable in this JVM and stopped answering (a
+   * restart, a fail-over, a network blip): it reconnects with growing pauses until then, and
+   * afterwards fails the batch with a {@link org.exactlyonce.spark.BackendUnavailableException}.
+   * Default {@link #DEFAULT_RECONNECT_TIMEOUT}. A database that cannot be reached when the job
+   * starts is a configuration error at once. Executors do not wait this long: their tasks fail and
+   * Spark retries them.
+   *
+   * @throws SinkConfigurationException if {@code timeout} is null, zero or negative
+   */
+  public JdbcSettings reconnectTimeout(Duration timeout) {
+    if (timeout == null || timeout.isZero() || timeout.isNegative()) {
+      throw new SinkConfigurationException(
+          "reconnectTimeout must be a positive duration (how long the driver waits for a database"
+              + " that went away, default "
+              + DEFAULT_RECONNECT_TIMEOUT
+              + "), got "
+              + timeout);
+    }
+    return new JdbcSettings(url, user, password, passwordEnv, properties, maxPoolSize, timeout);
+  }
+
+  /** See {@link #reconnectTimeout(Duration)}. */
+  public Duration reconnectTimeout() {
+    return reconnectTimeout;
   }
 
   public String url() {
@@ -143,12 +179,14 @@ public final class JdbcSettings implements Serializable {
         && Objects.equals(password, s.password)
         && Objects.equals(passwordEnv, s.passwordEnv)
         && properties.equals(s.properties)
-        && maxPoolSize == s.maxPoolSize;
+        && maxPoolSize == s.maxPoolSize
+        && reconnectTimeout.equals(s.reconnectTimeout);
   }
 
   @Override
   public int hashCode() {
-    return Objects.hash(url, user, password, passwordEnv, properties, maxPoolSize);
+    return Objects.hash(
+        url, user, password, passwordEnv, properties, maxPoolSize, reconnectTimeout);
   }
 
   /** The settings with the password masked. */
@@ -166,6 +204,8 @@ public final class JdbcSettings implements Serializable {
         + shown
         + ", maxPoolSize="
         + (maxPoolSize > 0 ? String.valueOf(maxPoolSize) : "per task slot")
+        + ", reconnectTimeout="
+        + reconnectTimeout
         + "}";
   }
 }

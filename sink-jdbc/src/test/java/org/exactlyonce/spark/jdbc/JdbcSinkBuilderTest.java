@@ -77,6 +77,22 @@ class JdbcSinkBuilderTest {
   }
 
   @Test
+  void aReconnectTimeoutThatIsNotPositiveIsRefusedAndTheDefaultIsAMinute() {
+    assertThat(DB.reconnectTimeout()).isEqualTo(java.time.Duration.ofSeconds(60));
+    for (java.time.Duration bad :
+        new java.time.Duration[] {
+          null, java.time.Duration.ZERO, java.time.Duration.ofSeconds(-1)
+        }) {
+      assertThatThrownBy(() -> DB.reconnectTimeout(bad))
+          .as(String.valueOf(bad))
+          .isInstanceOf(SinkConfigurationException.class)
+          .hasMessageContaining("reconnectTimeout must be a positive duration");
+    }
+    assertThat(DB.reconnectTimeout(java.time.Duration.ofSeconds(5)).reconnectTimeout())
+        .isEqualTo(java.time.Duration.ofSeconds(5));
+  }
+
+  @Test
   void aNonPostgresUrlIsRefused() {
     assertThatThrownBy(() -> JdbcSettings.url("jdbc:mysql://db/x"))
         .isInstanceOf(SinkConfigurationException.class)

@@ -14,16 +14,33 @@ import org.slf4j.LoggerFactory;
  * that an executor reuses its connections across tasks and batches instead of connecting once per
  * partition. The {@code Jdbi} is kept as well because it holds the cache of parsed SQL: a new one
  * per commit parsed every statement again (ANTLR), most of the CPU of a range's bookkeeping.
+ *
+ * <p>The driver's bookkeeping has a small pool of its own ({@link #driverJdbi}): it holds a
+ * connection across a batch (a per-batch sink's transaction, an idempotent batch's offsets), and in
+ * local mode must not take one of the connections sized for the task slots.
  */
 public final class Databases {
   private static final Logger LOG = LoggerFactory.getLogger(Databases.class);
   private static final Map<JdbcSettings, HikariDataSource> POOLS = new ConcurrentHashMap<>();
   private static final Map<JdbcSettings, Jdbi> JDBIS = new ConcurrentHashMap<>();
+  private static final Map<JdbcSettings, HikariDataSource> DRIVER_POOLS = new ConcurrentHashMap<>();
+  private static final Map<JdbcSettings, Jdbi> DRIVER_JDBIS = new ConcurrentHashMap<>();
+
+  /**
+   * The driver's connections: one per sink's bookkeeping at a time (batches run one after another),
+   * plus a progress probe or two.
+   */
+  private static final int DRIVER_POOL_SIZE = 4;
 
   static {
     Runtime.getRuntime()
         .addShutdownHook(
-            new Thread(() -> POOLS.values().forEach(HikariDataSource::close), "jdbc-pools-close"));
+            new Thread(
+                () -> {
+                  POOLS.values().forEach(HikariDataSource::close);
+                  DRIVER_POOLS.values().forEach(HikariDataSource::close);
+                },
+                "jdbc-pools-close"));
   }
 
   private Databases() {}
@@ -34,10 +51,46 @@ public final class Databases {
         settings, s -> Jdbi.create(POOLS.computeIfAbsent(s, Databases::pool)));
   }
 
-  private static HikariDataSource pool(JdbcSettings settings) {
+  /**
+   * A Jdbi over this JVM's driver-side pool for {@code settings}, created with one connection: so a
+   * database that cannot be reached fails here, and once the pool exists the database was reachable
+   * from this JVM (a later connection failure is an outage, not a wrong URL).
+   *
+   * @throws RuntimeException (Hikari's {@code PoolInitializationException}, the driver's error as
+   *     its cause) if the first connection fails; nothing is kept then, so the next call tries
+   *     again
+   */
+  public static Jdbi driverJdbi(JdbcSettings settings) {
+    return DRIVER_JDBIS.computeIfAbsent(
+        settings, s -> Jdbi.create(DRIVER_POOLS.computeIfAbsent(s, Databases::driverPool)));
+  }
+
+  private static HikariDataSource driverPool(JdbcSettings settings) {
+    HikariConfig config = config(settings, "exactly-once-driver-");
+    config.setMaximumPoolSize(DRIVER_POOL_SIZE);
+    // Short: JdbcOffsetStore waits for a database that went away in a loop of its own, bounded by
+    // reconnectTimeout, and a wrong URL must not take long to report.
+    config.setConnectionTimeout(2_000);
+    // Open the first connection now and fail if it cannot be opened (see driverJdbi).
+    config.setInitializationFailTimeout(1);
+    return new HikariDataSource(config);
+  }
+
+  private static HikariConfig config(JdbcSettings settings, String poolName) {
     HikariConfig config = new HikariConfig();
     config.setJdbcUrl(settings.url());
     config.setDataSourceProperties(settings.toProperties());
+    config.setMinimumIdle(0);
+    // The commit protocols rely on row locks under READ COMMITTED, whatever the server's default
+    // (default_transaction_isolation); set once per connection, not per transaction. Under
+    // REPEATABLE READ or SERIALIZABLE, two drivers' bookkeeping fails with serialization errors.
+    config.setTransactionIsolation("TRANSACTION_READ_COMMITTED");
+    config.setPoolName(poolName + settings.url());
+    return config;
+  }
+
+  private static HikariDataSource pool(JdbcSettings settings) {
+    HikariConfig config = config(settings, "exactly-once-");
     int size = PoolSize.forThisJvm(settings.maxPoolSize());
     config.setMaximumPoolSize(size);
     LOG.info(
@@ -47,11 +100,6 @@ public final class Databases {
         settings.maxPoolSize() > 0
             ? "maxPoolSize"
             : "one per task slot of this executor, plus one");
-    config.setMinimumIdle(0);
-    // The commit protocols rely on row locks under READ COMMITTED, whatever the server's default
-    // (default_transaction_isolation); set once per connection, not per transaction.
-    config.setTransactionIsolation("TRANSACTION_READ_COMMITTED");
-    config.setPoolName("exactly-once-" + settings.url());
     // With a connection per task slot no task waits for another's connection, so this wait only
     // bounds reaching the database: fail a task quickly when it is down, and let Spark's retries
     // take over. It is not meant to outlast another task's partition; an explicit maxPoolSize below

@@ -18,22 +18,28 @@ import org.exactlyonce.spark.jdbc.JdbcSettings;
 import org.exactlyonce.spark.spi.CommitDecision;
 import org.exactlyonce.spark.spi.OffsetStore;
 import org.jdbi.v3.core.Handle;
-import org.jdbi.v3.core.Jdbi;
+import org.jdbi.v3.core.HandleCallback;
 import org.jdbi.v3.core.statement.PreparedBatch;
 
-/** The driver's view of the offsets and writer epochs kept in PostgreSQL. */
+/**
+ * The driver's view of the offsets and writer epochs kept in PostgreSQL, on a pooled connection at
+ * READ COMMITTED ({@link DriverConnection}) that waits out a short outage of a database that was
+ * reachable. Not thread-safe.
+ */
 public final class JdbcOffsetStore implements OffsetStore {
   private final PipelineId pipeline;
   private final JdbcSettings settings;
   private final PostgresDialect dialect;
   private final TableMapping<?> mapping;
-  private final Handle handle;
+  private final DriverConnection connection;
   private final List<String> extraDdl;
 
   /**
    * Connects to the database.
    *
-   * @throws SinkConfigurationException if the database cannot be reached
+   * @throws SinkConfigurationException if the database cannot be reached with these settings
+   * @throws org.exactlyonce.spark.BackendUnavailableException if it was reachable from this JVM and
+   *     stays away longer than {@link JdbcSettings#reconnectTimeout()}
    */
   public JdbcOffsetStore(JdbcSpec<?> spec) {
     this(spec, List.of());
@@ -53,26 +59,25 @@ public final class JdbcOffsetStore implements OffsetStore {
     this.settings = spec.settings();
     this.dialect = spec.dialect();
     this.mapping = spec.mapping();
-    try {
-      this.handle = Jdbi.create(settings.url(), settings.toProperties()).open();
-    } catch (RuntimeException e) {
-      throw new SinkConfigurationException(
-          "cannot connect to the database with "
-              + settings
-              + ": "
-              + rootMessage(e)
-              + ". Check the URL, user, password and that the server is up",
-          e);
-    }
+    this.connection = new DriverConnection(settings);
   }
 
   @Override
   public void validate() {
-    createIfMissing(dialect.createOffsetsTable());
-    createIfMissing(dialect.createWritersTable());
-    checkShape(dialect.offsetsTable(), PostgresDialect.OFFSETS_COLUMNS, "offsets table");
-    checkShape(dialect.writersTable(), PostgresDialect.WRITERS_COLUMNS, "writers table");
-    if (!columnsOf(dialect.offsetsTable()).containsKey("high_water")) {
+    // Creates and checks; every step may run again after a lost connection.
+    connection.call(
+        handle -> {
+          validate(handle);
+          return null;
+        });
+  }
+
+  private void validate(Handle handle) {
+    createIfMissing(handle, dialect.createOffsetsTable());
+    createIfMissing(handle, dialect.createWritersTable());
+    checkShape(handle, dialect.offsetsTable(), PostgresDialect.OFFSETS_COLUMNS, "offsets table");
+    checkShape(handle, dialect.writersTable(), PostgresDialect.WRITERS_COLUMNS, "writers table");
+    if (!columnsOf(handle, dialect.offsetsTable()).containsKey("high_water")) {
       // An offsets table of an earlier version (its shape checked above), once: ALTER TABLE
       // needs the owner and an exclusive lock, so it never runs when the column is there. The
       // mark starts at the stored offset, which no earlier version let fall below what it
@@ -85,7 +90,7 @@ public final class JdbcOffsetStore implements OffsetStore {
     }
     if (mapping != null) {
       SqlIdentifier table = mapping.table();
-      Map<String, String> actual = columnsOf(table);
+      Map<String, String> actual = columnsOf(handle, table);
       if (actual.isEmpty()) {
         throw new SinkConfigurationException(
             "output table '"
@@ -107,15 +112,15 @@ public final class JdbcOffsetStore implements OffsetStore {
                   + "): fix the sink's columns(...) or the table");
         }
       }
-      checkUniqueKey(table, mapping.conflictKey());
+      checkUniqueKey(handle, table, mapping.conflictKey());
     }
     for (String ddl : extraDdl) {
-      createIfMissing(ddl);
+      createIfMissing(handle, ddl);
     }
   }
 
   /** ON CONFLICT needs a unique index on exactly the key columns. */
-  private void checkUniqueKey(SqlIdentifier table, List<SqlIdentifier> key) {
+  private void checkUniqueKey(Handle handle, SqlIdentifier table, List<SqlIdentifier> key) {
     if (key.isEmpty()) {
       return;
     }
@@ -143,10 +148,13 @@ public final class JdbcOffsetStore implements OffsetStore {
     }
   }
 
-  private void createIfMissing(String ddl) {
+  private void createIfMissing(Handle handle, String ddl) {
     try {
       handle.execute(ddl);
     } catch (RuntimeException e) {
+      if (DriverConnection.isConnectionLost(e)) {
+        throw e; // an outage, not the DDL: DriverConnection.call runs validate again
+      }
       // Two drivers creating the same table at once: one loses the race on the catalog; the
       // table exists either way, and checkShape below verifies it.
       if (!rootMessage(e).contains("already exists") && !rootMessage(e).contains("duplicate key")) {
@@ -156,8 +164,9 @@ public final class JdbcOffsetStore implements OffsetStore {
     }
   }
 
-  private void checkShape(SqlIdentifier t, List<List<String>> expected, String what) {
-    Map<String, String> actual = columnsOf(t);
+  private void checkShape(
+      Handle handle, SqlIdentifier t, List<List<String>> expected, String what) {
+    Map<String, String> actual = columnsOf(handle, t);
     for (List<String> col : expected) {
       String type = actual.get(col.get(0));
       if (type == null || !col.subList(1, col.size()).contains(type)) {
@@ -177,7 +186,7 @@ public final class JdbcOffsetStore implements OffsetStore {
     }
   }
 
-  private Map<String, String> columnsOf(SqlIdentifier t) {
+  private Map<String, String> columnsOf(Handle handle, SqlIdentifier t) {
     Map<String, String> out = new HashMap<>();
     handle
         .createQuery(dialect.columnsOf())
@@ -190,7 +199,8 @@ public final class JdbcOffsetStore implements OffsetStore {
 
   @Override
   public long takeWriterEpoch() {
-    return handle.inTransaction(
+    // Run again after a lost COMMIT it takes one more epoch: still newer than every other.
+    return inTransaction(
         h ->
             h.createQuery(dialect.takeEpoch())
                 .bind("pipeline", pipeline.value())
@@ -211,15 +221,18 @@ public final class JdbcOffsetStore implements OffsetStore {
 
   /** Rows of (topic, partition, offset) of this pipeline, from {@code sql}. */
   private Map<TopicPartition, Long> perPartition(String sql) {
-    Map<TopicPartition, Long> out = new HashMap<>();
-    handle
-        .createQuery(sql)
-        .bind("pipeline", pipeline.value())
-        .map(
-            (rs, ctx) ->
-                Map.entry(new TopicPartition(rs.getString(1), rs.getInt(2)), rs.getLong(3)))
-        .forEach(e -> out.put(e.getKey(), e.getValue()));
-    return out;
+    return connection.call(
+        handle -> {
+          Map<TopicPartition, Long> out = new HashMap<>();
+          handle
+              .createQuery(sql)
+              .bind("pipeline", pipeline.value())
+              .map(
+                  (rs, ctx) ->
+                      Map.entry(new TopicPartition(rs.getString(1), rs.getInt(2)), rs.getLong(3)))
+              .forEach(e -> out.put(e.getKey(), e.getValue()));
+          return out;
+        });
   }
 
   @Override
@@ -237,10 +250,13 @@ public final class JdbcOffsetStore implements OffsetStore {
     writeOffsets(dialect.insertOffsetIfAbsent(), offsets, epoch, "starting");
   }
 
-  /** Runs {@code sql} for every offset in one transaction, while {@code epoch} is current. */
+  /**
+   * Runs {@code sql} for every offset in one transaction, while {@code epoch} is current. Both
+   * statements set offsets to given values, so running it again after a lost COMMIT is harmless.
+   */
   private void writeOffsets(
       String sql, Map<TopicPartition, Long> offsets, long epoch, String doing) {
-    handle.useTransaction(
+    inTransaction(
         h -> {
           long current =
               h.createQuery(dialect.lockEpoch())
@@ -270,6 +286,7 @@ public final class JdbcOffsetStore implements OffsetStore {
                       .bind("epoch", epoch)
                       .add());
           batch.execute();
+          return null;
         });
   }
 
@@ -281,7 +298,9 @@ public final class JdbcOffsetStore implements OffsetStore {
         ranges.stream()
             .sorted(Comparator.comparing(SourceRange::topic).thenComparing(SourceRange::partition))
             .toList();
-    return handle.inTransaction(
+    // Safe to run again after a lost COMMIT: every advance is a compare-and-set on the range's
+    // start, so the second run finds the ranges ALREADY_COMMITTED and changes nothing.
+    return inTransaction(
         h -> {
           List<PartitionCommit> out = new ArrayList<>();
           if (!OffsetRows.epochIsCurrent(h, dialect, pipeline, epoch)) {
@@ -303,9 +322,22 @@ public final class JdbcOffsetStore implements OffsetStore {
         });
   }
 
-  /** The open connection, for sinks that run their driver-side transaction through the store. */
+  /**
+   * Runs {@code work} in a transaction on the store's connection; if the connection is lost (the
+   * database restarts), runs it again on a new one, for up to {@link
+   * JdbcSettings#reconnectTimeout()}. {@code work} must be safe to run again after a failure whose
+   * outcome is unknown: check the stored offsets (a compare-and-set) before writing, in the same
+   * transaction.
+   *
+   * @throws org.exactlyonce.spark.BackendUnavailableException if the database stays unreachable
+   */
+  public <T, X extends Exception> T inTransaction(HandleCallback<T, X> work) throws X {
+    return connection.call(handle -> handle.inTransaction(work));
+  }
+
+  /** The open connection, as it is now (no reconnecting): for tests and diagnostics. */
   public Handle handle() {
-    return handle;
+    return connection.handle();
   }
 
   /** See {@link OffsetRows#epochIsCurrent}. */
@@ -325,7 +357,7 @@ public final class JdbcOffsetStore implements OffsetStore {
 
   @Override
   public void close() {
-    handle.close();
+    connection.close();
   }
 
   static String rootMessage(Throwable e) {

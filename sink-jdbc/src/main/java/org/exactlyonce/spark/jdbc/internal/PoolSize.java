@@ -13,8 +13,8 @@ import org.slf4j.LoggerFactory;
  * partition, so with fewer connections than slots a task waits for another task's partition to
  * finish, and on a long catch-up batch that wait outlasts the pool's connection wait: the task
  * fails, Spark's retries fail the same way, the pipeline stops, and the restart meets the same
- * batch. The extra connection is for the driver's bookkeeping in local mode (driver and tasks share
- * one JVM there) and for an attempt that was killed but has not yet given its connection back.
+ * batch. The extra connection is for an attempt that was killed but has not yet given its
+ * connection back (the driver's bookkeeping has a pool of its own, {@link Databases#driverJdbi}).
  * Connections are opened on demand, so an unused maximum costs nothing. Stateless.
  */
 public final class PoolSize {
