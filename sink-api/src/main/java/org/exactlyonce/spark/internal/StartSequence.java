@@ -80,9 +80,10 @@ public final class StartSequence {
      * Step 2: checks every sink's stored offsets against Kafka (still held by Kafka, not past a
      * partition's end, not below their high-water mark) while nothing is fenced yet, then takes a
      * new writer epoch for every sink. A deployment pointed at the wrong cluster, or at offsets
-     * moved back by hand, stops here without having fenced the running one. Stored offsets are read
-     * before Kafka's (both only move forward while a driver runs), so a commit of the running
-     * driver in between cannot make them look past the end.
+     * moved back by hand, or that a sink cannot run ({@link OffsetStore#checkBeforeEpoch}), stops
+     * here without having fenced the running one. Stored offsets are read before Kafka's (both only
+     * move forward while a driver runs), so a commit of the running driver in between cannot make
+     * them look past the end.
      */
     public EpochsTaken takeEpochs(StartOffsets kafka) {
       Map<PipelineId, Map<TopicPartition, Long>> stored = new LinkedHashMap<>();
@@ -98,6 +99,7 @@ public final class StartSequence {
             kafka.checkStored(id, s);
             checkHighWater(id, s, marks.get(id));
           });
+      stores.values().forEach(store -> store.checkBeforeEpoch(kafka.partitions()));
       return takeEpochs();
     }
 

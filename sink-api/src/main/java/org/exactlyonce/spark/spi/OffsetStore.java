@@ -44,6 +44,17 @@ public interface OffsetStore extends AutoCloseable {
   }
 
   /**
+   * Checks, before any writer epoch is taken, what would make the start refuse to run over {@code
+   * streamPartitions} (for example offsets set outside the library, or partitions this sink cannot
+   * write), so that a deployment that cannot start does not fence the running one first. The same
+   * conditions may be checked again after the epoch. Default: nothing to check.
+   *
+   * @throws org.exactlyonce.spark.SinkConfigurationException or {@link
+   *     org.exactlyonce.spark.OffsetMismatchException} naming the problem and the fix
+   */
+  default void checkBeforeEpoch(java.util.Collection<TopicPartition> streamPartitions) {}
+
+  /**
    * Per partition, the highest offset this pipeline ever committed or stored as a start: a mark the
    * data path raises and nothing but {@link #rewind} lowers. A stored offset below it was moved
    * back outside the library, and the start refuses it. Default: no marks (the store cannot tell).

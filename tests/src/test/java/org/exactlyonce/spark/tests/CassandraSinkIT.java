@@ -237,6 +237,11 @@ class CassandraSinkIT {
       assertThat(store.storedOffsetsAtStart(List.of(p0, p1), epoch)).isEmpty();
       store.storeStartOffsets(Map.of(p0, 0L, p1, 0L), epoch);
 
+      // Before the epoch (a deployment that cannot run must not fence the running one) and after.
+      assertThatThrownBy(() -> store.checkBeforeEpoch(List.of(p0, p1, p2)))
+          .isInstanceOf(SinkConfigurationException.class)
+          .hasMessageContaining("t-2")
+          .hasMessageContaining("timestampFrom(");
       assertThatThrownBy(() -> store.storedOffsetsAtStart(List.of(p0, p1, p2), epoch))
           .isInstanceOf(SinkConfigurationException.class)
           .hasMessageContaining("t-2")

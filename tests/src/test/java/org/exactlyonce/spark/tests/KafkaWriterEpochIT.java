@@ -502,4 +502,52 @@ class KafkaWriterEpochIT {
                     .hasSizeLessThanOrEqualTo(2));
     assertThat(KafkaOutput.committed(kafka, outTopic)).hasSize(15);
   }
+
+  /**
+   * Issue 18 item 9, against a real coordinator: a range whose transaction outlives {@code
+   * transactionTimeout} (held here before its commit until the coordinator has aborted it) fails
+   * with an error that says the coordinator aborted it for its age and names the settings to
+   * change, not "fenced by another producer"; nothing of it is visible and its offset stays.
+   */
+  @Test
+  void aTransactionThatOutlivesItsTimeoutIsReportedAsTimedOutWithTheSettingsToChange() {
+    String pipeline = "epoch-timeout-" + suffix;
+    KafkaSink<String> sink =
+        KafkaSink.<String>transactional(pipeline)
+            .bootstrapServers(kafka.bootstrapServers())
+            .topic(outTopic)
+            .value(ToBytes.utf8(s -> s))
+            .apiTimeout(Duration.ofSeconds(20))
+            .transactionTimeout(Duration.ofSeconds(2))
+            .build();
+    kafka.createTopic(outTopic, 1);
+    TopicPartition tp = new TopicPartition(inputTopic("epoch-timeout-in-" + suffix), 0);
+    long epoch = startDriver(sink, tp, 0);
+    String id = transactionalId(pipeline, tp);
+    FaultPoints.set(
+        FaultPoints.TASK_BEFORE_COMMIT,
+        () -> {
+          try (var admin = kafka.admin()) {
+            // The broker aborts timed-out transactions on its own schedule (every 10 s by
+            // default): wait for that, not for a guessed time.
+            org.awaitility.Awaitility.await("the coordinator aborts the open transaction of " + id)
+                .atMost(Duration.ofSeconds(120))
+                .until(
+                    () -> {
+                      var state =
+                          admin.describeTransactions(List.of(id)).description(id).get().state();
+                      return state == org.apache.kafka.clients.admin.TransactionState.PREPARE_ABORT
+                          || state
+                              == org.apache.kafka.clients.admin.TransactionState.COMPLETE_ABORT;
+                    });
+          }
+        });
+
+    assertThatThrownBy(() -> commit(sink, epoch, SourceRange.of(tp.topic(), 0, 0, 10)))
+        .hasMessageContaining("aborted by the transaction coordinator, not fenced")
+        .hasMessageContaining("spark.streaming.kafka.maxRatePerPartition")
+        .hasMessageContaining("transactionTimeout");
+    assertThat(KafkaOutput.committed(kafka, outTopic)).isEmpty();
+    assertThat(KafkaOutput.groupOffsets(kafka, sink.progressGroup())).containsEntry(tp, 0L);
+  }
 }

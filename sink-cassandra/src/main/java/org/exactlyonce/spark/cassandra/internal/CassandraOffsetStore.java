@@ -371,6 +371,7 @@ public final class CassandraOffsetStore implements OffsetStore {
 
   @Override
   public void rewind(Map<TopicPartition, Long> to, long epoch) {
+    refuseAddedPartitions(storedOffsets(), to.keySet());
     if (!session.execute(offsetsBatch(to, epoch, "")).wasApplied()) {
       throw new WriterFencedException(
           "pipeline '" + pipeline + "': another instance took over during the rewind");
@@ -401,9 +402,24 @@ public final class CassandraOffsetStore implements OffsetStore {
   }
 
   @Override
+  public void checkBeforeEpoch(java.util.Collection<TopicPartition> streamPartitions) {
+    checkOrderable(storedOffsets(), streamPartitions);
+  }
+
+  @Override
   public Map<TopicPartition, Long> storedOffsetsAtStart(
       java.util.Collection<TopicPartition> streamPartitions, long epoch) {
     Map<TopicPartition, Long> stored = storedOffsets();
+    checkOrderable(stored, streamPartitions);
+    return stored;
+  }
+
+  /**
+   * With the source offset as write timestamp: one topic only, and no partition added after the
+   * pipeline stored its offsets.
+   */
+  private void checkOrderable(
+      Map<TopicPartition, Long> stored, java.util.Collection<TopicPartition> streamPartitions) {
     if (spec.mode() == CassandraSpec.Mode.NATURAL_KEY_OFFSET_TIMESTAMP) {
       Set<String> topics = new TreeSet<>();
       streamPartitions.forEach(tp -> topics.add(tp.topic()));
@@ -415,7 +431,6 @@ public final class CassandraOffsetStore implements OffsetStore {
       }
       refuseAddedPartitions(stored, streamPartitions);
     }
-    return stored;
   }
 
   /**
@@ -549,6 +564,11 @@ public final class CassandraOffsetStore implements OffsetStore {
           decided.add(new PartitionCommit(r, o, effective, 0, 0, 0));
         }
         if (advancing == 0) {
+          // Nothing left to advance. If an earlier batch's outcome was unknown, a newer driver
+          // may have advanced these ranges instead: report what the epoch says.
+          if (!unknown.isEmpty() && !Long.valueOf(epoch).equals(readEpoch())) {
+            return fencedAll(ranges);
+          }
           return decided;
         }
         try {
@@ -593,11 +613,17 @@ public final class CassandraOffsetStore implements OffsetStore {
             .map(c -> new PartitionCommit(c.range(), c.outcome(), c.storedBefore(), 0, 0, millis))
             .toList();
       }
-      Long current = readEpoch();
+      Long current;
+      try {
+        current = readEpoch();
+      } catch (RuntimeException e) {
+        if (!isTransient(e) || System.nanoTime() > deadline) {
+          throw e;
+        }
+        continue; // read everything again
+      }
       if (current == null || current != epoch) {
-        return ranges.stream()
-            .map(r -> new PartitionCommit(r, CommitOutcome.FENCED, -1, 0, 0, 0))
-            .toList();
+        return fencedAll(ranges);
       }
       // An offset moved between our read and our write (a zombie of this epoch): decide again.
       if (++contended >= 10) {
@@ -607,6 +633,12 @@ public final class CassandraOffsetStore implements OffsetStore {
                 + "': the stored offsets keep changing under this driver's commits");
       }
     }
+  }
+
+  private static List<PartitionCommit> fencedAll(List<SourceRange> ranges) {
+    return ranges.stream()
+        .map(r -> new PartitionCommit(r, CommitOutcome.FENCED, -1, 0, 0, 0))
+        .toList();
   }
 
   /**

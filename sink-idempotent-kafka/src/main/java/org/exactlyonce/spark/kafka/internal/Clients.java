@@ -83,6 +83,9 @@ public final class Clients {
       KafkaSpec<?> spec, String transactionalId, Producer<byte[], byte[]> p) {
     IDLE.computeIfAbsent(spec.pipelineId().value(), k -> new IdlePool())
         .put(spec.producerProperties(transactionalId), p, spec);
+    // The pools of other pipelines too: one whose stream stopped, or whose partitions moved to
+    // other executors, gives nothing back any more, and its producers would stay open.
+    IDLE.values().forEach(IdlePool::evictExpired);
   }
 
   /**
@@ -97,6 +100,26 @@ public final class Clients {
 
     private final LinkedHashMap<Map<String, Object>, Idle> idle = new LinkedHashMap<>();
 
+    /** How long this pool keeps an idle producer: the evictAfter of the last spec given back. */
+    private volatile long keepNanos = Long.MAX_VALUE;
+
+    void evictExpired() {
+      List<Producer<byte[], byte[]>> evicted = new ArrayList<>();
+      long now = System.nanoTime();
+      synchronized (this) {
+        Iterator<Idle> eldestFirst = idle.values().iterator();
+        while (eldestFirst.hasNext()) {
+          Idle e = eldestFirst.next();
+          if (now - e.since() <= keepNanos) {
+            break; // the rest were given back later
+          }
+          eldestFirst.remove();
+          evicted.add(e.producer());
+        }
+      }
+      evicted.forEach(Clients::discard);
+    }
+
     Producer<byte[], byte[]> take(Map<String, Object> props, KafkaSpec<?> spec) {
       Idle i;
       synchronized (this) {
@@ -105,7 +128,8 @@ public final class Clients {
       if (i == null) {
         return null;
       }
-      if (System.nanoTime() - i.since() > spec.idleProducerMs() * 1_000_000) {
+      if (System.nanoTime() - i.since()
+          > java.util.concurrent.TimeUnit.MILLISECONDS.toNanos(spec.idleProducerMs())) {
         discard(i.producer());
         return null;
       }
@@ -115,6 +139,7 @@ public final class Clients {
     void put(Map<String, Object> props, Producer<byte[], byte[]> p, KafkaSpec<?> spec) {
       List<Producer<byte[], byte[]>> evicted = new ArrayList<>();
       long now = System.nanoTime();
+      keepNanos = java.util.concurrent.TimeUnit.MILLISECONDS.toNanos(spec.idleProducerMs());
       synchronized (this) {
         Idle previous = idle.remove(props);
         if (previous != null) {
@@ -125,7 +150,8 @@ public final class Clients {
         while (eldestFirst.hasNext()) {
           Idle e = eldestFirst.next();
           if (idle.size() > spec.maxIdleProducers()
-              || now - e.since() > spec.idleProducerMs() * 1_000_000) {
+              || now - e.since()
+                  > java.util.concurrent.TimeUnit.MILLISECONDS.toNanos(spec.idleProducerMs())) {
             eldestFirst.remove();
             evicted.add(e.producer());
           } else {

@@ -544,11 +544,10 @@ public final class ProgressStore implements OffsetStore {
             + "' cannot prove where they got to, because "
             + String.join("; ", scan.incomplete())
             + ". Starting them from a guess could duplicate or skip outputs. Set each one to the"
-            + " offset after its last output (kafka-consumer-groups.sh --bootstrap-server ..."
-            + " --group "
-            + spec.progressGroup()
-            + " --reset-offsets --topic <topic>:<partition> --to-offset <next offset> --execute),"
-            + " or scan deeper with recoveryScanDepth(...), then start again",
+            + " offset after its last output through the library, ExactlyOnce.rewind(sink,"
+            + " Map.of(new TopicPartition(topic, partition), nextOffset)) (a hand reset with"
+            + " kafka-consumer-groups.sh is refused, as it cannot be told from a mistake), or scan"
+            + " deeper with recoveryScanDepth(...), then start again",
         List.of());
   }
 
@@ -680,6 +679,13 @@ public final class ProgressStore implements OffsetStore {
           });
       alter(commit);
     }
+  }
+
+  @Override
+  public void checkBeforeEpoch(Collection<TopicPartition> streamPartitions) {
+    // Not a stable read: the running driver's tasks hold offsets in open transactions, which a
+    // stable read would wait for; an offset set by a tool is committed outside any transaction.
+    refuseForeign(Progress.committedSoFar(admin, spec.progressGroup(), spec.apiTimeoutMs()));
   }
 
   private void refuseForeign(Map<TopicPartition, OffsetAndMetadata> stored) {
@@ -914,15 +920,13 @@ public final class ProgressStore implements OffsetStore {
               + ": its offset commit was overwritten. Starting would write those outputs again."
               + " Stop every driver of the earlier version, set the offset to "
               + written
-              + " (kafka-consumer-groups.sh --bootstrap-server ... --group "
-              + spec.progressGroup()
-              + " --reset-offsets --topic "
+              + " through the library (ExactlyOnce.rewind(sink, Map.of(new TopicPartition(\""
               + tp.topic()
-              + ":"
+              + "\", "
               + tp.partition()
-              + " --to-offset "
+              + "), "
               + written
-              + " --execute), then start again",
+              + "L))), then start again",
           List.of());
     }
   }

@@ -78,13 +78,13 @@ public final class TransactionalKafkaCommit {
                   Clients.admin(spec), spec.progressGroup(), List.of(tp), spec.apiTimeoutMs());
         }
         OffsetAndMetadata om = read.get(tp);
-        Progress.refuseSetOutsideTheLibrary(spec.pipelineId().value(), spec.progressGroup(), read);
         // No offset is a GAP: only the driver stores where a partition starts.
         long stored = om == null ? CommitDecision.NONE : om.offset();
         if (Progress.epochOf(om) > epoch) {
           clean = true;
           return PartitionCommit.since(started, range, CommitOutcome.FENCED, stored, 0, 0);
         }
+        Progress.refuseSetOutsideTheLibrary(spec.pipelineId().value(), spec.progressGroup(), read);
         CommitOutcome outcome = CommitDecision.decide(stored, range);
         if (outcome != CommitOutcome.COMMITTED && outcome != CommitOutcome.TRIMMED) {
           clean = true;
