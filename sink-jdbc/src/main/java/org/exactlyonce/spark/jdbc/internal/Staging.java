@@ -50,8 +50,8 @@ public final class Staging implements Serializable {
             + " ADD COLUMN IF NOT EXISTS eos_attempt varchar(64),"
             + " ADD COLUMN IF NOT EXISTS eos_part integer",
         "CREATE INDEX IF NOT EXISTS "
-            + staging.name()
-            + "_attempt ON "
+            + SqlIdentifier.quote(staging.name() + "_attempt")
+            + " ON "
             + staging.sql()
             + " (eos_attempt, eos_part)");
   }
