@@ -251,6 +251,32 @@ class CassandraSinkIT {
         .hasMessageContaining("keyspace 'no_such_keyspace' does not exist");
   }
 
+  /**
+   * A running total is a conditional update of the row its columns name: a column outside the
+   * primary key would pass the checks and fail in the first batch ("Non PRIMARY KEY columns found
+   * in where clause").
+   */
+  @Test
+  void aRunningTotalWhoseColumnsAreNotExactlyThePrimaryKeyIsRefusedNamingThem() {
+    cql(
+        "CREATE TABLE "
+            + ks
+            + ".wide_totals (campaign text PRIMARY KEY, region text, total bigint,"
+            + " eos_applied map<text, bigint>)");
+    CassandraSink<String[]> wide =
+        CassandraSink.<String[]>idempotent("wide")
+            .connection(settings)
+            .table(ks + ".wide_totals")
+            .columns("campaign", "region")
+            .values(v -> List.of(v[0], v[1]))
+            .runningTotal("total", v -> 1)
+            .build();
+    assertThatThrownBy(() -> epochOf(wide))
+        .isInstanceOf(SinkConfigurationException.class)
+        .hasMessageContaining("[region]")
+        .hasMessageContaining("columns(\"campaign\")");
+  }
+
   private Map<String, Long> totals() {
     Map<String, Long> out = new HashMap<>();
     for (Row r : cql("SELECT campaign, total FROM " + ks + ".totals")) {
