@@ -7,6 +7,7 @@ import java.util.Comparator;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Consumer;
 import java.util.stream.Collectors;
 import org.apache.kafka.common.TopicPartition;
 import org.exactlyonce.spark.CommitOutcome;
@@ -30,6 +31,7 @@ public final class JdbcOffsetStore implements OffsetStore {
   private final TableMapping<?> mapping;
   private final Handle handle;
   private final List<String> extraDdl;
+  private final List<Consumer<Handle>> extraChecks = new ArrayList<>();
 
   /**
    * Connects to the database.
@@ -116,6 +118,20 @@ public final class JdbcOffsetStore implements OffsetStore {
     for (String ddl : extraDdl) {
       createIfMissing(ddl);
     }
+    for (Consumer<Handle> check : extraChecks) {
+      check.accept(handle);
+    }
+  }
+
+  /**
+   * Adds a check that {@link #validate()} runs last, after the extra DDL (for example of the
+   * staging table that DDL created); it throws {@link SinkConfigurationException} to refuse.
+   *
+   * @return this store
+   */
+  public JdbcOffsetStore alsoValidating(Consumer<Handle> check) {
+    extraChecks.add(check);
+    return this;
   }
 
   /** A unique index of a table, as {@link PostgresDialect#uniqueIndexes()} reads it. */

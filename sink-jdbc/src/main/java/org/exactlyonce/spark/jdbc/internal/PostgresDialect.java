@@ -151,6 +151,15 @@ public final class PostgresDialect implements Serializable {
   }
 
   /**
+   * Columns of a table with their full types ({@code format_type}, as DDL spells them, e.g. {@code
+   * numeric(10,2)}), resolved like {@link #columnsOf()}. Binds: table (as in SQL).
+   */
+  public String columnTypesOf() {
+    return "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a"
+        + " WHERE a.attrelid = to_regclass(:table) AND a.attnum > 0 AND NOT a.attisdropped";
+  }
+
+  /**
    * The unique indexes of a table: name, plain key columns (sorted), and whether it has
    * expressions, a predicate (partial), deferred checking (a DEFERRABLE constraint) or is invalid
    * (a failed CREATE INDEX CONCURRENTLY); ON CONFLICT can use an index with none of these. Binds:
