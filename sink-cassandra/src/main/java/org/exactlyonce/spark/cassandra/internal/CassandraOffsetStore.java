@@ -131,7 +131,7 @@ public final class CassandraOffsetStore implements OffsetStore {
     if (!wrong.isEmpty()) {
       throw new SinkConfigurationException(
           "offsets table '"
-              + offsets
+              + spec.offsetsTable()
               + "' has the wrong shape: "
               + String.join("; ", wrong)
               + ". Nothing was changed. Point the sink at another table (offsetsTable(...)), or"
