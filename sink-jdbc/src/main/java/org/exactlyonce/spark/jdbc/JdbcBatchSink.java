@@ -57,7 +57,11 @@ public final class JdbcBatchSink<R> implements BatchSink<R> {
 
   @Override
   public OffsetStore openOffsetStore() {
-    return new JdbcOffsetStore(spec, staging == null ? List.of() : staging.ddl());
+    if (staging == null) {
+      return new JdbcOffsetStore(spec);
+    }
+    return new JdbcOffsetStore(spec, staging.ddl())
+        .alsoValidating(h -> staging.check(h, spec.dialect()));
   }
 
   @Override

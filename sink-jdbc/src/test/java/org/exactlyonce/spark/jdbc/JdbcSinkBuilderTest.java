@@ -51,7 +51,7 @@ class JdbcSinkBuilderTest {
             .columns("id")
             .values(List::of)
             .build();
-    assertThat(s.toString()).contains("ops.eos_offsets").contains("ads.clicks");
+    assertThat(s.toString()).contains("ops.eos_offsets").contains("INTO \"ads\".\"clicks\"");
   }
 
   @Test
@@ -211,12 +211,14 @@ class JdbcSinkBuilderTest {
             .toString();
     assertThat(sql)
         .contains(
-            "ON CONFLICT (user_id) DO UPDATE SET name = excluded.name, version = excluded.version")
-        .contains("source_position = excluded.source_position")
+            "ON CONFLICT (\"user_id\") DO UPDATE SET \"name\" = excluded.\"name\","
+                + " \"version\" = excluded.\"version\"")
+        .contains("\"source_position\" = excluded.\"source_position\"")
         .contains(
-            "WHERE cur.version < excluded.version OR (cur.version = excluded.version AND"
-                + " (cur.source_position IS NULL OR cur.source_position COLLATE \"C\" <"
-                + " excluded.source_position COLLATE \"C\"))");
+            "WHERE cur.\"version\" < excluded.\"version\" OR (cur.\"version\" ="
+                + " excluded.\"version\" AND (cur.\"source_position\" IS NULL OR"
+                + " cur.\"source_position\" COLLATE \"C\" < excluded.\"source_position\""
+                + " COLLATE \"C\"))");
     String totals =
         JdbcSink.<String>perBatch("totals")
             .connection(DB)
@@ -227,7 +229,7 @@ class JdbcSinkBuilderTest {
             .accumulating("total")
             .build()
             .toString();
-    assertThat(totals).contains("SET total = cur.total + excluded.total");
+    assertThat(totals).contains("SET \"total\" = cur.\"total\" + excluded.\"total\"");
   }
 
   @Test

@@ -207,7 +207,7 @@ class IdempotentJdbcSinkIT {
     assertThatThrownBy(() -> validate(sink))
         .isInstanceOf(SinkConfigurationException.class)
         .hasMessageContaining("has no column 'source_position'")
-        .hasMessageContaining("ALTER TABLE old_profiles ADD COLUMN source_position text")
+        .hasMessageContaining("ALTER TABLE \"old_profiles\" ADD COLUMN \"source_position\" text")
         .hasMessageContaining("tieBreakerColumn(...)");
 
     db.execute("ALTER TABLE old_profiles ADD COLUMN source_position text");
@@ -230,7 +230,89 @@ class IdempotentJdbcSinkIT {
     assertThatThrownBy(() -> validate(sink))
         .isInstanceOf(SinkConfigurationException.class)
         .hasMessageContaining("no unique index on exactly [user_id]")
-        .hasMessageContaining("CREATE UNIQUE INDEX ON loose (user_id)");
+        .hasMessageContaining("CREATE UNIQUE INDEX ON \"loose\" (\"user_id\")");
+  }
+
+  /** Users have columns named like SQL keywords; the sink quotes every name it writes. */
+  @Test
+  void reservedWordsAsTableAndColumnNamesAreUpsertedWithTheirVersions() {
+    db.execute(
+        "CREATE TABLE \"order\" (\"user\" text PRIMARY KEY, \"select\" text NOT NULL,"
+            + " \"offset\" bigint, \"group\" text)");
+    JdbcIdempotentSink<Profile> sink =
+        JdbcSink.<Profile>idempotent("orders")
+            .connection(db.settings)
+            .table("order")
+            .columns("user", "select")
+            .values(p -> List.of(p.user(), p.name()))
+            .upsertOn("user")
+            .versionFrom("offset", Profile::eventTime)
+            .tieBreakerColumn("group")
+            .build();
+    validate(sink);
+
+    write(sink, 0, "first", 1);
+    write(sink, 2, "newer", 3);
+    write(sink, 1, "older", 2);
+
+    assertThat(db.count("\"order\"")).isEqualTo(1);
+    try (var c = db.connect();
+        ResultSet rs = c.createStatement().executeQuery("SELECT \"select\" FROM \"order\"")) {
+      rs.next();
+      assertThat(rs.getString(1)).isEqualTo("newer");
+    } catch (java.sql.SQLException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  /** A table whose only unique index on the key is {@code index}: ON CONFLICT cannot use it. */
+  private JdbcIdempotentSink<Profile> sinkOnKeyIndexedBy(String index) {
+    db.execute(
+        "CREATE TABLE keyed (user_id text, name text, version bigint, source_position text)");
+    db.execute(index);
+    return JdbcSink.<Profile>idempotent("keyed")
+        .connection(db.settings)
+        .table("keyed")
+        .columns("user_id", "name")
+        .values(p -> List.of(p.user(), p.name()))
+        .upsertOn("user_id")
+        .versionFromSourceOffset("version")
+        .build();
+  }
+
+  @Test
+  void aPartialUniqueIndexOnTheKeyIsRefusedNamingTheIndex() {
+    JdbcIdempotentSink<Profile> sink =
+        sinkOnKeyIndexedBy(
+            "CREATE UNIQUE INDEX keyed_partial ON keyed (user_id) WHERE name IS NOT NULL");
+    assertThatThrownBy(() -> validate(sink))
+        .isInstanceOf(SinkConfigurationException.class)
+        .hasMessageContaining("keyed_partial")
+        .hasMessageContaining("partial")
+        .hasMessageContaining("CREATE UNIQUE INDEX ON \"keyed\" (\"user_id\")");
+  }
+
+  @Test
+  void anExpressionUniqueIndexOnTheKeyIsRefusedNamingTheIndex() {
+    JdbcIdempotentSink<Profile> sink =
+        sinkOnKeyIndexedBy("CREATE UNIQUE INDEX keyed_expr ON keyed (user_id, lower(name))");
+    assertThatThrownBy(() -> validate(sink))
+        .isInstanceOf(SinkConfigurationException.class)
+        .hasMessageContaining("keyed_expr")
+        .hasMessageContaining("expression")
+        .hasMessageContaining("CREATE UNIQUE INDEX ON \"keyed\" (\"user_id\")");
+  }
+
+  @Test
+  void aDeferrableUniqueConstraintOnTheKeyIsRefusedNamingTheConstraint() {
+    JdbcIdempotentSink<Profile> sink =
+        sinkOnKeyIndexedBy(
+            "ALTER TABLE keyed ADD CONSTRAINT keyed_deferrable UNIQUE (user_id) DEFERRABLE");
+    assertThatThrownBy(() -> validate(sink))
+        .isInstanceOf(SinkConfigurationException.class)
+        .hasMessageContaining("keyed_deferrable")
+        .hasMessageContaining("deferrable")
+        .hasMessageContaining("NOT DEFERRABLE");
   }
 
   private static void validate(JdbcIdempotentSink<?> sink) {

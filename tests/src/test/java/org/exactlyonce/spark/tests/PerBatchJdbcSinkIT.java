@@ -169,4 +169,100 @@ class PerBatchJdbcSinkIT {
         .hasMessageContaining(h.topic + "-1[10, 20)");
     assertThat(totals()).containsOnly(Map.entry("campaign-1", 5L), Map.entry("campaign-2", 3L));
   }
+
+  /** A staged per-batch sink on campaign_stats: the total of {@code column} per campaign. */
+  private JdbcBatchSink<Tuple2<String, Long>> stagedTotalOf(String column) {
+    return JdbcSink.<Tuple2<String, Long>>perBatch(column + "-per-campaign")
+        .connection(db.settings)
+        .table("campaign_stats")
+        .columns("campaign", column)
+        .values(t -> List.of(t._1(), t._2()))
+        .upsertOn("campaign")
+        .accumulating(column)
+        .staged()
+        .build();
+  }
+
+  /** Validates, starts at offset 0 of partition 0 and commits [0, 10) with {@code results}. */
+  private BatchCommit startAndCommit(
+      JdbcBatchSink<Tuple2<String, Long>> sink, List<Tuple2<String, Long>> results) {
+    long epoch;
+    try (OffsetStore store = sink.openOffsetStore()) {
+      store.validate();
+      epoch = store.takeWriterEpoch();
+      store.storeStartOffsets(Map.of(new TopicPartition(h.topic, 0), 0L), epoch);
+    }
+    return sink.commitBatch(
+        epoch, List.of(SourceRange.of(h.topic, 0, 0, 10)), h.sc.parallelize(results, 2));
+  }
+
+  /**
+   * Both sinks stage through the default staging table of campaign_stats, which the first created
+   * with its own columns only.
+   */
+  @Test
+  void twoStagedPipelinesWithOtherColumnsOfOneTableShareItsStagingTable() {
+    db.execute(
+        "CREATE TABLE campaign_stats (campaign text PRIMARY KEY, clicks bigint NOT NULL DEFAULT 0,"
+            + " revenue bigint NOT NULL DEFAULT 0)");
+
+    BatchCommit clicks = startAndCommit(stagedTotalOf("clicks"), List.of(new Tuple2<>("c1", 4L)));
+    BatchCommit revenue =
+        startAndCommit(stagedTotalOf("revenue"), List.of(new Tuple2<>("c1", 700L)));
+
+    assertThat(clicks.commits()).extracting(c -> c.outcome()).containsOnly(CommitOutcome.COMMITTED);
+    assertThat(revenue.commits())
+        .extracting(c -> c.outcome())
+        .containsOnly(CommitOutcome.COMMITTED);
+    try (var c = db.connect();
+        ResultSet rs =
+            c.createStatement().executeQuery("SELECT clicks, revenue FROM campaign_stats")) {
+      rs.next();
+      assertThat(rs.getLong(1)).isEqualTo(4L);
+      assertThat(rs.getLong(2)).isEqualTo(700L);
+    } catch (java.sql.SQLException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  @Test
+  void aStagingTableWhoseColumnTypeDiffersFromTheOutputIsRefusedNamingTheColumn() {
+    db.execute("CREATE TABLE campaign_stats (campaign text PRIMARY KEY, clicks bigint)");
+    db.execute(
+        "CREATE TABLE campaign_stats_eos_staging (campaign text, clicks integer, eos_pipeline"
+            + " varchar(200), eos_attempt varchar(64), eos_part integer)");
+    try (OffsetStore store = stagedTotalOf("clicks").openOffsetStore()) {
+      assertThatThrownBy(store::validate)
+          .isInstanceOf(org.exactlyonce.spark.SinkConfigurationException.class)
+          .hasMessageContaining("staging table 'campaign_stats_eos_staging'")
+          .hasMessageContaining("'clicks'")
+          .hasMessageContaining("DROP TABLE \"campaign_stats_eos_staging\"");
+    }
+  }
+
+  /**
+   * Staged upserts with an accumulating column reduce the batch per key in SQL, taking max() of the
+   * other columns; PostgreSQL has no max() of boolean or json, so the first publish would fail.
+   */
+  @Test
+  void aStagedColumnWithoutMaxIsRefusedBeforeTheStreamNamingIt() {
+    db.execute("CREATE TABLE flagged (campaign text PRIMARY KEY, total bigint, active boolean)");
+    JdbcBatchSink<Tuple2<String, Long>> sink =
+        JdbcSink.<Tuple2<String, Long>>perBatch("flagged-per-campaign")
+            .connection(db.settings)
+            .table("flagged")
+            .columns("campaign", "total", "active")
+            .values(t -> List.of(t._1(), t._2(), true))
+            .upsertOn("campaign")
+            .accumulating("total")
+            .staged()
+            .build();
+    try (OffsetStore store = sink.openOffsetStore()) {
+      assertThatThrownBy(store::validate)
+          .isInstanceOf(org.exactlyonce.spark.SinkConfigurationException.class)
+          .hasMessageContaining("'active'")
+          .hasMessageContaining("boolean")
+          .hasMessageContaining("max()");
+    }
+  }
 }

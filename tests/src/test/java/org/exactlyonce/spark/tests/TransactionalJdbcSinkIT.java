@@ -387,6 +387,82 @@ class TransactionalJdbcSinkIT {
         .hasMessageContaining("kafka_partition");
   }
 
+  /** Users have columns named like SQL keywords; the sink quotes every name it writes. */
+  @Test
+  void reservedWordsAsTableAndColumnNamesAreWrittenWithCopyAndInserts() {
+    db.execute(
+        "CREATE TABLE \"user\" (\"order\" text NOT NULL, \"select\" text, \"offset\" bigint)");
+    for (boolean copy : new boolean[] {true, false}) {
+      JdbcSink<Out> s =
+          JdbcSink.<Out>transactional(copy ? "kw-copy" : "kw-insert")
+              .connection(db.settings)
+              .table("user")
+              .columns("order", "select", "offset")
+              .values(o -> List.of(o.id(), o.topic(), o.offset()))
+              .copy(copy)
+              .build();
+      long e = start(s, 0);
+      PartitionCommit c =
+          s.commit(e, SourceRange.of(TOPIC, 0, 0, 10), JdbcTestSupport.outputs(TOPIC, 0, 0, 10));
+      assertThat(c.outcome()).isEqualTo(CommitOutcome.COMMITTED);
+    }
+    assertThat(db.count("\"user\"")).isEqualTo(20);
+  }
+
+  /**
+   * Statements find an unqualified table in the first schema of the search path that has it; the
+   * check before the start must look in the same place, not in current_schema() only.
+   */
+  @Test
+  void outputTableIsFoundWhereStatementsFindItOnTheSearchPath() {
+    db.execute("CREATE SCHEMA app");
+    db.execute(
+        "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET search_path = app, public',"
+            + " current_database()); END $$");
+    // "out" lives in public only; current_schema() is app.
+    JdbcSink<Out> s = tableSink("on-search-path");
+    long e = start(s, 0);
+    assertThat(
+            s.commit(e, SourceRange.of(TOPIC, 0, 0, 5), JdbcTestSupport.outputs(TOPIC, 0, 0, 5))
+                .outcome())
+        .isEqualTo(CommitOutcome.COMMITTED);
+    assertThat(db.count("public.out")).isEqualTo(5);
+  }
+
+  /** What the driver does at start, with the writers table {@code writers}. */
+  private void startWithWritersTable(String writers) {
+    start(
+        JdbcSink.<Out>transactional("p3")
+            .connection(db.settings)
+            .writersTable(writers)
+            .table("out")
+            .columns("id")
+            .values(o -> List.of(o.id()))
+            .build(),
+        0);
+  }
+
+  @Test
+  void writersTableWithoutAUniqueKeyOnThePipelineIsRefusedNamingTheFix() {
+    db.execute(
+        "CREATE TABLE bad_writers (pipeline_id text, writer_epoch bigint NOT NULL, taken_at"
+            + " timestamptz NOT NULL DEFAULT now(), taken_by text)");
+    assertThatThrownBy(() -> startWithWritersTable("bad_writers"))
+        .isInstanceOf(SinkConfigurationException.class)
+        .hasMessageContaining("writers table 'bad_writers' has no unique index on exactly")
+        .hasMessageContaining("CREATE UNIQUE INDEX ON \"bad_writers\" (\"pipeline_id\")");
+  }
+
+  @Test
+  void writersTableWithoutTheColumnsTakingAnEpochSetsIsRefusedNamingTheFix() {
+    db.execute("CREATE TABLE bad_writers (pipeline_id text PRIMARY KEY, writer_epoch bigint)");
+    assertThatThrownBy(() -> startWithWritersTable("bad_writers"))
+        .isInstanceOf(SinkConfigurationException.class)
+        .hasMessageContaining("writers table 'bad_writers' has the wrong shape")
+        .hasMessageContaining("taken_at")
+        .hasMessageContaining("drop this one");
+  }
+
   @Test
   void unreachableDatabaseIsAConfigurationErrorWithoutThePassword() {
     JdbcSink<Out> s =

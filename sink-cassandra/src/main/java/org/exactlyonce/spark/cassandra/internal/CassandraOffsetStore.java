@@ -17,6 +17,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
+import java.util.stream.Collectors;
 import org.apache.kafka.common.TopicPartition;
 import org.exactlyonce.spark.CommitOutcome;
 import org.exactlyonce.spark.PartitionCommit;
@@ -131,7 +132,7 @@ public final class CassandraOffsetStore implements OffsetStore {
     if (!wrong.isEmpty()) {
       throw new SinkConfigurationException(
           "offsets table '"
-              + offsets
+              + spec.offsetsTable()
               + "' has the wrong shape: "
               + String.join("; ", wrong)
               + ". Nothing was changed. Point the sink at another table (offsetsTable(...)), or"
@@ -247,6 +248,24 @@ public final class CassandraOffsetStore implements OffsetStore {
                   + " output must name its whole key");
         }
         if (spec.mode() == CassandraSpec.Mode.RUNNING_TOTAL) {
+          // The columns are the WHERE clause of the total's conditional update: Cassandra takes
+          // primary-key columns only there, and refuses the update in the first batch otherwise.
+          List<String> notKey =
+              spec.columns().stream().filter(c -> !primaryKey.contains(c)).toList();
+          if (!notKey.isEmpty()) {
+            throw new SinkConfigurationException(
+                "output table '"
+                    + name
+                    + "': the running total's columns "
+                    + notKey
+                    + " are not in its primary key "
+                    + primaryKey
+                    + ", but a running total updates the one row its columns name, so they must be"
+                    + " exactly the primary key. Use columns("
+                    + primaryKey.stream().map(c -> '"' + c + '"').collect(Collectors.joining(", "))
+                    + ") and a values(...) of those, or make the table's primary key the sink's"
+                    + " columns");
+          }
           expect(name, t, spec.totalColumn(), "bigint", "output table");
           expect(
               name,

@@ -73,7 +73,7 @@ public final class CassandraWriter {
         "INSERT INTO "
             + spec.table().cql()
             + " ("
-            + String.join(", ", cols)
+            + names(cols)
             + ") VALUES ("
             + cols.stream().map(c -> "?").collect(Collectors.joining(", "))
             + ") USING TIMESTAMP ?";
@@ -185,22 +185,25 @@ public final class CassandraWriter {
     String source = CassandraSpec.appliedKey(spec.pipelineId(), range.topic(), range.partition());
     String legacy = CassandraSpec.legacyAppliedKey(range.topic(), range.partition());
     String where =
-        spec.columns().stream().map(c -> c + " = ?").collect(Collectors.joining(" AND "));
+        spec.columns().stream()
+            .map(c -> CqlName.quote(c) + " = ?")
+            .collect(Collectors.joining(" AND "));
     String t = spec.table().cql();
-    String applied = CassandraSpec.APPLIED_COLUMN;
+    String applied = CqlName.quote(CassandraSpec.APPLIED_COLUMN);
+    String totalColumn = CqlName.quote(spec.totalColumn());
     PreparedStatement read =
         Sessions.prepare(
             spec.settings(),
-            "SELECT " + spec.totalColumn() + ", " + applied + " FROM " + t + " WHERE " + where);
+            "SELECT " + totalColumn + ", " + applied + " FROM " + t + " WHERE " + where);
     PreparedStatement insert =
         Sessions.prepare(
             spec.settings(),
             "INSERT INTO "
                 + t
                 + " ("
-                + String.join(", ", spec.columns())
+                + names(spec.columns())
                 + ", "
-                + spec.totalColumn()
+                + totalColumn
                 + ", "
                 + applied
                 + ") VALUES ("
@@ -212,13 +215,13 @@ public final class CassandraWriter {
             "UPDATE "
                 + t
                 + " SET "
-                + spec.totalColumn()
+                + totalColumn
                 + " = ?, "
                 + applied
                 + " = ? WHERE "
                 + where
                 + " IF "
-                + spec.totalColumn()
+                + totalColumn
                 + " = ? AND "
                 + applied
                 + " = ?");
@@ -230,7 +233,8 @@ public final class CassandraWriter {
       List<Object> key = e.getKey();
       for (int attempt = 0; ; attempt++) {
         if (attempt == 100) {
-          throw new ExactlyOnceException("running total of " + key + " in " + t + " kept changing");
+          throw new ExactlyOnceException(
+              "running total of " + key + " in " + spec.table() + " kept changing");
         }
         Row row = session.execute(read.bind(key.toArray()).setConsistencyLevel(serial)).one();
         Map<String, Long> appliedNow =
@@ -285,5 +289,10 @@ public final class CassandraWriter {
       }
     }
     return written;
+  }
+
+  /** Column names as a CQL list, each quoted. */
+  private static String names(List<String> columns) {
+    return columns.stream().map(CqlName::quote).collect(Collectors.joining(", "));
   }
 }

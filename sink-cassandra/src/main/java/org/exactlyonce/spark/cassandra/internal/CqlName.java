@@ -7,7 +7,10 @@ import org.exactlyonce.spark.SinkConfigurationException;
 
 /**
  * A keyspace-qualified table or a column name that is safe to put into CQL: letters, digits and
- * underscores, never quoted, so it folds to lower case like the same name typed in cqlsh.
+ * underscores, folded to lower case like the same name typed unquoted in cqlsh, and always quoted
+ * in CQL ({@link #cql()}, {@link #quote}): a quoted lower-case name is the same name, and columns
+ * named like keywords ({@code from}, {@code select}, {@code order}) would otherwise pass every
+ * check and fail at the first write.
  */
 public record CqlName(String keyspace, String name) implements Serializable {
   private static final Pattern PART = Pattern.compile("[A-Za-z][A-Za-z0-9_]{0,47}");
@@ -23,7 +26,7 @@ public record CqlName(String keyspace, String name) implements Serializable {
               + " '"
               + value
               + "' is not keyspace.table with plain names (letters, digits, '_', at most 48,"
-              + " starting with a letter); names are never quoted or concatenated unchecked into CQL");
+              + " starting with a letter); names are never concatenated unchecked into CQL");
     }
     return new CqlName(parts[0].toLowerCase(Locale.ROOT), parts[1].toLowerCase(Locale.ROOT));
   }
@@ -41,13 +44,19 @@ public record CqlName(String keyspace, String name) implements Serializable {
     return value.toLowerCase(Locale.ROOT);
   }
 
-  /** As written in CQL. */
+  /** As written in CQL: each part double-quoted. */
   public String cql() {
-    return keyspace + "." + name;
+    return quote(keyspace) + "." + quote(name);
   }
 
+  /** A parsed name (plain characters, lower case) double-quoted, as CQL takes it. */
+  public static String quote(String name) {
+    return '"' + name + '"';
+  }
+
+  /** The name as the user wrote it (lower case, unquoted), for messages. */
   @Override
   public String toString() {
-    return cql();
+    return keyspace + "." + name;
   }
 }

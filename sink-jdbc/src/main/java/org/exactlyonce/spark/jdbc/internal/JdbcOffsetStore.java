@@ -7,6 +7,8 @@ import java.util.Comparator;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Consumer;
+import java.util.stream.Collectors;
 import org.apache.kafka.common.TopicPartition;
 import org.exactlyonce.spark.CommitOutcome;
 import org.exactlyonce.spark.PartitionCommit;
@@ -33,6 +35,7 @@ public final class JdbcOffsetStore implements OffsetStore {
   private final TableMapping<?> mapping;
   private final DriverConnection connection;
   private final List<String> extraDdl;
+  private final List<Consumer<Handle>> extraChecks = new ArrayList<>();
 
   /**
    * Connects to the database.
@@ -77,6 +80,8 @@ public final class JdbcOffsetStore implements OffsetStore {
     createIfMissing(handle, dialect.createWritersTable());
     checkShape(handle, dialect.offsetsTable(), PostgresDialect.OFFSETS_COLUMNS, "offsets table");
     checkShape(handle, dialect.writersTable(), PostgresDialect.WRITERS_COLUMNS, "writers table");
+    checkUniqueKey(handle, dialect.offsetsTable(), PostgresDialect.OFFSETS_KEY, "offsets table");
+    checkUniqueKey(handle, dialect.writersTable(), PostgresDialect.WRITERS_KEY, "writers table");
     if (!columnsOf(handle, dialect.offsetsTable()).containsKey("high_water")) {
       // An offsets table of an earlier version (its shape checked above), once: ALTER TABLE
       // needs the owner and an exclusive lock, so it never runs when the column is there. The
@@ -112,40 +117,110 @@ public final class JdbcOffsetStore implements OffsetStore {
                   + "): fix the sink's columns(...) or the table");
         }
       }
-      checkUniqueKey(handle, table, mapping.conflictKey());
+      checkUniqueKey(
+          handle,
+          table,
+          mapping.conflictKey().stream().map(SqlIdentifier::name).toList(),
+          "output table");
     }
     for (String ddl : extraDdl) {
       createIfMissing(handle, ddl);
     }
+    for (Consumer<Handle> check : extraChecks) {
+      check.accept(handle);
+    }
   }
 
-  /** ON CONFLICT needs a unique index on exactly the key columns. */
-  private void checkUniqueKey(Handle handle, SqlIdentifier table, List<SqlIdentifier> key) {
+  /**
+   * Adds a check that {@link #validate()} runs last, after the extra DDL (for example of the
+   * staging table that DDL created); it throws {@link SinkConfigurationException} to refuse.
+   *
+   * @return this store
+   */
+  public JdbcOffsetStore alsoValidating(Consumer<Handle> check) {
+    extraChecks.add(check);
+    return this;
+  }
+
+  /** A unique index of a table, as {@link PostgresDialect#uniqueIndexes()} reads it. */
+  private record UniqueIndex(String name, List<String> columns, List<String> unusableBecause) {}
+
+  /**
+   * ON CONFLICT needs a unique index on exactly the key columns that it can infer: not partial, no
+   * expressions, checked immediately. Otherwise the first write fails, after the stream started.
+   */
+  private void checkUniqueKey(Handle handle, SqlIdentifier table, List<String> key, String what) {
     if (key.isEmpty()) {
       return;
     }
-    List<String> wanted = key.stream().map(SqlIdentifier::name).sorted().toList();
-    List<List<String>> unique =
+    List<String> wanted = key.stream().sorted().toList();
+    List<UniqueIndex> unique =
         handle
             .createQuery(dialect.uniqueIndexes())
             .bind("table", table.sql())
-            .map((rs, ctx) -> List.of((String[]) rs.getArray(1).getArray()))
+            .map(
+                (rs, ctx) -> {
+                  List<String> why = new ArrayList<>();
+                  if (rs.getBoolean(3)) {
+                    why.add("has an expression among its columns");
+                  }
+                  if (rs.getBoolean(4)) {
+                    why.add("is partial (it has a WHERE clause)");
+                  }
+                  if (rs.getBoolean(5)) {
+                    why.add("is a deferrable constraint (checked at commit)");
+                  }
+                  if (rs.getBoolean(6)) {
+                    why.add("is invalid (a failed CREATE INDEX CONCURRENTLY)");
+                  }
+                  return new UniqueIndex(
+                      rs.getString(1), List.of((String[]) rs.getArray(2).getArray()), why);
+                })
             .list();
-    if (unique.stream().noneMatch(cols -> cols.stream().sorted().toList().equals(wanted))) {
-      throw new SinkConfigurationException(
-          "output table '"
-              + table
-              + "' has no unique index on exactly "
-              + wanted
-              + " (it has "
-              + unique
-              + "), so a replay could not find and overwrite the rows it wrote before. Add one:"
-              + " CREATE UNIQUE INDEX ON "
-              + table
-              + " ("
-              + String.join(", ", wanted)
-              + ")");
+    List<UniqueIndex> onKey = unique.stream().filter(i -> i.columns().equals(wanted)).toList();
+    if (onKey.stream().anyMatch(i -> i.unusableBecause().isEmpty())) {
+      return;
     }
+    String create =
+        "CREATE UNIQUE INDEX ON "
+            + table.sql()
+            + " ("
+            + wanted.stream().map(SqlIdentifier::quote).collect(Collectors.joining(", "))
+            + ")";
+    if (!onKey.isEmpty()) {
+      UniqueIndex i = onKey.get(0);
+      throw new SinkConfigurationException(
+          what
+              + " '"
+              + table
+              + "' has unique index "
+              + i.name()
+              + " on "
+              + wanted
+              + ", but it "
+              + String.join(" and ", i.unusableBecause())
+              + ": INSERT ... ON CONFLICT ("
+              + String.join(", ", wanted)
+              + ") cannot use it, so the first write would fail. Add a plain one: "
+              + create
+              + (i.unusableBecause().stream().anyMatch(w -> w.contains("deferrable"))
+                  ? " (or add the constraint again as NOT DEFERRABLE)"
+                  : ""));
+    }
+    throw new SinkConfigurationException(
+        what
+            + " '"
+            + table
+            + "' has no unique index on exactly "
+            + wanted
+            + " (it has "
+            + unique.stream().map(i -> i.name() + " " + i.columns()).toList()
+            + "), so "
+            + ("output table".equals(what)
+                ? "a replay could not find and overwrite the rows it wrote before"
+                : "the sink's INSERT ... ON CONFLICT would fail")
+            + ". Add one: "
+            + create);
   }
 
   private void createIfMissing(Handle handle, String ddl) {
@@ -190,8 +265,7 @@ public final class JdbcOffsetStore implements OffsetStore {
     Map<String, String> out = new HashMap<>();
     handle
         .createQuery(dialect.columnsOf())
-        .bind("table", t.name())
-        .bind("schema", t.schema())
+        .bind("table", t.sql())
         .map((rs, ctx) -> Map.entry(rs.getString(1), rs.getString(2)))
         .forEach(e -> out.put(e.getKey(), e.getValue()));
     return out;

@@ -121,25 +121,56 @@ public final class PostgresDialect implements Serializable {
           List.of("topic", "character varying", "text"),
           List.of("kafka_partition", "integer"),
           List.of("until_offset", "bigint"),
-          List.of("writer_epoch", "bigint"));
+          List.of("writer_epoch", "bigint"),
+          List.of("updated_at", "timestamp with time zone"));
+
+  /** The key of the offsets table, which its upserts name in ON CONFLICT. */
+  public static final List<String> OFFSETS_KEY = List.of("pipeline_id", "topic", "kafka_partition");
 
   /** Expected columns of the writers table. */
   public static final List<List<String>> WRITERS_COLUMNS =
       List.of(
-          List.of("pipeline_id", "character varying", "text"), List.of("writer_epoch", "bigint"));
+          List.of("pipeline_id", "character varying", "text"),
+          List.of("writer_epoch", "bigint"),
+          List.of("taken_at", "timestamp with time zone"),
+          List.of("taken_by", "character varying", "text"));
 
-  /** Columns of a table: name and data type. Binds: schema (null = search path), table. */
+  /** The key of the writers table, which taking an epoch names in ON CONFLICT. */
+  public static final List<String> WRITERS_KEY = List.of("pipeline_id");
+
+  /**
+   * Columns of a table: name and data type. Binds: table (as in SQL). The table is the one {@code
+   * to_regclass} finds, that is the one every statement of the sink finds: with its schema, or in
+   * the first schema of the search path that has it (not only in {@code current_schema()}).
+   */
   public String columnsOf() {
     return "SELECT column_name, data_type FROM information_schema.columns"
-        + " WHERE table_name = :table"
-        + " AND table_schema = COALESCE(:schema, current_schema())";
+        + " WHERE (table_schema, table_name) = (SELECT n.nspname::text, c.relname::text"
+        + " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        + " WHERE c.oid = to_regclass(:table))";
   }
 
-  /** The column sets of the unique indexes of a table. Binds: table (as in SQL). */
+  /**
+   * Columns of a table with their full types ({@code format_type}, as DDL spells them, e.g. {@code
+   * numeric(10,2)}), resolved like {@link #columnsOf()}. Binds: table (as in SQL).
+   */
+  public String columnTypesOf() {
+    return "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a"
+        + " WHERE a.attrelid = to_regclass(:table) AND a.attnum > 0 AND NOT a.attisdropped";
+  }
+
+  /**
+   * The unique indexes of a table: name, plain key columns (sorted), and whether it has
+   * expressions, a predicate (partial), deferred checking (a DEFERRABLE constraint) or is invalid
+   * (a failed CREATE INDEX CONCURRENTLY); ON CONFLICT can use an index with none of these. Binds:
+   * table (as in SQL).
+   */
   public String uniqueIndexes() {
-    return "SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_index i"
-        + " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)"
-        + " WHERE i.indrelid = to_regclass(:table) AND i.indisunique GROUP BY i.indexrelid";
+    return "SELECT ic.relname::text, ARRAY(SELECT a.attname::text FROM pg_attribute a"
+        + " WHERE a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) ORDER BY a.attname),"
+        + " i.indexprs IS NOT NULL, i.indpred IS NOT NULL, NOT i.indimmediate, NOT i.indisvalid"
+        + " FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid"
+        + " WHERE i.indrelid = to_regclass(:table) AND i.indisunique";
   }
 
   /** Takes the next writer epoch. Binds: pipeline, by. Returns the new epoch. */

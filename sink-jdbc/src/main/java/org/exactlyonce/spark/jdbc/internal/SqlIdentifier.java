@@ -7,8 +7,11 @@ import org.exactlyonce.spark.SinkConfigurationException;
 
 /**
  * A table or column name that is safe to put into SQL: plain letters, digits and underscores,
- * optionally qualified by a schema. Never quoted, so it follows PostgreSQL's folding of unquoted
- * names to lower case, exactly as the same name typed in psql.
+ * optionally qualified by a schema. Folded to lower case, as PostgreSQL folds the same name typed
+ * unquoted in psql, and then always quoted in SQL: a quoted lower-case name is the same name, and
+ * users' columns named like keywords ({@code order}, {@code user}, {@code select}) would otherwise
+ * pass every check and fail at the first INSERT (or, as {@code user}, read the session's user). A
+ * keyword list would have to follow every server version.
  */
 public final class SqlIdentifier implements Serializable {
   private static final long serialVersionUID = 1L;
@@ -42,7 +45,7 @@ public final class SqlIdentifier implements Serializable {
               + "' is not a plain SQL name: use letters, digits and '_' (at most 63, not starting"
               + " with a digit)"
               + (qualified ? ", optionally qualified as schema.table" : "")
-              + ". Names are never quoted or concatenated unchecked into SQL");
+              + ". Names are never concatenated unchecked into SQL");
     }
     return parts.length == 2
         ? new SqlIdentifier(parts[0].toLowerCase(Locale.ROOT), parts[1].toLowerCase(Locale.ROOT))
@@ -59,13 +62,22 @@ public final class SqlIdentifier implements Serializable {
     return name;
   }
 
-  /** The name as it appears in SQL. */
+  /** The name as it appears in SQL: each part double-quoted. */
   public String sql() {
-    return schema == null ? name : schema + "." + name;
+    return schema == null ? quote(name) : quote(schema) + "." + quote(name);
   }
 
+  /**
+   * {@code part} double-quoted: for names the sink derives from a parsed one (an index name), which
+   * hold the same plain characters.
+   */
+  static String quote(String part) {
+    return '"' + part + '"';
+  }
+
+  /** The name as the user wrote it (folded to lower case, unquoted), for messages. */
   @Override
   public String toString() {
-    return sql();
+    return schema == null ? name : schema + "." + name;
   }
 }

@@ -2,10 +2,13 @@ package org.exactlyonce.spark.jdbc.internal;
 
 import java.io.Serializable;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.Iterator;
 import java.util.List;
+import java.util.Map;
 import java.util.stream.Collectors;
 import org.exactlyonce.spark.ExactlyOnceException;
+import org.exactlyonce.spark.SinkConfigurationException;
 import org.exactlyonce.spark.spi.PartitionOutputs.Positioned;
 import org.jdbi.v3.core.Handle;
 import org.jdbi.v3.core.statement.PreparedBatch;
@@ -50,10 +53,96 @@ public final class Staging implements Serializable {
             + " ADD COLUMN IF NOT EXISTS eos_attempt varchar(64),"
             + " ADD COLUMN IF NOT EXISTS eos_part integer",
         "CREATE INDEX IF NOT EXISTS "
-            + staging.name()
-            + "_attempt ON "
+            + SqlIdentifier.quote(staging.name() + "_attempt")
+            + " ON "
             + staging.sql()
             + " (eos_attempt, eos_part)");
+  }
+
+  /**
+   * Runs on the driver after {@link #ddl()}, before the stream starts: makes the staging table hold
+   * every column of this mapping with the output table's type, and checks that the statement that
+   * publishes staged rows can reduce them. The staging table of an output table is shared by every
+   * staged pipeline writing it (the default name), and it was created with the columns of the first
+   * one: a second pipeline with other columns gets them added (nullable, so the first pipeline's
+   * rows are unaffected) instead of failing in its first batch.
+   *
+   * @throws SinkConfigurationException if a staging column has another type than the output's, or a
+   *     column reduced with max() has a type without max()
+   */
+  public void check(Handle h, PostgresDialect dialect) {
+    Map<String, String> output = typesOf(h, dialect, mapping.table());
+    Map<String, String> staged = typesOf(h, dialect, staging);
+    for (SqlIdentifier c : mapping.allColumns()) {
+      String want = output.get(c.name());
+      String have = staged.get(c.name());
+      if (have == null) {
+        h.execute(
+            "ALTER TABLE " + staging.sql() + " ADD COLUMN IF NOT EXISTS " + c.sql() + " " + want);
+      } else if (!have.equals(want)) {
+        throw new SinkConfigurationException(
+            "staging table '"
+                + staging
+                + "' has column '"
+                + c.name()
+                + "' of type "
+                + have
+                + " but output table '"
+                + mapping.table()
+                + "' has "
+                + want
+                + ": staged rows would be converted on the way, or fail. The staging table holds"
+                + " rows only while a batch is published: drop it (DROP TABLE "
+                + staging.sql()
+                + ") while no staged pipeline of this table runs, and the sink creates it again;"
+                + " or give this sink its own with stagingTable(...)");
+      }
+    }
+    for (SqlIdentifier c : reducedWithMax()) {
+      try {
+        h.createQuery("SELECT max(" + c.sql() + ") FROM " + staging.sql() + " WHERE false")
+            .mapTo(Object.class)
+            .findFirst();
+      } catch (RuntimeException e) {
+        throw new SinkConfigurationException(
+            "staged sink on '"
+                + mapping.table()
+                + "': column '"
+                + c.name()
+                + "' is neither a key nor accumulating, so publishing a batch reduces it per key"
+                + " with max(), and its type "
+                + output.get(c.name())
+                + " has no max() ("
+                + JdbcOffsetStore.rootMessage(e)
+                + "). Make it accumulating(...), store it as a type with max() (for example"
+                + " smallint for a flag, text for JSON), or write without staged()",
+            e);
+      }
+    }
+  }
+
+  private static Map<String, String> typesOf(
+      Handle h, PostgresDialect dialect, SqlIdentifier table) {
+    Map<String, String> out = new HashMap<>();
+    h.createQuery(dialect.columnTypesOf())
+        .bind("table", table.sql())
+        .map((rs, ctx) -> Map.entry(rs.getString(1), rs.getString(2)))
+        .forEach(e -> out.put(e.getKey(), e.getValue()));
+    return out;
+  }
+
+  /** The columns {@link #select()} reduces with max(): neither key nor accumulating. */
+  private List<SqlIdentifier> reducedWithMax() {
+    if (mapping.keys().isEmpty() || mapping.accumulating().isEmpty()) {
+      return List.of();
+    }
+    return mapping.allColumns().stream()
+        .filter(c -> !named(mapping.keys(), c) && !named(mapping.accumulating(), c))
+        .toList();
+  }
+
+  private static boolean named(List<SqlIdentifier> some, SqlIdentifier c) {
+    return some.stream().anyMatch(s -> s.name().equals(c.name()));
   }
 
   /**
@@ -167,9 +256,9 @@ public final class Staging implements Serializable {
     }
     List<String> exprs = new ArrayList<>();
     for (SqlIdentifier c : mapping.allColumns()) {
-      if (keys.stream().anyMatch(k -> k.name().equals(c.name()))) {
+      if (named(keys, c)) {
         exprs.add(c.sql());
-      } else if (mapping.accumulating().stream().anyMatch(a -> a.name().equals(c.name()))) {
+      } else if (named(mapping.accumulating(), c)) {
         exprs.add("sum(" + c.sql() + ")");
       } else {
         exprs.add("max(" + c.sql() + ")");

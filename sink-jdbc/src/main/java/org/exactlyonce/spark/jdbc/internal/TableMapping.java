@@ -318,7 +318,7 @@ public final class TableMapping<R> implements RowWriter<R> {
               + " outputs with the same version the later source position wins whatever the batch"
               + " size. "
               + (type == null ? "Add it: ALTER TABLE " : "Change it: ALTER TABLE ")
-              + table
+              + table.sql()
               + (type == null
                   ? " ADD COLUMN " + tieBreakerColumn.sql() + " text"
                   : " ALTER COLUMN " + tieBreakerColumn.sql() + " TYPE text")
