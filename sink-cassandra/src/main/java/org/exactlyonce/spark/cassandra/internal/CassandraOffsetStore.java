@@ -583,9 +583,9 @@ public final class CassandraOffsetStore implements OffsetStore {
           decided.add(new PartitionCommit(r, o, effective, 0, 0, 0));
         }
         if (advancing == 0) {
-          // Nothing left to advance. If an earlier batch's outcome was unknown, a newer driver
-          // may have advanced these ranges instead: report what the epoch says.
-          if (!unknown.isEmpty() && !Long.valueOf(epoch).equals(readEpoch())) {
+          // Nothing to advance, but a fenced driver must still learn it is fenced (and after an
+          // unknown outcome a newer driver may have advanced these ranges instead).
+          if (!Long.valueOf(epoch).equals(readEpoch())) {
             return fencedAll(ranges);
           }
           return decided;
