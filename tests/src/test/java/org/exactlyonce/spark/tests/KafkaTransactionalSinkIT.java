@@ -462,7 +462,7 @@ class KafkaTransactionalSinkIT {
                 () -> ExactlyOnce.directStream(ssc, h.kafkaParams(), List.of(h.topic), sink))
             .isInstanceOf(org.exactlyonce.spark.OffsetMismatchException.class)
             .hasMessageContaining(h.topic + "-1")
-            .hasMessageContaining("--reset-offsets");
+            .hasMessageContaining("ExactlyOnce.rewind(");
       } finally {
         ssc.stop(false, false);
       }
@@ -511,7 +511,7 @@ class KafkaTransactionalSinkIT {
             .isInstanceOf(org.exactlyonce.spark.OffsetMismatchException.class)
             .hasMessageContaining(h.topic + "-1")
             .hasMessageContaining("recoveryScanDepth")
-            .hasMessageContaining("--reset-offsets");
+            .hasMessageContaining("ExactlyOnce.rewind(");
       } finally {
         ssc.stop(false, false);
       }

@@ -373,7 +373,8 @@ class KafkaWriterEpochIT {
         .isInstanceOf(org.exactlyonce.spark.OffsetMismatchException.class)
         .hasMessageContaining(legacyTransactionalId(pipeline, tp))
         .hasMessageContaining("stored offset is 0")
-        .hasMessageContaining("--to-offset 10");
+        .hasMessageContaining("ExactlyOnce.rewind(")
+        .hasMessageContaining("0), 10L)");
     assertThat(committed).isTrue();
   }
 
