@@ -111,6 +111,39 @@ class JdbcDriverConnectionsIT {
         .isEqualTo(firstBackend);
   }
 
+  /**
+   * The start keeps every sink's store open through validation, epochs and start offsets: with
+   * several JDBC sinks on one database, the driver's pool must not run out (it held 4, and the
+   * fifth sink's start failed as if its URL were wrong).
+   */
+  @Test
+  void manySinksOnOneDatabaseStartTogether() {
+    JdbcTestSupport db = new JdbcTestSupport();
+    db.execute("CREATE TABLE conversions (campaign text PRIMARY KEY, total bigint NOT NULL)");
+    List<OffsetStore> open = new java.util.ArrayList<>();
+    try {
+      for (int i = 0; i < 8; i++) {
+        OffsetStore store =
+            JdbcSink.<Tuple2<String, Long>>perBatch("conversions-" + i)
+                .connection(db.settings)
+                .table("conversions")
+                .columns("campaign", "total")
+                .values(t -> List.of(t._1(), t._2()))
+                .upsertOn("campaign")
+                .accumulating("total")
+                .build()
+                .openOffsetStore();
+        open.add(store);
+        store.validate();
+      }
+      for (OffsetStore store : open) {
+        assertThat(store.takeWriterEpoch()).isPositive();
+      }
+    } finally {
+      open.forEach(OffsetStore::close);
+    }
+  }
+
   @Test
   void aDatabaseThatWentDownAfterStartIsReportedUnreachableNotAsItsConfiguration() {
     // A short wait keeps the test short; the default is a minute.
