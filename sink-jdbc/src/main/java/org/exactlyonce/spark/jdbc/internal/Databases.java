@@ -27,20 +27,20 @@ public final class Databases {
   private static final Map<JdbcSettings, Jdbi> DRIVER_JDBIS = new ConcurrentHashMap<>();
 
   /**
-   * The driver's connections: one per sink's bookkeeping at a time (batches run one after another),
-   * plus a progress probe or two.
+   * The most driver connections per database. The start keeps every sink's offset store open
+   * through validation, epochs and start offsets, so a stream with several sinks on one database
+   * holds one connection per sink at once (4 made the fifth sink's start fail); idle connections
+   * close again (minimum idle 0).
    */
-  private static final int DRIVER_POOL_SIZE = 4;
+  private static final int DRIVER_POOL_SIZE = 32;
 
   static {
+    // The executor pools only. The driver pools are left to the JVM's exit: shutdown hooks run in
+    // parallel, and with spark.streaming.stopGracefullyOnShutdown the last batch's commit runs
+    // during shutdown and must still find its pool open.
     Runtime.getRuntime()
         .addShutdownHook(
-            new Thread(
-                () -> {
-                  POOLS.values().forEach(HikariDataSource::close);
-                  DRIVER_POOLS.values().forEach(HikariDataSource::close);
-                },
-                "jdbc-pools-close"));
+            new Thread(() -> POOLS.values().forEach(HikariDataSource::close), "jdbc-pools-close"));
   }
 
   private Databases() {}

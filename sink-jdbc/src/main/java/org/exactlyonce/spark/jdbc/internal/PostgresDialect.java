@@ -160,14 +160,17 @@ public final class PostgresDialect implements Serializable {
   }
 
   /**
-   * The unique indexes of a table: name, plain key columns (sorted), and whether it has
-   * expressions, a predicate (partial), deferred checking (a DEFERRABLE constraint) or is invalid
-   * (a failed CREATE INDEX CONCURRENTLY); ON CONFLICT can use an index with none of these. Binds:
-   * table (as in SQL).
+   * The unique indexes of a table: name, key columns (sorted, without INCLUDE columns), and whether
+   * it has expressions, a predicate (partial), deferred checking (a DEFERRABLE constraint) or is
+   * invalid (a failed CREATE INDEX CONCURRENTLY); ON CONFLICT can use an index with none of these.
+   * Binds: table (as in SQL).
    */
   public String uniqueIndexes() {
     return "SELECT ic.relname::text, ARRAY(SELECT a.attname::text FROM pg_attribute a"
-        + " WHERE a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) ORDER BY a.attname),"
+        + " WHERE a.attrelid = i.indrelid"
+        // Key columns only: INCLUDE columns follow them in indkey and are no part of the key. (The
+        // spaces around the slice's colon keep Jdbi from reading ":i" as a named parameter.)
+        + " AND a.attnum = ANY((i.indkey::int2[])[0 : i.indnkeyatts - 1]) ORDER BY a.attname),"
         + " i.indexprs IS NOT NULL, i.indpred IS NOT NULL, NOT i.indimmediate, NOT i.indisvalid"
         + " FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid"
         + " WHERE i.indrelid = to_regclass(:table) AND i.indisunique";
