@@ -81,6 +81,10 @@ public final class Databases {
     config.setJdbcUrl(settings.url());
     config.setDataSourceProperties(settings.toProperties());
     config.setMinimumIdle(0);
+    // An idle connection closes after a minute, not Hikari's ten: a batch every few seconds keeps
+    // its connections, and a JVM that writes to many databases (or stopped writing to one) does
+    // not hold the server's connection slots for nothing.
+    config.setIdleTimeout(60_000);
     // The commit protocols rely on row locks under READ COMMITTED, whatever the server's default
     // (default_transaction_isolation); set once per connection, not per transaction. Under
     // REPEATABLE READ or SERIALIZABLE, two drivers' bookkeeping fails with serialization errors.

@@ -109,7 +109,9 @@ public final class PostgresServer implements AutoCloseable {
               .setPort(port)
               .setRegisterShutdownHook(true)
               .setPGStartupWait(Duration.ofSeconds(60))
-              .setServerConfig("max_connections", "200")
+              // The test JVM keeps a pool per test database (each test makes its own), idle
+              // connections closing after a minute: 200 was seen to run out in a full run.
+              .setServerConfig("max_connections", "400")
               // Production durability: zonky defaults to synchronous_commit=off, which was seen
               // to lose acknowledged commits on kill -9 (a chaos test would blame the sink).
               .setServerConfig("fsync", "on")
