@@ -26,4 +26,16 @@ public interface ChaosContext {
    * @throws Fault.NotFired if the driver had already exited (it is started again all the same)
    */
   void restartDriver() throws Exception;
+
+  /**
+   * Starts the job again with the same command while the current driver still runs, as a rolling
+   * deploy does, and makes the new driver the current one. The old driver is left running: the
+   * caller stops it (or it stops by itself, fenced by the new one); the run kills it at its end if
+   * it still runs.
+   *
+   * @return the old driver
+   * @throws Fault.NotFired if the current driver had already exited (the new one is started all the
+   *     same): nothing overlapped
+   */
+  Process startSecondDriver() throws Exception;
 }

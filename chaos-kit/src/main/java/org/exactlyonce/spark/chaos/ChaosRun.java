@@ -274,6 +274,8 @@ public final class ChaosRun {
     private final Random random;
     private final Path faultsDone;
     private Process driver;
+    // Drivers replaced by a rolling deploy: stopped by the fault, killed at the end if still up.
+    private final List<Process> replaced = new ArrayList<>();
     private int starts;
     private final List<Path> logFiles = new ArrayList<>();
 
@@ -293,9 +295,13 @@ public final class ChaosRun {
     }
 
     void killAll() {
+      List<Process> all = new ArrayList<>(replaced);
       if (driver != null) {
-        driver.descendants().forEach(ProcessHandle::destroyForcibly);
-        driver.destroyForcibly();
+        all.add(driver);
+      }
+      for (Process p : all) {
+        p.descendants().forEach(ProcessHandle::destroyForcibly);
+        p.destroyForcibly();
       }
     }
 
@@ -340,6 +346,21 @@ public final class ChaosRun {
         throw new Fault.NotFired(
             "kill-driver: the driver JVM had already exited (exit " + exit + ") before the kill");
       }
+    }
+
+    @Override
+    public Process startSecondDriver() throws Exception {
+      Process old = driver;
+      boolean alive = old.isAlive();
+      replaced.add(old);
+      start();
+      if (!alive) {
+        throw new Fault.NotFired(
+            "the driver JVM had already exited (exit "
+                + old.exitValue()
+                + ") when the second one started: nothing overlapped");
+      }
+      return old;
     }
   }
 

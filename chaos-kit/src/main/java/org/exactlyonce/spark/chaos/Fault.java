@@ -5,6 +5,7 @@ import java.util.List;
 import java.util.Objects;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.function.LongSupplier;
 
 /**
  * One kind of fault a {@link ChaosRun} can fire. The built-in ones act on the job's JVMs; anything
@@ -131,6 +132,61 @@ public interface Fault {
         context -> {
           context.awaitMidWrite();
           context.restartDriver();
+        });
+  }
+
+  /**
+   * A rolling deploy: once a write is in flight, a second driver with the same command starts while
+   * the current one still runs, and takes the pipeline over; then the old driver is asked to stop
+   * (SIGTERM, as a deployer stops the old instance once the new one is up) unless it already
+   * stopped by itself, fenced by the new one. {@code takeovers} must grow when a driver takes the
+   * pipeline over, for example the pipeline's writer epoch; it may throw while its server is away
+   * (it is asked again). It fired if the old driver was alive when the new one started; the run
+   * fails if the new driver did not take over within {@code within}, or the old one did not stop
+   * within it after SIGTERM.
+   */
+  static Fault rollingDeploy(LongSupplier takeovers, Duration within) {
+    Objects.requireNonNull(takeovers, "takeovers");
+    Objects.requireNonNull(within, "within");
+    return of(
+        "rolling-deploy",
+        context -> {
+          context.awaitMidWrite();
+          long before = takeovers.getAsLong();
+          Process old;
+          try {
+            old = context.startSecondDriver();
+          } catch (NotFired e) {
+            throw new NotFired("rolling-deploy: " + e.getMessage());
+          }
+          long deadline = System.nanoTime() + within.toNanos();
+          while (true) {
+            try {
+              if (takeovers.getAsLong() > before) {
+                break;
+              }
+            } catch (RuntimeException e) {
+              // its server is restarting: ask again until the deadline
+            }
+            if (System.nanoTime() > deadline) {
+              throw new IllegalStateException(
+                  "rolling-deploy: the new driver did not take the pipeline over within "
+                      + within
+                      + " (still "
+                      + before
+                      + ")");
+            }
+            Thread.sleep(100);
+          }
+          old.destroy();
+          if (!old.waitFor(within.toMillis(), TimeUnit.MILLISECONDS)) {
+            throw new IllegalStateException(
+                "rolling-deploy: the old driver JVM pid "
+                    + old.pid()
+                    + " still runs "
+                    + within
+                    + " after SIGTERM");
+          }
         });
   }
 }

@@ -230,4 +230,45 @@ class ChaosRunTest {
                 + " -Dexactlyonce.chaos.attempts=1");
     assertThatThrownBy(() -> TaskFaults.everywhere(0, 1)).hasMessageContaining("between 0 and 1");
   }
+
+  @Test
+  void aRollingDeployStartsASecondDriverBesideTheFirstAndStopsTheOldOneOnceTheNewTookOver()
+      throws Exception {
+    Path starts = logs.resolve("starts");
+    // Each driver appends a line when it starts (its "epoch"), then waits for the schedule.
+    String script = "echo x >> '" + starts + "'; " + UNTIL_FAULTS_DONE;
+    ChaosReport report =
+        run(script)
+            .seed(5)
+            .firstFaults(Fault.rollingDeploy(() -> lines(starts), Duration.ofSeconds(10)))
+            .faults(1)
+            .build()
+            .run();
+    assertThat(report.requireEveryFaultFired().fired()).isEqualTo(Map.of("rolling-deploy", 1));
+    assertThat(report.driverStarts()).isEqualTo(2);
+    assertThat(lines(starts)).isEqualTo(2);
+  }
+
+  @Test
+  void aRollingDeployWhoseNewDriverNeverTakesOverFailsTheRun() {
+    ChaosRun run =
+        run(UNTIL_FAULTS_DONE)
+            .seed(6)
+            .firstFaults(Fault.rollingDeploy(() -> 0, Duration.ofMillis(500)))
+            .faults(1)
+            .build();
+    assertThatThrownBy(run::run)
+        .hasMessageContaining("rolling-deploy")
+        .hasRootCauseMessage(
+            "rolling-deploy: the new driver did not take the pipeline over within PT0.5S (still"
+                + " 0)");
+  }
+
+  private static long lines(Path file) {
+    try {
+      return java.nio.file.Files.exists(file) ? java.nio.file.Files.readAllLines(file).size() : 0;
+    } catch (java.io.IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
+  }
 }
