@@ -229,7 +229,10 @@ class JdbcSinkBuilderTest {
             .accumulating("total")
             .build()
             .toString();
-    assertThat(totals).contains("SET \"total\" = cur.\"total\" + excluded.\"total\"");
+    assertThat(totals)
+        .contains(
+            "SET \"total\" = COALESCE(cur.\"total\" + excluded.\"total\", cur.\"total\","
+                + " excluded.\"total\")");
   }
 
   @Test

@@ -172,15 +172,43 @@ class PerBatchJdbcSinkIT {
 
   /** A staged per-batch sink on campaign_stats: the total of {@code column} per campaign. */
   private JdbcBatchSink<Tuple2<String, Long>> stagedTotalOf(String column) {
+    return totalOf(column).staged().build();
+  }
+
+  /** A per-batch sink on campaign_stats (collected unless made staged): {@code column}'s total. */
+  private JdbcBatchSink.Builder<Tuple2<String, Long>> totalOf(String column) {
     return JdbcSink.<Tuple2<String, Long>>perBatch(column + "-per-campaign")
         .connection(db.settings)
         .table("campaign_stats")
         .columns("campaign", column)
         .values(t -> List.of(t._1(), t._2()))
         .upsertOn("campaign")
-        .accumulating(column)
-        .staged()
-        .build();
+        .accumulating(column);
+  }
+
+  /**
+   * A row whose accumulating column holds NULL (written by another program, or before the column
+   * was filled) takes the amount added, staged or collected, instead of staying NULL for good (in
+   * SQL, NULL + 4 is NULL).
+   */
+  @Test
+  void anAccumulatingColumnHoldingNullTakesTheAmountAdded() {
+    db.execute(
+        "CREATE TABLE campaign_stats (campaign text PRIMARY KEY, clicks bigint, revenue bigint)");
+    db.execute("INSERT INTO campaign_stats VALUES ('c1', NULL, NULL)");
+
+    startAndCommit(stagedTotalOf("clicks"), List.of(new Tuple2<>("c1", 4L)));
+    startAndCommit(totalOf("revenue").build(), List.of(new Tuple2<>("c1", 700L)));
+
+    try (var c = db.connect();
+        ResultSet rs =
+            c.createStatement().executeQuery("SELECT clicks, revenue FROM campaign_stats")) {
+      rs.next();
+      assertThat(rs.getObject(1)).as("clicks (staged)").isEqualTo(4L);
+      assertThat(rs.getObject(2)).as("revenue (collected)").isEqualTo(700L);
+    } catch (java.sql.SQLException e) {
+      throw new IllegalStateException(e);
+    }
   }
 
   /** Validates, starts at offset 0 of partition 0 and commits [0, 10) with {@code results}. */

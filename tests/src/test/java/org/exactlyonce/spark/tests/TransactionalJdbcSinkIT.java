@@ -453,6 +453,28 @@ class TransactionalJdbcSinkIT {
         .hasMessageContaining("CREATE UNIQUE INDEX ON \"bad_writers\" (\"pipeline_id\")");
   }
 
+  /**
+   * A dead-letter table that already exists with another shape (say, an application's own table of
+   * that name) is refused at start, not at the first bad record, mid-stream.
+   */
+  @Test
+  void deadLetterTableOfAnotherShapeIsRefusedAtStartNamingTheFix() {
+    db.execute("CREATE TABLE bad_letters (pipeline_id text, topic text, message text)");
+    JdbcSink<Out> s =
+        JdbcSink.<Out>transactional("dl-shape")
+            .connection(db.settings)
+            .table("out")
+            .columns("id", "topic", "kafka_partition", "src_offset")
+            .values(JdbcTestSupport::values)
+            .deadLetterTable("bad_letters")
+            .build();
+    assertThatThrownBy(() -> start(s, 0))
+        .isInstanceOf(SinkConfigurationException.class)
+        .hasMessageContaining("dead-letter table 'bad_letters' has the wrong shape")
+        .hasMessageContaining("kafka_partition")
+        .hasMessageContaining("drop this one");
+  }
+
   @Test
   void writersTableWithoutTheColumnsTakingAnEpochSetsIsRefusedNamingTheFix() {
     db.execute("CREATE TABLE bad_writers (pipeline_id text PRIMARY KEY, writer_epoch bigint)");

@@ -78,8 +78,8 @@ public final class Databases {
 
   private static HikariConfig config(JdbcSettings settings, String poolName) {
     HikariConfig config = new HikariConfig();
-    config.setJdbcUrl(settings.url());
-    config.setDataSourceProperties(settings.toProperties());
+    // Not setJdbcUrl: Hikari's URL data source sets DriverManager's JVM-wide login timeout.
+    config.setDataSource(new UrlDataSource(settings.url(), settings.toProperties()));
     config.setMinimumIdle(0);
     // An idle connection closes after a minute, not Hikari's ten: a batch every few seconds keeps
     // its connections, and a JVM that writes to many databases (or stopped writing to one) does

@@ -35,6 +35,7 @@ public final class JdbcOffsetStore implements OffsetStore {
   private final TableMapping<?> mapping;
   private final DriverConnection connection;
   private final List<String> extraDdl;
+  private final SqlIdentifier deadLetters;
   private final List<Consumer<Handle>> extraChecks = new ArrayList<>();
 
   /**
@@ -58,6 +59,7 @@ public final class JdbcOffsetStore implements OffsetStore {
       ddl.add(spec.dialect().createDeadLetterTable(spec.deadLetters()));
     }
     this.extraDdl = List.copyOf(ddl);
+    this.deadLetters = spec.deadLetters();
     this.pipeline = spec.pipelineId();
     this.settings = spec.settings();
     this.dialect = spec.dialect();
@@ -125,6 +127,12 @@ public final class JdbcOffsetStore implements OffsetStore {
     }
     for (String ddl : extraDdl) {
       createIfMissing(handle, ddl);
+    }
+    if (deadLetters != null) {
+      // An existing table of that name is not replaced by CREATE IF NOT EXISTS: check it here,
+      // or the first bad record would fail mid-stream.
+      checkShape(handle, deadLetters, PostgresDialect.DEAD_LETTER_COLUMNS, "dead-letter table");
+      checkUniqueKey(handle, deadLetters, PostgresDialect.DEAD_LETTER_KEY, "dead-letter table");
     }
     for (Consumer<Handle> check : extraChecks) {
       check.accept(handle);

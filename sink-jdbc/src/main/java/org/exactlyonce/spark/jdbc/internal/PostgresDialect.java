@@ -127,6 +127,21 @@ public final class PostgresDialect implements Serializable {
   /** The key of the offsets table, which its upserts name in ON CONFLICT. */
   public static final List<String> OFFSETS_KEY = List.of("pipeline_id", "topic", "kafka_partition");
 
+  /** Expected columns of a dead-letter table, as {@link #insertDeadLetter} writes them. */
+  public static final List<List<String>> DEAD_LETTER_COLUMNS =
+      List.of(
+          List.of("pipeline_id", "character varying", "text"),
+          List.of("topic", "character varying", "text"),
+          List.of("kafka_partition", "integer"),
+          List.of("src_offset", "bigint"),
+          List.of("record_key", "bytea"),
+          List.of("record_value", "bytea"),
+          List.of("error", "text", "character varying"));
+
+  /** The key of a dead-letter table, which its inserts name in ON CONFLICT. */
+  public static final List<String> DEAD_LETTER_KEY =
+      List.of("pipeline_id", "topic", "kafka_partition", "src_offset");
+
   /** Expected columns of the writers table. */
   public static final List<List<String>> WRITERS_COLUMNS =
       List.of(

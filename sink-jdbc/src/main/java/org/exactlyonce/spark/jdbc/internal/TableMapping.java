@@ -153,10 +153,19 @@ public final class TableMapping<R> implements RowWriter<R> {
         continue;
       }
       boolean adds = accumulating.stream().anyMatch(a -> a.name().equals(c.name()));
-      sets.add(
-          c.sql()
-              + " = "
-              + (adds ? "cur." + c.sql() + " + excluded." + c.sql() : "excluded." + c.sql()));
+      // NULL adds nothing, on either side: in SQL NULL + 4 is NULL, and a total that was NULL
+      // once (a row another program wrote) would stay NULL for good.
+      String sum =
+          "COALESCE(cur."
+              + c.sql()
+              + " + excluded."
+              + c.sql()
+              + ", cur."
+              + c.sql()
+              + ", excluded."
+              + c.sql()
+              + ")";
+      sets.add(c.sql() + " = " + (adds ? sum : "excluded." + c.sql()));
     }
     sql += " ON CONFLICT (" + names(keys) + ")";
     if (sets.isEmpty()) {
@@ -265,6 +274,10 @@ public final class TableMapping<R> implements RowWriter<R> {
   }
 
   private static Object add(Object a, Object b) {
+    // NULL adds nothing, as in the upsert's SQL.
+    if (a == null || b == null) {
+      return a == null ? b : a;
+    }
     if (a instanceof BigDecimal x && b instanceof BigDecimal y) {
       return x.add(y);
     }

@@ -190,16 +190,26 @@ class OperationsIT {
   /**
    * Other streams of the application read the same configuration for the rest of its life: the
    * library must not change it (it once set allowNonConsecutiveOffsets for everybody). Its own
-   * reader still steps over commit markers (TransactionalTopicIT).
+   * reader still steps over commit markers (TransactionalTopicIT). The same holds for the JVM's own
+   * settings: {@code DriverManager}'s login timeout applies to every JDBC connection of the
+   * application opened through it (the connection pools once set it to their own timeout).
    */
   @Test
-  void theLibraryChangesNoSparkSettingOfTheApplication() {
+  void theLibraryChangesNoSparkSettingOfTheApplicationNorOfTheJvm() throws Exception {
     Map<String, String> before = settings();
+    int loginTimeout = java.sql.DriverManager.getLoginTimeout();
+    // The application's own choice, which no pool of the library may replace.
+    java.sql.DriverManager.setLoginTimeout(77);
     try (Fixtures.JdbcTransactional rows = new Fixtures.JdbcTransactional()) {
       Map<String, Long> expected = new LinkedHashMap<>();
       send(0, "settings", 5, expected);
       ExactlyOnceSink sink = rows.sink("settings-" + System.nanoTime());
       run(List.of(rows), List.of(sink), expected);
+      assertThat(java.sql.DriverManager.getLoginTimeout())
+          .as("DriverManager's login timeout, set by the application")
+          .isEqualTo(77);
+    } finally {
+      java.sql.DriverManager.setLoginTimeout(loginTimeout);
     }
     assertThat(settings()).isEqualTo(before);
   }
