@@ -28,6 +28,14 @@ public interface ChaosContext {
   void restartDriver() throws Exception;
 
   /**
+   * SIGKILLs the driver JVM, runs {@code whileDown} (for example: write input the restarted job
+   * must still find) and starts the job again with the same command.
+   *
+   * @throws Fault.NotFired if the driver had already exited (it is started again all the same)
+   */
+  void restartDriver(Fault.Action whileDown) throws Exception;
+
+  /**
    * Starts the job again with the same command while the current driver still runs, as a rolling
    * deploy does, and makes the new driver the current one. The old driver is left running: the
    * caller stops it (or it stops by itself, fenced by the new one); the run kills it at its end if

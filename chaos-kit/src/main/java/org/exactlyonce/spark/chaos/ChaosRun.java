@@ -65,6 +65,7 @@ public final class ChaosRun {
   private final Duration finishWithin;
   private final PrintStream out;
   private final String name;
+  private final Runnable afterFaults;
 
   private ChaosRun(Builder b) {
     this.command = List.copyOf(b.command);
@@ -80,6 +81,7 @@ public final class ChaosRun {
     this.finishWithin = b.finishWithin;
     this.out = b.out;
     this.name = b.name;
+    this.afterFaults = b.afterFaults;
   }
 
   /**
@@ -134,6 +136,15 @@ public final class ChaosRun {
     Files.createDirectories(logs);
     Path faultsDone = logs.resolve(name + ".faults-done").toAbsolutePath();
     Files.deleteIfExists(faultsDone);
+    // Logs of an earlier run of the same name would be counted (task faults) and confuse a reader.
+    try (Stream<Path> old = Files.list(logs)) {
+      for (Path p : old.toList()) {
+        String f = p.getFileName().toString();
+        if (f.startsWith(name + "-driver-") && f.endsWith(".log")) {
+          Files.delete(p);
+        }
+      }
+    }
     Context context = new Context(random, faultsDone);
     List<FaultOutcome> outcomes = new ArrayList<>();
     try {
@@ -172,6 +183,7 @@ public final class ChaosRun {
         }
       }
       // Every fault has had its turn: the job may finish now.
+      afterFaults.run();
       Files.createFile(faultsDone);
       long deadline = System.nanoTime() + finishWithin.toNanos();
       while (true) {
@@ -337,10 +349,16 @@ public final class ChaosRun {
 
     @Override
     public void restartDriver() throws Exception {
+      restartDriver(c -> {});
+    }
+
+    @Override
+    public void restartDriver(Fault.Action whileDown) throws Exception {
       boolean alive = driver.isAlive();
       // Its executors die with it: the worker of a local-cluster, or the cluster manager, ends
       // them.
       int exit = driver.destroyForcibly().waitFor();
+      whileDown.fire(this);
       start();
       if (!alive || exit != SIGKILL_EXIT) {
         throw new Fault.NotFired(
@@ -379,8 +397,19 @@ public final class ChaosRun {
     private Duration finishWithin = Duration.ofMinutes(3);
     private PrintStream out = System.out;
     private String name = "run";
+    private Runnable afterFaults = () -> {};
 
     private Builder() {}
+
+    /**
+     * Runs {@code action} once every fault of the schedule has had its turn, before the job is told
+     * it may finish ({@link #faultsDone()}): for example, stop writing input and tell the job how
+     * much to expect. An exception fails the run.
+     */
+    public Builder afterFaults(Runnable action) {
+      this.afterFaults = Objects.requireNonNull(action, "action");
+      return this;
+    }
 
     /** The driver JVM's command line; it must exit 0 once the job processed all of its input. */
     public Builder command(List<String> command) {

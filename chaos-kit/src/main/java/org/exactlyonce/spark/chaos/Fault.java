@@ -137,13 +137,14 @@ public interface Fault {
 
   /**
    * A rolling deploy: once a write is in flight, a second driver with the same command starts while
-   * the current one still runs, and takes the pipeline over; then the old driver is asked to stop
-   * (SIGTERM, as a deployer stops the old instance once the new one is up) unless it already
-   * stopped by itself, fenced by the new one. {@code takeovers} must grow when a driver takes the
-   * pipeline over, for example the pipeline's writer epoch; it may throw while its server is away
-   * (it is asked again). It fired if the old driver was alive when the new one started; the run
-   * fails if the new driver did not take over within {@code within}, or the old one did not stop
-   * within it after SIGTERM.
+   * the current one still runs, and takes the pipeline over. The old driver then has {@code within}
+   * to stop by itself, fenced at its next commit by the new one's writer epoch (the commit the old
+   * instance attempts after the new one started is the point of the fault); if it still runs, it is
+   * asked to stop with SIGTERM, as a deployer stops the old instance. {@code takeovers} must grow
+   * when a driver takes the pipeline over, for example the pipeline's writer epoch; it may throw
+   * while its server is away (it is asked again). It fired if the old driver was alive when the new
+   * one started; the run fails if the new driver did not take over within {@code within}, or the
+   * old one did not stop within it after SIGTERM.
    */
   static Fault rollingDeploy(LongSupplier takeovers, Duration within) {
     Objects.requireNonNull(takeovers, "takeovers");
@@ -152,7 +153,7 @@ public interface Fault {
         "rolling-deploy",
         context -> {
           context.awaitMidWrite();
-          long before = takeovers.getAsLong();
+          long before = ask(takeovers, within, "read before the deploy");
           Process old;
           try {
             old = context.startSecondDriver();
@@ -178,15 +179,35 @@ public interface Fault {
             }
             Thread.sleep(100);
           }
-          old.destroy();
+          // Fenced at its next commit, the old driver stops by itself; a deployer that waits no
+          // longer would send SIGTERM now, and then no stale commit is ever attempted.
           if (!old.waitFor(within.toMillis(), TimeUnit.MILLISECONDS)) {
-            throw new IllegalStateException(
-                "rolling-deploy: the old driver JVM pid "
-                    + old.pid()
-                    + " still runs "
-                    + within
-                    + " after SIGTERM");
+            old.destroy();
+            if (!old.waitFor(within.toMillis(), TimeUnit.MILLISECONDS)) {
+              throw new IllegalStateException(
+                  "rolling-deploy: the old driver JVM pid "
+                      + old.pid()
+                      + " still runs "
+                      + within
+                      + " after SIGTERM");
+            }
           }
         });
+  }
+
+  /** {@code value}, asked again while it throws (its server restarting), at most {@code within}. */
+  private static long ask(LongSupplier value, Duration within, String what)
+      throws InterruptedException {
+    long deadline = System.nanoTime() + within.toNanos();
+    while (true) {
+      try {
+        return value.getAsLong();
+      } catch (RuntimeException e) {
+        if (System.nanoTime() > deadline) {
+          throw new IllegalStateException(what + ": still failing after " + within, e);
+        }
+        Thread.sleep(100);
+      }
+    }
   }
 }

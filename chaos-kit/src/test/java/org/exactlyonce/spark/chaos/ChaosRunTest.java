@@ -235,12 +235,13 @@ class ChaosRunTest {
   void aRollingDeployStartsASecondDriverBesideTheFirstAndStopsTheOldOneOnceTheNewTookOver()
       throws Exception {
     Path starts = logs.resolve("starts");
-    // Each driver appends a line when it starts (its "epoch"), then waits for the schedule.
+    // Each driver appends a line when it starts (its "epoch"), then waits for the schedule; the
+    // old one never stops by itself, so the fault sends it SIGTERM after its 2 s.
     String script = "echo x >> '" + starts + "'; " + UNTIL_FAULTS_DONE;
     ChaosReport report =
         run(script)
             .seed(5)
-            .firstFaults(Fault.rollingDeploy(() -> lines(starts), Duration.ofSeconds(10)))
+            .firstFaults(Fault.rollingDeploy(() -> lines(starts), Duration.ofSeconds(2)))
             .faults(1)
             .build()
             .run();

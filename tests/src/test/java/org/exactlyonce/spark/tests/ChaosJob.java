@@ -1,10 +1,13 @@
 package org.exactlyonce.spark.tests;
 
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.Statement;
+import java.time.Duration;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -26,6 +29,7 @@ import org.apache.spark.streaming.kafka010.LocationStrategies;
 import org.apache.spark.streaming.kafka010.OffsetRange;
 import org.exactlyonce.spark.ExactlyOnce;
 import org.exactlyonce.spark.ExactlyOnceStream;
+import org.exactlyonce.spark.StartPosition;
 import org.exactlyonce.spark.cassandra.CassandraSettings;
 import org.exactlyonce.spark.cassandra.CassandraSink;
 import org.exactlyonce.spark.chaos.ChaosReport;
@@ -43,10 +47,10 @@ import scala.Tuple2;
 /**
  * The driver of a chaos run, in its own JVM so that {@link ChaosIT} can kill it with SIGKILL and
  * start it again; executors are separate JVMs (local-cluster). Arguments: mode (transactional,
- * idempotent, naive, kafka), bootstrap servers, JDBC URL, user, topic, records expected, and for
- * kafka the output topic. Exits 0 once every record's offset is committed and the chaos run has
- * fired every fault of its schedule ({@link ChaosRun#faultsDone()}), 1 if the pipeline stopped on a
- * failure.
+ * idempotent, batch, cassandra, naive, kafka, operations), bootstrap servers, JDBC URL, user,
+ * topic, records expected, and for kafka and operations the output topic. Exits 0 once every
+ * record's offset is committed and the chaos run has fired every fault of its schedule ({@link
+ * ChaosRun#faultsDone()}), 1 if the pipeline stopped on a failure.
  */
 public final class ChaosJob {
   /** The offsets the JDBC sinks of pipeline "chaos" have committed, summed. */
@@ -159,6 +163,8 @@ public final class ChaosJob {
           ExactlyOnce.directStream(ssc, params, List.of(topic), sink);
       ExactlyOnce.foreachRDD(stream, r -> List.of(slow(r.value(), slowMs)), sink);
       committed = () -> progress(bootstrap, sink.progressGroup());
+    } else if (mode.equals("operations")) {
+      committed = operations(ssc, params, db, bootstrap, topic, args[6]);
     } else if (mode.equals("naive")) {
       naive(ssc, params, db, topic, slowMs);
       committed = () -> committed(db, "SELECT COALESCE(sum(until_offset), 0) FROM naive_offsets");
@@ -201,17 +207,124 @@ public final class ChaosJob {
       committed = () -> committed(db, SINK_OFFSETS);
     }
     ssc.start();
+    // The operations run starts at earliest once, and with latest() on every later start (a
+    // restart after a kill, the second driver of a rolling deploy), as users pass it on every run.
+    String marker = System.getProperty("chaos.firstStartMarker");
+    if (marker != null && !Files.exists(Path.of(marker))) {
+      Files.createFile(Path.of(marker));
+    }
     while (true) {
       if (ssc.awaitTerminationOrTimeout(500)) {
         System.exit(1); // stopped by a failed batch
       }
       // Idle, not finished, until the chaos run has fired its whole schedule: a fault scheduled
       // after the last record must still find a job to hit (ChaosIT checks that each one fired).
-      if (committed.getAsLong() >= expected && ChaosRun.faultsDone()) {
+      if (ChaosRun.faultsDone() && committed.getAsLong() >= expected(expected)) {
         ssc.stop(true, true);
         System.exit(0);
       }
     }
+  }
+
+  /**
+   * One stream, four outputs of different strategies (ChaosIT's operations run): JDBC transactional
+   * rows ({@code chaos_out}, pipeline ops-t), JDBC idempotent rows ({@code chaos_idem}, ops-i),
+   * per-batch totals after a shuffle ({@code chaos_totals}, ops-b) and Kafka transactional records
+   * ({@code outTopic}, ops-k). Returns how many offsets the slowest of them has committed.
+   */
+  private static LongSupplier operations(
+      JavaStreamingContext ssc,
+      Map<String, Object> params,
+      JdbcSettings db,
+      String bootstrap,
+      String topic,
+      String outTopic) {
+    int slowMs = Integer.getInteger("chaos.slowMs", 4);
+    String marker = System.getProperty("chaos.firstStartMarker");
+    boolean first = marker == null || !Files.exists(Path.of(marker));
+    JdbcSink<String[]> rows =
+        JdbcSink.<String[]>transactional("ops-t")
+            .connection(db)
+            .table("chaos_out")
+            .columns("id", "src_topic", "src_partition", "src_offset", "src_index")
+            .values(v -> List.of(v[0], v[1], Integer.parseInt(v[2]), Long.parseLong(v[3]), 0))
+            .batchSize(50)
+            .build();
+    JdbcIdempotentSink<String> idempotent =
+        JdbcSink.<String>idempotent("ops-i")
+            .connection(db)
+            .table("chaos_idem")
+            .columns("id")
+            .values(List::of)
+            .keyedBySourcePosition("src_topic", "src_partition", "src_offset", "src_index")
+            .build();
+    JdbcBatchSink<Tuple2<String, Long>> totals =
+        JdbcSink.<Tuple2<String, Long>>perBatch("ops-b")
+            .connection(db)
+            .table("chaos_totals")
+            .columns("bucket", "total")
+            .values(t -> List.of(t._1(), t._2()))
+            .upsertOn("bucket")
+            .accumulating("total")
+            .build();
+    KafkaSink<String> records =
+        KafkaSink.<String>transactional("ops-k")
+            .bootstrapServers(bootstrap)
+            .topic(outTopic)
+            .key(ToBytes.utf8(v -> v))
+            .value(ToBytes.utf8(v -> v))
+            .apiTimeout(Duration.ofSeconds(15))
+            // The run's broker expires a partition's offsets a minute after its last commit.
+            .progressKeepAlive(Duration.ofSeconds(20))
+            .producerProperty("delivery.timeout.ms", "20000")
+            .producerProperty("request.timeout.ms", "5000")
+            .build();
+    // A partition added while the job runs is seen within a second, not after the consumer's
+    // default metadata age of 5 minutes.
+    params.put("metadata.max.age.ms", 1000);
+    ExactlyOnce.<String, String>stream(ssc, params, List.of(topic))
+        .startingAt(first ? StartPosition.earliest() : StartPosition.latest())
+        .foreachRDD(
+            r ->
+                List.<String[]>of(
+                    new String[] {
+                      slow(r.value(), slowMs),
+                      r.topic(),
+                      Integer.toString(r.partition()),
+                      Long.toString(r.offset())
+                    }),
+            rows)
+        .foreachRDD(r -> List.of(r.value()), idempotent)
+        .foreachBatch(
+            rdd ->
+                rdd.mapToPair(r -> new Tuple2<>(bucketOf(r.value()), 1L))
+                    .reduceByKey(Long::sum)
+                    .map(t -> t),
+            totals)
+        .foreachRDD(r -> List.of(r.value()), records)
+        .create();
+    String jdbc =
+        "SELECT CASE WHEN count(*) = 3 THEN min(s) ELSE 0 END FROM (SELECT sum(until_offset) s"
+            + " FROM eos_offsets WHERE pipeline_id IN ('ops-t', 'ops-i', 'ops-b')"
+            + " GROUP BY pipeline_id) p";
+    return () -> {
+      long inDatabase = committed(db, jdbc);
+      long inKafka = progress(bootstrap, records.progressGroup(), topic);
+      return inDatabase < 0 || inKafka < 0 ? -1 : Math.min(inDatabase, inKafka);
+    };
+  }
+
+  /**
+   * How many offsets the job must commit: {@code fromArgs}, or, with {@code -Dchaos.expectedFile},
+   * the number in that file (written once the input is complete; until then, never reached).
+   */
+  private static long expected(long fromArgs) throws java.io.IOException {
+    String file = System.getProperty("chaos.expectedFile");
+    if (file == null) {
+      return fromArgs;
+    }
+    Path p = Path.of(file);
+    return Files.exists(p) ? Long.parseLong(Files.readString(p).trim()) : Long.MAX_VALUE;
   }
 
   /** Slows the mapper (about 2 ms a record), so that a batch is long enough to be hit mid-write. */
@@ -240,6 +353,11 @@ public final class ChaosJob {
 
   /** The sum of the progress group's committed offsets; -1 while the broker is away. */
   private static long progress(String bootstrap, String group) {
+    return progress(bootstrap, group, null);
+  }
+
+  /** The sum of the progress group's committed offsets of {@code topic} (null: every topic). */
+  private static long progress(String bootstrap, String group, String topic) {
     try (Admin admin =
         Admin.create(
             Map.of(
@@ -247,9 +365,11 @@ public final class ChaosJob {
                 "request.timeout.ms", 3000,
                 "default.api.timeout.ms", 5000))) {
       long sum = 0;
-      for (var om :
-          admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata().get().values()) {
-        sum += om == null ? 0 : om.offset();
+      for (var e :
+          admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata().get().entrySet()) {
+        if (e.getValue() != null && (topic == null || e.getKey().topic().equals(topic))) {
+          sum += e.getValue().offset();
+        }
       }
       return sum;
     } catch (Exception e) {
