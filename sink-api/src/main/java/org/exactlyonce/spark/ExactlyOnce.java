@@ -105,6 +105,9 @@ public final class ExactlyOnce {
    * partitions and commit nothing, so they never join that group and it does not appear in {@code
    * kafka-consumer-groups}; for lag there, see {@link ExactlyOnceOutputs#mirrorOffsetsTo}.
    *
+   * <p>While the streaming context runs, each sink's pipeline has a source in Spark's metrics
+   * system, named and described in {@link ExactlyOnceMetrics}.
+   *
    * @throws SinkConfigurationException if the settings, a topic or a sink's backend is wrong
    * @throws OffsetMismatchException if a stored offset is no longer in Kafka or lies past its end
    */
