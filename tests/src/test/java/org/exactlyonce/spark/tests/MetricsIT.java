@@ -33,13 +33,21 @@ class MetricsIT {
   private static final int PARTITIONS = 2;
   private static final long TOTAL = (long) PER_PARTITION * PARTITIONS;
 
+  /** Records of "ahead" its mapper fails on, to its dead letters: offsets 7, 57 and 107. */
+  private static boolean bad(long offset) {
+    return offset % 50 == 7;
+  }
+
+  private static final long BAD = 3L * PARTITIONS;
+
   private final MBeanServer jmx = ManagementFactory.getPlatformMBeanServer();
 
   /**
    * Run 1: pipeline "ahead" writes 300 records, rate-limited to 50 records per partition and batch,
    * so each batch leaves a known lag behind the partitions' end. Run 2: a new pipeline "behind"
    * joins on the same stream, which starts from offset 0 again, so "ahead" is given every range a
-   * second time and skips each as a replay.
+   * second time and skips each as a replay. The mapper of "ahead" fails on a few records, which go
+   * to its dead letters.
    */
   @Test
   void countersLagAndReplaysAreVisibleThroughJmxAndGoneAfterTheStreamStops() {
@@ -63,6 +71,13 @@ class MetricsIT {
       Map<TopicPartition, Long> end = h.endOffsets();
       RecordMapper<String, String, Out> mapper =
           r -> List.of(new Out(r.value(), r.topic(), r.partition(), r.offset()));
+      RecordMapper<String, String, Out> failsOnSome =
+          r -> {
+            if (bad(r.offset())) {
+              throw new IllegalArgumentException("bad record " + r.value());
+            }
+            return List.of(new Out(r.value(), r.topic(), r.partition(), r.offset()));
+          };
 
       // Run 1: only "ahead".
       List<BatchResult> first = new CopyOnWriteArrayList<>();
@@ -72,15 +87,16 @@ class MetricsIT {
               ssc -> {
                 ExactlyOnceStream<String, String> stream =
                     ExactlyOnce.<String, String>stream(ssc, h.kafkaParams(), List.of(h.topic))
-                        .foreachRDD(mapper, sink("ahead", "out", db))
+                        .foreachRDD(failsOnSome, sink("ahead", "out", db))
                         .create();
                 stream.onBatch(r -> check(r, first, end, false, mismatches));
                 return stream;
               },
-              () -> read("ahead", ExactlyOnceMetrics.ROWS_WRITTEN, "Count") == TOTAL);
+              () -> read("ahead", ExactlyOnceMetrics.ROWS_WRITTEN, "Count") == TOTAL - BAD);
       assertThat(failure).isNull();
       assertThat(mismatches).isEmpty();
-      assertThat(db.count("out")).isEqualTo(TOTAL);
+      assertThat(db.count("out")).isEqualTo(TOTAL - BAD);
+      assertThat(db.count("ahead_dead_letters")).isEqualTo(BAD);
       // The rate limit cut 50 records per partition and batch: the first batch left 100 behind.
       assertThat(first.get(0).commits())
           .extracting(c -> c.range().until() - c.range().from())
@@ -99,7 +115,7 @@ class MetricsIT {
                 ExactlyOnceStream<String, String> stream =
                     ExactlyOnce.<String, String>stream(ssc, h.kafkaParams(), List.of(h.topic))
                         .foreachRDD(mapper, sink("behind", "out_behind", db))
-                        .foreachRDD(mapper, sink("ahead", "out", db))
+                        .foreachRDD(failsOnSome, sink("ahead", "out", db))
                         .create();
                 stream.onBatch(
                     r ->
@@ -144,7 +160,8 @@ class MetricsIT {
       assertThat(ahead[2]).as("recordsRead of 'ahead'").isZero();
       assertThat(ahead[3]).as("recordsRead of 'behind'").isEqualTo(TOTAL);
       assertThat(ahead[4]).as("replaysSkipped of 'behind'").isZero();
-      assertThat(db.count("out")).as("nothing more written by 'ahead'").isEqualTo(TOTAL);
+      assertThat(db.count("out")).as("nothing more written by 'ahead'").isEqualTo(TOTAL - BAD);
+      assertThat(db.count("ahead_dead_letters")).isEqualTo(BAD);
       assertThat(db.count("out_behind")).isEqualTo(TOTAL);
       assertThat(names("ahead")).isEmpty();
       assertThat(names("behind")).isEmpty();
@@ -192,7 +209,18 @@ class MetricsIT {
       expect(mismatches, p, ExactlyOnceMetrics.failureName(kind), "Count", 0);
     }
     expect(mismatches, p, ExactlyOnceMetrics.FENCED, "Count", 0);
-    expect(mismatches, p, ExactlyOnceMetrics.DEAD_LETTERS, "Count", 0);
+    long deadLetters =
+        seen.stream()
+            .filter(b -> b.pipelineId().equals(r.pipelineId()) && p.equals("ahead"))
+            .flatMap(b -> b.commits().stream())
+            .filter(c -> c.outcome() == CommitOutcome.COMMITTED)
+            .mapToLong(
+                c ->
+                    java.util.stream.LongStream.range(c.range().from(), c.range().until())
+                        .filter(MetricsIT::bad)
+                        .count())
+            .sum();
+    expect(mismatches, p, ExactlyOnceMetrics.DEAD_LETTERS, "Count", deadLetters);
   }
 
   private void expect(
@@ -210,6 +238,7 @@ class MetricsIT {
   private static JdbcSink<Out> sink(String pipeline, String table, JdbcTestSupport db) {
     return JdbcSink.<Out>transactional(pipeline)
         .connection(db.settings)
+        .deadLetterTable(pipeline + "_dead_letters")
         .table(table)
         .columns("id", "topic", "kafka_partition", "src_offset")
         .values(JdbcTestSupport::values)
