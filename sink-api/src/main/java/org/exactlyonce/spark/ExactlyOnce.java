@@ -23,6 +23,7 @@ import org.exactlyonce.spark.internal.PipelineGuard;
 import org.exactlyonce.spark.internal.SparkVersionCheck;
 import org.exactlyonce.spark.internal.StartOffsets;
 import org.exactlyonce.spark.internal.StartSequence;
+import org.exactlyonce.spark.internal.StreamMetrics;
 import org.exactlyonce.spark.internal.TransactionAwareStream;
 import org.exactlyonce.spark.internal.TransactionalBatch;
 import org.exactlyonce.spark.spi.BatchSink;
@@ -104,6 +105,9 @@ public final class ExactlyOnce {
    * partitions and commit nothing, so they never join that group and it does not appear in {@code
    * kafka-consumer-groups}; for lag there, see {@link ExactlyOnceOutputs#mirrorOffsetsTo}.
    *
+   * <p>While the streaming context runs, each sink's pipeline has a source in Spark's metrics
+   * system, named and described in {@link ExactlyOnceMetrics}.
+   *
    * @throws SinkConfigurationException if the settings, a topic or a sink's backend is wrong
    * @throws OffsetMismatchException if a stored offset is no longer in Kafka or lies past its end
    */
@@ -161,7 +165,10 @@ public final class ExactlyOnce {
         StartSequence.Validated validated = StartSequence.validate(List.of(sinks))) {
       started = validated.takeEpochs(kafka).resolve(kafka, start);
     }
-    PipelineGuard guard = new PipelineGuard(ssc);
+    StreamMetrics metrics =
+        new StreamMetrics(
+            ids, ssc.sparkContext().getConf().getBoolean(ExactlyOnceMetrics.ENABLED_SETTING, true));
+    PipelineGuard guard = new PipelineGuard(ssc, metrics);
     started.stored().forEach((id, stored) -> guard.markStored(id, stored.keySet()));
     TransactionAwareStream.checkMarkersSetting(ssc);
     TransactionAwareStream<K, V> input =
@@ -174,6 +181,7 @@ public final class ExactlyOnce {
             ConsumerStrategies.<K, V>Assign(started.from().keySet(), params, started.from()),
             params,
             topics);
+    input.measure(metrics);
     JavaInputDStream<ConsumerRecord<K, V>> dstream =
         new JavaInputDStream<>(input, TransactionAwareStream.classTag());
     if (mirrorGroup != null) {

@@ -55,7 +55,7 @@ public final class IdempotentBatch<K, V, R>
     } catch (Throwable e) {
       // Not only RuntimeException: Spark's SparkException ("Job aborted") is a checked exception
       // that Scala throws undeclared, and it is the usual way a batch fails.
-      guard.fail(e);
+      guard.fail(sink.pipelineId(), e);
       throw e;
     }
   }
@@ -95,8 +95,10 @@ public final class IdempotentBatch<K, V, R>
       FaultPoints.reach(FaultPoints.IDEMPOTENT_BEFORE_OFFSET_COMMIT);
 
       Map<SourceRange, long[]> counts = new HashMap<>();
+      long deadLetters = 0;
       for (long[] w : written) {
         counts.put(SourceRange.of(ranges[(int) w[0]]), w);
+        deadLetters += w[4];
       }
       List<PartitionCommit> commits = new ArrayList<>(decided);
       for (PartitionCommit c : store.commitRanges(epoch, toCommit)) {
@@ -111,11 +113,15 @@ public final class IdempotentBatch<K, V, R>
               sink.pipelineId(),
               time.milliseconds(),
               commits,
-              System.currentTimeMillis() - started));
+              System.currentTimeMillis() - started),
+          deadLetters);
     }
   }
 
-  /** Runs on executors: upserts partition i from its decided offset; returns its counts. */
+  /**
+   * Runs on executors: upserts partition i from its decided offset; returns its index, records
+   * read, rows written, milliseconds and dead letters.
+   */
   private static final class WritePartition<K, V, R>
       implements Function2<Integer, Iterator<ConsumerRecord<K, V>>, Iterator<long[]>> {
     private static final long serialVersionUID = 1L;
@@ -136,7 +142,7 @@ public final class IdempotentBatch<K, V, R>
     public Iterator<long[]> call(Integer index, Iterator<ConsumerRecord<K, V>> records) {
       SourceRange range = SourceRange.of(ranges[index]);
       if (from[index] < 0 || range.isEmpty()) {
-        return List.of(new long[] {index, 0, 0, 0}).iterator();
+        return List.of(new long[] {index, 0, 0, 0, 0}).iterator();
       }
       long started = System.nanoTime();
       MappedPartition<K, V, R> outputs =
@@ -152,7 +158,11 @@ public final class IdempotentBatch<K, V, R>
       }
       return List.of(
               new long[] {
-                index, outputs.recordsRead(), rows, (System.nanoTime() - started) / 1_000_000
+                index,
+                outputs.recordsRead(),
+                rows,
+                (System.nanoTime() - started) / 1_000_000,
+                outputs.deadLetters().size()
               })
           .iterator();
     }

@@ -46,6 +46,7 @@ public final class Outcomes {
       }
     }
     if (!fenced.isEmpty()) {
+      guard.fenced(pipeline, fenced.size());
       throw new WriterFencedException(
           "pipeline '"
               + pipeline

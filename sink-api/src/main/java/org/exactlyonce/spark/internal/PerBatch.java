@@ -186,11 +186,12 @@ public final class PerBatch<K, V, R> implements VoidFunction2<JavaRDD<ConsumerRe
               commits,
               read.value(),
               commit.rowsWritten(),
-              System.currentTimeMillis() - started));
+              System.currentTimeMillis() - started),
+          0);
     } catch (Throwable e) {
       // Not only RuntimeException: Spark's SparkException ("Job aborted") is a checked exception
       // that Scala throws undeclared, and it is the usual way a batch fails.
-      guard.fail(e);
+      guard.fail(sink.pipelineId(), e);
       throw e;
     }
   }

@@ -33,9 +33,12 @@ public final class PipelineGuard {
   private final Map<PipelineId, Set<TopicPartition>> stored = new ConcurrentHashMap<>();
   private final Map<PipelineId, Long> keptAlive = new ConcurrentHashMap<>();
   private volatile LagMirror mirror;
+  private final StreamMetrics metrics;
 
-  public PipelineGuard(JavaStreamingContext ssc) {
+  /** A guard whose pipelines' metrics go to {@code metrics}. */
+  public PipelineGuard(JavaStreamingContext ssc, StreamMetrics metrics) {
     this.ssc = ssc;
+    this.metrics = metrics;
   }
 
   /**
@@ -117,6 +120,26 @@ public final class PipelineGuard {
   }
 
   /**
+   * Counts the failed batch of {@code pipeline} in its metrics, then {@link #fail(Throwable)}.
+   * Every failed batch is counted, not only the first.
+   */
+  public void fail(PipelineId pipeline, Throwable error) {
+    PipelineMetrics m = metrics.of(pipeline);
+    if (m != null) {
+      m.failed(error);
+    }
+    fail(error);
+  }
+
+  /** Counts {@code ranges} of {@code pipeline} refused because a newer driver holds it. */
+  void fenced(PipelineId pipeline, int ranges) {
+    PipelineMetrics m = metrics.of(pipeline);
+    if (m != null) {
+      m.fenced(ranges);
+    }
+  }
+
+  /**
    * Records the first failure and stops the streaming context in the background (stopping from a
    * batch's own thread would wait for that batch, which waits for the stop). The SparkContext is
    * left to its owner: {@code awaitTermination()} throws the failure, and a job's main method
@@ -169,11 +192,20 @@ public final class PipelineGuard {
   }
 
   /**
-   * Logs the batch's one INFO line, copies its offsets to the lag mirror if there is one and calls
-   * the listeners. Only for a batch whose outcomes passed {@link Outcomes#check}; never throws.
+   * Logs the batch's one INFO line, counts it in the pipeline's metrics, copies its offsets to the
+   * lag mirror if there is one and calls the listeners. Only for a batch whose outcomes passed
+   * {@link Outcomes#check}; never throws.
+   *
+   * @param deadLetters the dead letters its committed ranges wrote
    */
-  public void publish(BatchResult result) {
+  public void publish(BatchResult result, long deadLetters) {
     LOG.info("{}", result);
+    try {
+      PipelineId id = result.pipelineId();
+      metrics.batchCommitted(result, deadLetters, tp -> lastCommitted(id, tp));
+    } catch (RuntimeException e) {
+      LOG.warn("counting a batch in the metrics failed; the batch itself is committed", e);
+    }
     LagMirror m = mirror;
     if (m != null) {
       m.batchCommitted(result, outputs);

@@ -48,6 +48,7 @@ public final class TransactionAwareStream<K, V> extends DirectKafkaInputDStream 
   private final List<String> topics;
   private transient VisibleEnds ends;
   private final transient List<AutoCloseable> closeOnStop = new ArrayList<>();
+  private transient StreamMetrics metrics;
 
   /**
    * @param consumers assigns the driver's consumer its partitions (it must not subscribe: a
@@ -113,7 +114,12 @@ public final class TransactionAwareStream<K, V> extends DirectKafkaInputDStream 
    */
   @Override
   public scala.Option compute(Time validTime) {
-    scala.collection.immutable.Map<TopicPartition, Object> until = clamp(latestOffsets());
+    scala.collection.immutable.Map<TopicPartition, Object> latest = latestOffsets();
+    StreamMetrics m = metrics;
+    if (m != null) {
+      m.batchCut(validTime.milliseconds(), toJava(latest));
+    }
+    scala.collection.immutable.Map<TopicPartition, Object> until = clamp(latest);
     Map<TopicPartition, Long> from = toJava(currentOffsets());
     List<OffsetRange> ranges = new ArrayList<>();
     long positions = 0;
@@ -153,6 +159,23 @@ public final class TransactionAwareStream<K, V> extends DirectKafkaInputDStream 
     currentOffsets_$eq(until);
     commitAll();
     return scala.Option.apply(rdd);
+  }
+
+  /**
+   * Reports each batch's end offsets to {@code metrics}, registers its sources with Spark's metrics
+   * system when the streaming context starts this stream and removes them when it stops it.
+   */
+  public synchronized void measure(StreamMetrics metrics) {
+    this.metrics = metrics;
+    closeOnStop.add(metrics);
+  }
+
+  @Override
+  public synchronized void start() {
+    super.start();
+    if (metrics != null) {
+      metrics.start(ssc().sparkContext());
+    }
   }
 
   /**

@@ -50,21 +50,21 @@ public final class TransactionalBatch<K, V, R>
     try {
       OffsetRange[] ranges = rangesOf(rdd);
       NewPartitions.storeStarts(sink, epoch, sourceRanges(ranges), guard);
-      List<PartitionCommit> commits =
+      List<Committed> committed =
           rdd.mapPartitionsWithIndex(new CommitPartition<>(sink, mapper, epoch, ranges), false)
               .collect();
       BatchResult result =
           BatchResult.ofRanges(
               sink.pipelineId(),
               time.milliseconds(),
-              commits,
+              committed.stream().map(Committed::commit).toList(),
               System.currentTimeMillis() - started);
       Outcomes.check(guard, sink.pipelineId(), epoch, result.commits());
-      guard.publish(result);
+      guard.publish(result, committed.stream().mapToLong(Committed::deadLetters).sum());
     } catch (Throwable e) {
       // Not only RuntimeException: Spark's SparkException ("Job aborted") is a checked exception
       // that Scala throws undeclared, and it is the usual way a batch fails.
-      guard.fail(e);
+      guard.fail(sink.pipelineId(), e);
       throw e;
     }
   }
@@ -101,9 +101,13 @@ public final class TransactionalBatch<K, V, R>
     return java.util.Arrays.stream(ranges).map(SourceRange::of).toList();
   }
 
+  /** The commit of one range and the dead letters it wrote (none unless it wrote its outputs). */
+  private record Committed(PartitionCommit commit, long deadLetters)
+      implements java.io.Serializable {}
+
   /** Runs on executors: commits range i of partition i. Holds no reference to the driver. */
   private static final class CommitPartition<K, V, R>
-      implements Function2<Integer, Iterator<ConsumerRecord<K, V>>, Iterator<PartitionCommit>> {
+      implements Function2<Integer, Iterator<ConsumerRecord<K, V>>, Iterator<Committed>> {
     private static final long serialVersionUID = 1L;
     private final TransactionalSink<R> sink;
     private final RecordMapper<K, V, R> mapper;
@@ -119,23 +123,25 @@ public final class TransactionalBatch<K, V, R>
     }
 
     @Override
-    public Iterator<PartitionCommit> call(Integer index, Iterator<ConsumerRecord<K, V>> records) {
+    public Iterator<Committed> call(Integer index, Iterator<ConsumerRecord<K, V>> records) {
       SourceRange range = SourceRange.of(ranges[index]);
       if (range.isEmpty()) {
         // Nothing to write: no need to open a transaction (idle topics would pay one per batch).
-        return List.of(new PartitionCommit(range, CommitOutcome.COMMITTED, -1, 0, 0, 0)).iterator();
+        return List.of(
+                new Committed(new PartitionCommit(range, CommitOutcome.COMMITTED, -1, 0, 0, 0), 0))
+            .iterator();
       }
       FaultPoints.inRange(range);
       try {
         FaultPoints.reach(FaultPoints.TASK_BEFORE_WRITE);
-        PartitionCommit commit =
-            sink.commit(
-                epoch,
-                range,
-                new MappedPartition<>(
-                    records, mapper, range, sink.routesBadRecordsToDeadLetters()));
+        MappedPartition<K, V, R> outputs =
+            new MappedPartition<>(records, mapper, range, sink.routesBadRecordsToDeadLetters());
+        PartitionCommit commit = sink.commit(epoch, range, outputs);
         FaultPoints.reach(FaultPoints.TASK_AFTER_COMMIT);
-        return List.of(commit).iterator();
+        boolean wrote =
+            commit.outcome() == CommitOutcome.COMMITTED
+                || commit.outcome() == CommitOutcome.TRIMMED;
+        return List.of(new Committed(commit, wrote ? outputs.deadLetters().size() : 0)).iterator();
       } finally {
         FaultPoints.leaveRange();
       }

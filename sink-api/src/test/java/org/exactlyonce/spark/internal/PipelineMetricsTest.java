@@ -1,0 +1,113 @@
+package org.exactlyonce.spark.internal;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.codahale.metrics.Gauge;
+import java.util.List;
+import java.util.Map;
+import org.apache.kafka.common.TopicPartition;
+import org.exactlyonce.spark.BackendUnavailableException;
+import org.exactlyonce.spark.BatchResult;
+import org.exactlyonce.spark.CommitOutcome;
+import org.exactlyonce.spark.ExactlyOnceMetrics;
+import org.exactlyonce.spark.OffsetMismatchException;
+import org.exactlyonce.spark.PartitionCommit;
+import org.exactlyonce.spark.PipelineId;
+import org.exactlyonce.spark.SinkConfigurationException;
+import org.exactlyonce.spark.SourceRange;
+import org.exactlyonce.spark.WriterFencedException;
+import org.junit.jupiter.api.Test;
+
+class PipelineMetricsTest {
+  private static final PipelineId ID = PipelineId.of("p");
+
+  @Test
+  void failureKindIsTheFirstOfTheLibrarysTypesInTheCauseChain() {
+    // Spark wraps a task's error in its own "Job aborted" exception.
+    assertThat(
+            PipelineMetrics.kindOf(
+                new RuntimeException("Job aborted", new WriterFencedException("newer driver"))))
+        .isEqualTo(ExactlyOnceMetrics.FAILURE_FENCED);
+    assertThat(PipelineMetrics.kindOf(new OffsetMismatchException("gap", List.of())))
+        .isEqualTo(ExactlyOnceMetrics.FAILURE_OFFSET_MISMATCH);
+    assertThat(PipelineMetrics.kindOf(new BackendUnavailableException("down", null)))
+        .isEqualTo(ExactlyOnceMetrics.FAILURE_BACKEND_UNAVAILABLE);
+    assertThat(PipelineMetrics.kindOf(new SinkConfigurationException("bad")))
+        .isEqualTo(ExactlyOnceMetrics.FAILURE_CONFIGURATION);
+    assertThat(PipelineMetrics.kindOf(new IllegalStateException("mapper")))
+        .isEqualTo(ExactlyOnceMetrics.FAILURE_OTHER);
+  }
+
+  @Test
+  void lagIsTheEndAtTheBatchMinusWhatIsStoredAfterIt() {
+    PipelineMetrics m = new PipelineMetrics(ID);
+    TopicPartition t0 = new TopicPartition("t", 0);
+    TopicPartition t1 = new TopicPartition("t", 1);
+    BatchResult batch =
+        BatchResult.ofRanges(
+            ID,
+            1_000,
+            List.of(
+                new PartitionCommit(
+                    SourceRange.of("t", 0, 0, 50), CommitOutcome.COMMITTED, 0, 50, 50, 3),
+                // A sink ahead of the stream: stored 150, past the range's end.
+                new PartitionCommit(
+                    SourceRange.of("t", 1, 0, 50), CommitOutcome.ALREADY_COMMITTED, 150, 0, 0, 1)),
+            10);
+    m.batchCommitted(batch, 2, Map.of(t0, 150L, t1, 160L), tp -> 50);
+
+    assertThat(gauge(m, ExactlyOnceMetrics.lagName("t", 0))).isEqualTo(100L);
+    assertThat(gauge(m, ExactlyOnceMetrics.lagName("t", 1))).isEqualTo(10L);
+    assertThat(gauge(m, ExactlyOnceMetrics.LAST_COMMITTED_BATCH_TIME_MS)).isEqualTo(1_000L);
+    var counters = m.metricRegistry().getCounters();
+    assertThat(counters.get(ExactlyOnceMetrics.BATCHES_COMMITTED).getCount()).isEqualTo(1);
+    assertThat(counters.get(ExactlyOnceMetrics.ROWS_WRITTEN).getCount()).isEqualTo(50);
+    assertThat(counters.get(ExactlyOnceMetrics.REPLAYS_SKIPPED).getCount()).isEqualTo(1);
+    assertThat(counters.get(ExactlyOnceMetrics.DEAD_LETTERS).getCount()).isEqualTo(2);
+    assertThat(
+            m.metricRegistry().getHistograms().get(ExactlyOnceMetrics.COMMIT_LATENCY_MS).getCount())
+        .isEqualTo(2);
+  }
+
+  @Test
+  void everyFailureKindIsRegisteredAtZeroAndCountedByKind() {
+    PipelineMetrics m = new PipelineMetrics(ID);
+    m.failed(new WriterFencedException("x"));
+    var counters = m.metricRegistry().getCounters();
+    assertThat(
+            counters
+                .get(ExactlyOnceMetrics.failureName(ExactlyOnceMetrics.FAILURE_FENCED))
+                .getCount())
+        .isEqualTo(1);
+    assertThat(
+            counters
+                .get(ExactlyOnceMetrics.failureName(ExactlyOnceMetrics.FAILURE_OTHER))
+                .getCount())
+        .isZero();
+  }
+
+  @Test
+  void noGaugeIsAddedAfterTheSourceWasRemoved() {
+    PipelineMetrics m = new PipelineMetrics(ID);
+    m.close();
+    m.batchCommitted(
+        BatchResult.ofRanges(
+            ID,
+            1,
+            List.of(
+                new PartitionCommit(
+                    SourceRange.of("t", 0, 0, 5), CommitOutcome.COMMITTED, 0, 5, 5, 1)),
+            1),
+        0,
+        Map.of(new TopicPartition("t", 0), 5L),
+        tp -> 5);
+    assertThat(m.metricRegistry().getGauges())
+        .doesNotContainKey(ExactlyOnceMetrics.lagName("t", 0));
+  }
+
+  private static Object gauge(PipelineMetrics m, String name) {
+    Gauge<?> g = m.metricRegistry().getGauges().get(name);
+    assertThat(g).as(name).isNotNull();
+    return g.getValue();
+  }
+}
