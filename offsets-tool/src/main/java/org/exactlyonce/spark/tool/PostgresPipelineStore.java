@@ -47,7 +47,12 @@ final class PostgresPipelineStore implements PipelineStore {
       connection.setAutoCommit(true);
     } catch (SQLException e) {
       throw new SinkConfigurationException(
-          "cannot connect to " + settings.url() + " as " + settings.user() + ": " + e.getMessage(),
+          "cannot connect to "
+              + settings.url()
+              + (settings.user() == null ? "" : " as " + settings.user())
+              + ": "
+              + e.getMessage()
+              + " (check --jdbc-url, --user and --password-env)",
           e);
     }
     this.offsetsSql = offsetsSql;
