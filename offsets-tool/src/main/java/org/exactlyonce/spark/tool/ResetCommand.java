@@ -126,6 +126,12 @@ final class ResetCommand implements Callable<Integer> {
       throw new CommandLine.ParameterException(
           spec.commandLine(), "--topic does not apply to --to-offset, which names its partitions");
     }
+    if (target.offsets != null) {
+      explicit(); // wrong usage is reported before anything is contacted
+    }
+    if (target.datetime != null) {
+      instant(target.datetime);
+    }
     try (PipelineStore store = connection.openStore(tool.environment());
         SourceLog source = connection.openSource("reset")) {
       Map<TopicPartition, Long> current = new HashMap<>();
