@@ -33,14 +33,16 @@ final class PostgresPipelineStore implements PipelineStore {
   private final JdbcSettings settings;
   private final String offsetsTable;
   private final String writersTable;
+  private final String offsetsSql;
+  private final String writersSql;
   private final Connection connection;
 
   PostgresPipelineStore(JdbcSettings settings, String offsetsTable, String writersTable) {
     this.settings = settings;
     this.offsetsTable = offsetsTable;
     this.writersTable = writersTable;
-    String offsetsSql = quoted("--offsets-table", offsetsTable);
-    String writersSql = quoted("--writers-table", writersTable);
+    this.offsetsSql = quoted("--offsets-table", offsetsTable);
+    this.writersSql = quoted("--writers-table", writersTable);
     try {
       this.connection = DriverManager.getConnection(settings.url(), settings.toProperties());
       connection.setReadOnly(true);
@@ -55,12 +57,7 @@ final class PostgresPipelineStore implements PipelineStore {
               + " (check --jdbc-url, --user and --password-env)",
           e);
     }
-    this.offsetsSql = offsetsSql;
-    this.writersSql = writersSql;
   }
-
-  private final String offsetsSql;
-  private final String writersSql;
 
   private static String quoted(String option, String name) {
     if (name == null || !NAME.matcher(name).matches()) {
