@@ -266,7 +266,10 @@ public final class KafkaSink<R> extends KafkaSinkBase<R> implements Transactiona
         throw new SinkConfigurationException(
             "pipeline '" + pipelineId + "': '" + topic + "' is not a valid Kafka topic name");
       }
-      String group = progressGroup == null ? "eos-progress-" + pipelineId.value() : progressGroup;
+      String group =
+          progressGroup == null
+              ? ProgressGroups.defaultProgressGroup(pipelineId.value())
+              : progressGroup;
       if (group.isBlank()) {
         throw new SinkConfigurationException(
             "pipeline '" + pipelineId + "': progressGroup must not be blank");

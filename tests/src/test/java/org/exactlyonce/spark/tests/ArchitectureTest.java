@@ -83,6 +83,18 @@ class ArchitectureTest {
         .check(classes);
   }
 
+  /** The offsets tool is an operator's program on the public API, like a user's job. */
+  @Test
+  void theOffsetsToolUsesOnlyThePublicApi() {
+    noClasses()
+        .that()
+        .resideInAPackage("org.exactlyonce.spark.tool..")
+        .should()
+        .dependOnClassesThat()
+        .resideInAPackage("..internal..")
+        .check(classes);
+  }
+
   @Test
   void examplesUseOnlyThePublicApi() {
     noClasses()

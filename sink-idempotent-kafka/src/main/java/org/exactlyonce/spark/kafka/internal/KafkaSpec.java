@@ -110,7 +110,7 @@ public record KafkaSpec<R>(
    * the source partitions' offsets (what lag tools and recovery read).
    */
   public String epochGroup() {
-    return progressGroup + ".epoch";
+    return org.exactlyonce.spark.kafka.ProgressGroups.epochGroup(progressGroup);
   }
 
   /**

@@ -1,0 +1,152 @@
+package org.exactlyonce.spark.tool;
+
+import java.io.IOException;
+import java.io.Reader;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.Properties;
+import org.exactlyonce.spark.SinkConfigurationException;
+import org.exactlyonce.spark.jdbc.JdbcSettings;
+import picocli.CommandLine.Option;
+
+/** Where the offsets are stored and where the source topics are: options shared by every verb. */
+final class ConnectionOptions {
+  @Option(
+      names = "--jdbc-url",
+      paramLabel = "URL",
+      description =
+          "PostgreSQL offsets store: the JDBC URL the sink connects to"
+              + " (jdbc:postgresql://host/db). Without it, the store is a Kafka sink's progress"
+              + " group.")
+  String jdbcUrl;
+
+  @Option(names = "--user", paramLabel = "USER", description = "PostgreSQL user.")
+  String user;
+
+  @Option(
+      names = "--password-env",
+      paramLabel = "NAME",
+      description =
+          "Environment variable that holds the PostgreSQL password (never given as an argument).")
+  String passwordEnv;
+
+  @Option(
+      names = "--offsets-table",
+      paramLabel = "TABLE",
+      defaultValue = "eos_offsets",
+      description = "The sink's offsets table (default: ${DEFAULT-VALUE}).")
+  String offsetsTable;
+
+  @Option(
+      names = "--writers-table",
+      paramLabel = "TABLE",
+      defaultValue = "eos_writers",
+      description = "The sink's writers table (default: ${DEFAULT-VALUE}).")
+  String writersTable;
+
+  @Option(
+      names = "--bootstrap-servers",
+      paramLabel = "HOST:PORT[,...]",
+      description =
+          "The Kafka cluster the pipeline reads from (lag, reset). Also the cluster of a Kafka"
+              + " sink's progress group unless --progress-bootstrap-servers is given.")
+  String bootstrapServers;
+
+  @Option(
+      names = "--progress-bootstrap-servers",
+      paramLabel = "HOST:PORT[,...]",
+      description = "The Kafka cluster a Kafka sink writes to, where its progress group is.")
+  String progressServers;
+
+  @Option(
+      names = "--progress-group",
+      paramLabel = "GROUP",
+      description =
+          "A Kafka sink's progress group, if the sink set progressGroup(...) (default:"
+              + " eos-progress-<pipeline>).")
+  String progressGroup;
+
+  @Option(
+      names = "--output-topic",
+      paramLabel = "TOPIC",
+      description =
+          "A Kafka sink's output topic: reset --execute needs it (the sink keeps its writer epoch"
+              + " under partition 0 of it).")
+  String outputTopic;
+
+  @Option(
+      names = "--idempotent-sink",
+      description =
+          "The Kafka sink was built with KafkaSink.idempotent(...) (default: transactional).")
+  boolean idempotentSink;
+
+  @Option(
+      names = "--kafka-config",
+      paramLabel = "FILE",
+      description =
+          "A properties file of Kafka client settings (security.protocol, ssl.*, sasl.*) for"
+              + " every Kafka client of the tool, as kafka-consumer-groups' --command-config.")
+  Path kafkaConfig;
+
+  /** The Kafka client settings of {@code --kafka-config}. */
+  Map<String, String> kafkaClientConfig() {
+    Map<String, String> out = new HashMap<>();
+    if (kafkaConfig == null) {
+      return out;
+    }
+    Properties p = new Properties();
+    try (Reader r = Files.newBufferedReader(kafkaConfig)) {
+      p.load(r);
+    } catch (IOException e) {
+      throw new SinkConfigurationException(
+          "--kafka-config " + kafkaConfig + " cannot be read: " + e.getMessage(), e);
+    }
+    p.stringPropertyNames().forEach(k -> out.put(k, p.getProperty(k)));
+    return out;
+  }
+
+  /** The offsets store these options name. */
+  PipelineStore openStore(Map<String, String> environment) {
+    if (jdbcUrl != null) {
+      JdbcSettings settings = JdbcSettings.url(jdbcUrl);
+      if (user != null) {
+        settings = settings.user(user);
+      }
+      if (passwordEnv != null) {
+        String password = environment.get(passwordEnv);
+        if (password == null) {
+          throw new SinkConfigurationException(
+              "--password-env "
+                  + passwordEnv
+                  + ": the environment variable "
+                  + passwordEnv
+                  + " is not set; export it with the PostgreSQL password");
+        }
+        settings = settings.password(password);
+      }
+      return new PostgresPipelineStore(settings, offsetsTable, writersTable);
+    }
+    String servers = progressServers != null ? progressServers : bootstrapServers;
+    if (servers == null) {
+      throw new SinkConfigurationException(
+          "no offsets store named: pass --jdbc-url (PostgreSQL offsets table), or"
+              + " --bootstrap-servers (a Kafka sink's progress group on the cluster the pipeline"
+              + " reads from; --progress-bootstrap-servers if the sink writes to another one)");
+    }
+    return new KafkaPipelineStore(
+        servers, kafkaClientConfig(), progressGroup, outputTopic, !idempotentSink);
+  }
+
+  /** The source cluster. */
+  SourceLog openSource(String verb) {
+    if (bootstrapServers == null) {
+      throw new SinkConfigurationException(
+          verb
+              + " reads the source topics' offsets: pass --bootstrap-servers of the Kafka cluster"
+              + " the pipeline reads from");
+    }
+    return new SourceLog(bootstrapServers, new HashMap<>(kafkaClientConfig()));
+  }
+}

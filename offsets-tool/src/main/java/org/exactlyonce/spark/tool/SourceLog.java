@@ -1,0 +1,119 @@
+package org.exactlyonce.spark.tool;
+
+import java.util.Collection;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeSet;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.ListOffsetsResult.ListOffsetsResultInfo;
+import org.apache.kafka.clients.admin.OffsetSpec;
+import org.apache.kafka.clients.admin.TopicDescription;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
+import org.exactlyonce.spark.SinkConfigurationException;
+
+/**
+ * The source topics' logs, read with a Kafka admin client: partitions, earliest and end offsets
+ * (the end as a {@code read_uncommitted} consumer sees it, which is what the direct stream reads up
+ * to by default).
+ */
+final class SourceLog implements AutoCloseable {
+  private static final long TIMEOUT_MS = 30_000;
+  private final Admin admin;
+  private final String servers;
+
+  SourceLog(String bootstrapServers, Map<String, Object> clientConfig) {
+    Map<String, Object> config = new HashMap<>(clientConfig);
+    config.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrapServers);
+    config.put(AdminClientConfig.CLIENT_ID_CONFIG, "exactly-once-offsets");
+    this.servers = bootstrapServers;
+    this.admin = Admin.create(config);
+  }
+
+  /** Every partition of {@code topics}, ordered. */
+  List<TopicPartition> partitionsOf(Collection<String> topics) {
+    Map<String, TopicDescription> d = get(admin.describeTopics(topics).allTopicNames(), topics);
+    List<TopicPartition> out = new java.util.ArrayList<>();
+    for (String topic : new TreeSet<>(topics)) {
+      d.get(topic).partitions().forEach(p -> out.add(new TopicPartition(topic, p.partition())));
+    }
+    return out;
+  }
+
+  Map<TopicPartition, Long> earliest(Collection<TopicPartition> tps) {
+    return offsets(tps, OffsetSpec.earliest());
+  }
+
+  Map<TopicPartition, Long> end(Collection<TopicPartition> tps) {
+    return offsets(tps, OffsetSpec.latest());
+  }
+
+  /**
+   * Per partition, the first offset whose record timestamp is at or after {@code epochMillis}; the
+   * end offset where no record is that late.
+   */
+  Map<TopicPartition, Long> atTime(Collection<TopicPartition> tps, long epochMillis) {
+    Map<TopicPartition, Long> at = offsets(tps, OffsetSpec.forTimestamp(epochMillis));
+    Map<TopicPartition, Long> end = end(tps);
+    Map<TopicPartition, Long> out = new HashMap<>();
+    at.forEach((tp, o) -> out.put(tp, o < 0 ? end.get(tp) : o));
+    return out;
+  }
+
+  private Map<TopicPartition, Long> offsets(Collection<TopicPartition> tps, OffsetSpec spec) {
+    Map<TopicPartition, OffsetSpec> request = new HashMap<>();
+    tps.forEach(tp -> request.put(tp, spec));
+    Map<TopicPartition, ListOffsetsResultInfo> info =
+        get(
+            admin.listOffsets(request).all(),
+            tps.stream().map(TopicPartition::topic).distinct().toList());
+    Map<TopicPartition, Long> out = new HashMap<>();
+    info.forEach((tp, i) -> out.put(tp, i.offset()));
+    return out;
+  }
+
+  private <T> T get(org.apache.kafka.common.KafkaFuture<T> future, Collection<String> topics) {
+    try {
+      return future.get(TIMEOUT_MS, TimeUnit.MILLISECONDS);
+    } catch (ExecutionException e) {
+      if (e.getCause() instanceof UnknownTopicOrPartitionException) {
+        throw new SinkConfigurationException(
+            "topic(s) "
+                + topics
+                + " or one of their partitions do not exist on the source cluster at '"
+                + servers
+                + "': check --bootstrap-servers (the cluster the pipeline reads from)");
+      }
+      throw new SinkConfigurationException(
+          "reading the source topics "
+              + topics
+              + " at '"
+              + servers
+              + "' failed: "
+              + e.getCause()
+              + ". Check --bootstrap-servers and --kafka-config",
+          e);
+    } catch (TimeoutException e) {
+      throw new SinkConfigurationException(
+          "the source cluster at '"
+              + servers
+              + "' did not answer within "
+              + TIMEOUT_MS
+              + " ms: check --bootstrap-servers and --kafka-config",
+          e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new SinkConfigurationException("interrupted while reading the source topics", e);
+    }
+  }
+
+  @Override
+  public void close() {
+    admin.close();
+  }
+}
