@@ -523,7 +523,7 @@ class KafkaWriterEpochIT {
         () -> {
           try (var admin = kafka.admin()) {
             // The broker aborts timed-out transactions on its own schedule (every 10 s by
-            // default): wait for that, not for a guessed time.
+            // default, every second on the test broker): wait for that, not for a guessed time.
             org.awaitility.Awaitility.await("the coordinator aborts the open transaction of " + id)
                 .atMost(Duration.ofSeconds(120))
                 .until(
