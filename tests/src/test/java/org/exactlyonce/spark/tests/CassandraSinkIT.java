@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.awaitility.Awaitility.await;
 
+import com.datastax.oss.driver.api.core.CqlSession;
 import com.datastax.oss.driver.api.core.cql.Row;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -12,6 +13,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.UnaryOperator;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.common.TopicPartition;
 import org.exactlyonce.spark.BatchResult;
@@ -28,33 +30,49 @@ import org.exactlyonce.spark.spi.FaultPoints;
 import org.exactlyonce.spark.spi.OffsetStore;
 import org.exactlyonce.spark.testing.servers.CassandraServer;
 import org.exactlyonce.spark.testing.servers.TestServers;
+import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.MethodOrderer;
 import org.junit.jupiter.api.Order;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestMethodOrder;
 
-/** Strategy I against a real Cassandra node. The test that kills the node runs last. */
+/**
+ * Strategy I against a real Cassandra node. The test that kills the node runs last.
+ *
+ * <p>Every schema change costs seconds on a loaded machine, so the tests share one keyspace (and
+ * with it the sinks' offsets and dead-letter tables) and one session. Each test has pipeline ids of
+ * its own, and keys of its own in the tables they share ({@code profiles}, {@code by_campaign}).
+ */
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 class CassandraSinkIT {
-  private static final AtomicInteger KEYSPACES = new AtomicInteger();
+  private static CassandraServer cassandra;
+  private static CassandraSettings settings;
+  private static CqlSession session;
+  private static String ks;
 
-  private CassandraServer cassandra;
-  private CassandraSettings settings;
-  private String ks;
-
-  @BeforeEach
-  void setUp() {
+  @BeforeAll
+  static void createKeyspace() {
     cassandra = TestServers.cassandra();
     settings =
         CassandraSettings.contactPoints(
             cassandra.localDatacenter(), cassandra.host() + ":" + cassandra.nativePort());
-    ks = "eos_test_" + KEYSPACES.incrementAndGet();
+    session = CassandraTestSupport.session(cassandra);
+    ks = "eos_sink_it_" + System.currentTimeMillis();
     cql(
-        "CREATE KEYSPACE IF NOT EXISTS "
+        "CREATE KEYSPACE "
             + ks
             + " WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}");
+    cql("CREATE TABLE " + ks + ".profiles (user_id text PRIMARY KEY, name text, city text)");
+    createByCampaign();
+  }
+
+  @AfterAll
+  static void closeSession() {
+    if (session != null) {
+      session.close();
+    }
   }
 
   @AfterEach
@@ -62,8 +80,8 @@ class CassandraSinkIT {
     FaultPoints.clear();
   }
 
-  private List<Row> cql(String statement) {
-    return CassandraTestSupport.cql(cassandra, statement);
+  private static List<Row> cql(String statement) {
+    return session.execute(statement).all();
   }
 
   private static <R> long epochOf(CassandraSink<R> sink) {
@@ -90,12 +108,12 @@ class CassandraSinkIT {
     cql(
         "CREATE TABLE "
             + ks
-            + ".events (src_topic text, src_partition int, src_offset bigint,"
+            + ".replayed_events (src_topic text, src_partition int, src_offset bigint,"
             + " src_index int, id text, PRIMARY KEY ((src_topic, src_partition), src_offset, src_index))");
     CassandraSink<String[]> sink =
-        CassandraSink.<String[]>idempotent("events")
+        CassandraSink.<String[]>idempotent("replayed-events")
             .connection(settings)
-            .table(ks + ".events")
+            .table(ks + ".replayed_events")
             .columns("id")
             .values(v -> List.of(v[1]))
             .keyedBySourcePosition("src_topic", "src_partition", "src_offset", "src_index")
@@ -107,29 +125,21 @@ class CassandraSinkIT {
     sink.write(r, 0, outputs(0, 500, null)); // the replay
 
     List<String> ids =
-        cql("SELECT id FROM " + ks + ".events").stream().map(x -> x.getString(0)).toList();
+        cql("SELECT id FROM " + ks + ".replayed_events").stream().map(x -> x.getString(0)).toList();
     assertThat(ids).hasSize(500).doesNotHaveDuplicates();
   }
 
   @Test
   void aBadRecordBecomesOneDeadLetterEvenWhenItsRangeIsReplayed() {
-    cql("CREATE TABLE " + ks + ".profiles (user_id text PRIMARY KEY, name text)");
     CassandraSink<String[]> sink =
-        CassandraSink.<String[]>idempotent("profiles")
-            .connection(settings)
-            .table(ks + ".profiles")
-            .columns("user_id", "name")
-            .values(v -> List.of(v[0], v[1]))
-            .timestampFromSourceOffset()
-            .deadLetterTable(ks + ".dead_letters")
-            .build();
+        profilesSink("bad-record", settings, b -> b.deadLetterTable(ks + ".dead_letters"));
     epochOf(sink);
     assertThat(sink.routesBadRecordsToDeadLetters()).isTrue();
     for (int attempt = 0; attempt < 2; attempt++) {
       List<ConsumerRecord<String, String>> records =
           List.of(
-              new ConsumerRecord<>("t", 0, 5L, "u1", "fine"),
-              new ConsumerRecord<>("t", 0, 6L, "u2", "poison"));
+              new ConsumerRecord<>("t", 0, 5L, "bad-1", "fine"),
+              new ConsumerRecord<>("t", 0, 6L, "bad-2", "poison"));
       sink.write(
           SourceRange.of("t", 0, 5, 7),
           5,
@@ -151,20 +161,13 @@ class CassandraSinkIT {
     assertThat(
             java.nio.charset.StandardCharsets.UTF_8.decode(dead.get(0).getByteBuffer(2)).toString())
         .isEqualTo("poison");
-    assertThat(cql("SELECT user_id FROM " + ks + ".profiles")).hasSize(1);
+    assertThat(cql("SELECT user_id FROM " + ks + ".profiles WHERE user_id IN ('bad-1', 'bad-2')"))
+        .hasSize(1);
   }
 
   @Test
   void anOlderReplayDoesNotOverwriteANewerValue() {
-    cql("CREATE TABLE " + ks + ".profiles (user_id text PRIMARY KEY, name text)");
-    CassandraSink<String[]> sink =
-        CassandraSink.<String[]>idempotent("profiles")
-            .connection(settings)
-            .table(ks + ".profiles")
-            .columns("user_id", "name")
-            .values(v -> List.of(v[0], v[1]))
-            .timestampFromSourceOffset()
-            .build();
+    CassandraSink<String[]> sink = profilesSink("older-replay", settings);
     epochOf(sink);
 
     sink.write(SourceRange.of("t", 0, 7, 8), 7, outputs(7, 8, "newer"));
@@ -181,9 +184,8 @@ class CassandraSinkIT {
    */
   @Test
   void twoOutputsOfOneRecordWithOneKeyLeaveTheLaterOutputWhole() {
-    cql("CREATE TABLE " + ks + ".profiles (user_id text PRIMARY KEY, name text, city text)");
     CassandraSink<String[]> sink =
-        CassandraSink.<String[]>idempotent("profiles")
+        CassandraSink.<String[]>idempotent("two-outputs")
             .connection(settings)
             .table(ks + ".profiles")
             .columns("user_id", "name", "city")
@@ -198,10 +200,13 @@ class CassandraSinkIT {
         new MappedPartition<String, String, String[]>(
             List.of(new ConsumerRecord<>("t", 0, 4L, "u1", "v")).iterator(),
             r ->
-                List.of(new String[] {"u1", "zed", "athens"}, new String[] {"u1", "amy", "zurich"}),
+                List.of(
+                    new String[] {"two-outputs", "zed", "athens"},
+                    new String[] {"two-outputs", "amy", "zurich"}),
             range));
 
-    Row row = cql("SELECT name, city FROM " + ks + ".profiles WHERE user_id = 'u1'").get(0);
+    Row row =
+        cql("SELECT name, city FROM " + ks + ".profiles WHERE user_id = 'two-outputs'").get(0);
     assertThat(List.of(row.getString(0), row.getString(1))).containsExactly("amy", "zurich");
   }
 
@@ -213,15 +218,7 @@ class CassandraSinkIT {
    */
   @Test
   void theSourceOffsetAsTimestampIsRefusedWhenItCannotOrderAKeysVersions() {
-    cql("CREATE TABLE " + ks + ".profiles (user_id text PRIMARY KEY, name text)");
-    CassandraSink<String[]> sink =
-        CassandraSink.<String[]>idempotent("grown")
-            .connection(settings)
-            .table(ks + ".profiles")
-            .columns("user_id", "name")
-            .values(v -> List.of(v[0], v[1]))
-            .timestampFromSourceOffset()
-            .build();
+    CassandraSink<String[]> sink = profilesSink("grown", settings);
     TopicPartition p0 = new TopicPartition("t", 0);
     TopicPartition p1 = new TopicPartition("t", 1);
     TopicPartition p2 = new TopicPartition("t", 2);
@@ -256,15 +253,7 @@ class CassandraSinkIT {
 
   @Test
   void anOlderDriverIsFencedWhenANewerOneTakesTheEpoch() {
-    cql("CREATE TABLE " + ks + ".profiles (user_id text PRIMARY KEY, name text)");
-    CassandraSink<String[]> sink =
-        CassandraSink.<String[]>idempotent("profiles")
-            .connection(settings)
-            .table(ks + ".profiles")
-            .columns("user_id", "name")
-            .values(v -> List.of(v[0], v[1]))
-            .timestampFromSourceOffset()
-            .build();
+    CassandraSink<String[]> sink = profilesSink("older-driver", settings);
     TopicPartition tp = new TopicPartition("t", 0);
     long older;
     try (OffsetStore store = sink.openOffsetStore()) {
@@ -293,11 +282,10 @@ class CassandraSinkIT {
    */
   @Test
   void anOffsetsCommitThatTimesOutIsDecidedAgainFromTheStoredOffsets() throws Exception {
-    cql("CREATE TABLE " + ks + ".profiles (user_id text PRIMARY KEY, name text)");
-    CassandraSink<String[]> sink = profilesSink(settings);
+    CassandraSink<String[]> sink = profilesSink("commit-timeout", settings);
     // A short request timeout only where the node is paused on purpose: the fault under test.
     CassandraSink<String[]> impatient =
-        profilesSink(settings.requestTimeout(Duration.ofSeconds(3)));
+        profilesSink("commit-timeout", settings.requestTimeout(Duration.ofSeconds(3)));
     TopicPartition tp = new TopicPartition("t", 0);
     long epoch;
     try (OffsetStore store = sink.openOffsetStore()) {
@@ -340,13 +328,24 @@ class CassandraSinkIT {
     }
   }
 
-  private CassandraSink<String[]> profilesSink(CassandraSettings with) {
-    return CassandraSink.<String[]>idempotent("profiles")
-        .connection(with)
-        .table(ks + ".profiles")
-        .columns("user_id", "name")
-        .values(v -> List.of(v[0], v[1]))
-        .timestampFromSourceOffset()
+  /** Upserts of (user_id, name) to the shared {@code profiles} table, as {@code pipeline}. */
+  private static CassandraSink<String[]> profilesSink(String pipeline, CassandraSettings with) {
+    return profilesSink(pipeline, with, b -> b);
+  }
+
+  /** Like {@link #profilesSink(String, CassandraSettings)} with the settings {@code extra} adds. */
+  private static CassandraSink<String[]> profilesSink(
+      String pipeline,
+      CassandraSettings with,
+      UnaryOperator<CassandraSink.Builder<String[]>> extra) {
+    return extra
+        .apply(
+            CassandraSink.<String[]>idempotent(pipeline)
+                .connection(with)
+                .table(ks + ".profiles")
+                .columns("user_id", "name")
+                .values(v -> List.of(v[0], v[1]))
+                .timestampFromSourceOffset())
         .build();
   }
 
@@ -370,7 +369,7 @@ class CassandraSinkIT {
   void counterColumnsAndKeysThatCannotHoldThePositionAreRefusedBeforeTheStream() {
     cql("CREATE TABLE " + ks + ".clicks (campaign text PRIMARY KEY, n counter)");
     CassandraSink<String[]> counting =
-        CassandraSink.<String[]>idempotent("c")
+        CassandraSink.<String[]>idempotent("counter")
             .connection(settings)
             .table(ks + ".clicks")
             .columns("campaign")
@@ -388,7 +387,7 @@ class CassandraSinkIT {
             + ".narrow (src_offset bigint PRIMARY KEY, src_topic text,"
             + " src_partition int, src_index int, id text)");
     CassandraSink<String[]> narrow =
-        CassandraSink.<String[]>idempotent("n")
+        CassandraSink.<String[]>idempotent("narrow")
             .connection(settings)
             .table(ks + ".narrow")
             .columns("id")
@@ -400,7 +399,7 @@ class CassandraSinkIT {
         .hasMessageContaining("cannot hold the source-position key");
 
     CassandraSink<String[]> missing =
-        CassandraSink.<String[]>idempotent("m")
+        CassandraSink.<String[]>idempotent("missing-keyspace")
             .connection(settings)
             .table("no_such_keyspace.t")
             .columns("id")
@@ -554,29 +553,40 @@ class CassandraSinkIT {
     sink.write(SourceRange.of("t", 0, from, until), from, amounts(from, until));
   }
 
-  private CassandraSink<Long> totalOf(String pipeline, String column, AmountFunction<Long> amount) {
+  /** A running total of {@code column} in campaign {@code campaign}'s row of by_campaign. */
+  private static CassandraSink<Long> totalOf(
+      String campaign, String pipeline, String column, AmountFunction<Long> amount) {
     return CassandraSink.<Long>idempotent(pipeline)
         .connection(settings)
         .table(ks + ".by_campaign")
         .columns("campaign")
-        .values(v -> List.of("c1"))
+        .values(v -> List.of(campaign))
         .runningTotal(column, amount)
         .build();
   }
 
-  private Row byCampaign() {
-    return cql("SELECT clicks, revenue FROM " + ks + ".by_campaign WHERE campaign = 'c1'").get(0);
+  private static Row byCampaign(String campaign) {
+    return cql("SELECT clicks, revenue FROM "
+            + ks
+            + ".by_campaign WHERE campaign = '"
+            + campaign
+            + "'")
+        .get(0);
   }
 
-  @Test
-  void twoPipelinesKeepingRunningTotalsOnOneTableEachAddEveryRecordOnce() {
+  private static void createByCampaign() {
     cql(
         "CREATE TABLE "
             + ks
             + ".by_campaign (campaign text PRIMARY KEY, clicks bigint, revenue bigint,"
             + " eos_applied map<text, bigint>)");
-    CassandraSink<Long> clicks = totalOf("clicks", "clicks", offset -> 1);
-    CassandraSink<Long> revenue = totalOf("revenue", "revenue", offset -> 100 + offset);
+  }
+
+  @Test
+  void twoPipelinesKeepingRunningTotalsOnOneTableEachAddEveryRecordOnce() {
+    // Pipeline ids of their own: the next test's pipeline "clicks" shares the offsets table.
+    CassandraSink<Long> clicks = totalOf("c1", "both-clicks", "clicks", offset -> 1);
+    CassandraSink<Long> revenue = totalOf("c1", "both-revenue", "revenue", offset -> 100 + offset);
     epochOf(clicks);
     epochOf(revenue);
 
@@ -589,7 +599,7 @@ class CassandraSinkIT {
     writeAmounts(revenue, 0, 8);
     writeAmounts(clicks, 5, 8);
 
-    Row row = byCampaign();
+    Row row = byCampaign("c1");
     assertThat(row.isNull(0) ? null : row.getLong(0)).as("clicks").isEqualTo(8L);
     assertThat(row.isNull(1) ? null : row.getLong(1))
         .as("revenue")
@@ -598,25 +608,20 @@ class CassandraSinkIT {
 
   @Test
   void aRunningTotalWrittenBeforeAppliedOffsetsNamedThePipelineIsContinuedExactly() {
-    cql(
-        "CREATE TABLE "
-            + ks
-            + ".by_campaign (campaign text PRIMARY KEY, clicks bigint, revenue bigint,"
-            + " eos_applied map<text, bigint>)");
     // As an older version left it: offsets 0..4 of t-0 applied, keyed by topic-partition only.
     cql(
         "INSERT INTO "
             + ks
-            + ".by_campaign (campaign, clicks, eos_applied) VALUES ('c1', 5, {'t-0': 4})");
-    CassandraSink<Long> clicks = totalOf("clicks", "clicks", offset -> 1);
+            + ".by_campaign (campaign, clicks, eos_applied) VALUES ('legacy', 5, {'t-0': 4})");
+    CassandraSink<Long> clicks = totalOf("legacy", "clicks", "clicks", offset -> 1);
     epochOf(clicks);
 
     writeAmounts(clicks, 0, 8); // a replay of 0..4 with 5..7 new
     writeAmounts(clicks, 3, 8);
 
-    assertThat(byCampaign().getLong(0)).isEqualTo(8L);
+    assertThat(byCampaign("legacy").getLong(0)).isEqualTo(8L);
     assertThat(
-            cql("SELECT eos_applied FROM " + ks + ".by_campaign WHERE campaign = 'c1'")
+            cql("SELECT eos_applied FROM " + ks + ".by_campaign WHERE campaign = 'legacy'")
                 .get(0)
                 .getMap(0, String.class, Long.class))
         .as("the entry is moved under the pipeline's key")
@@ -711,8 +716,11 @@ class CassandraSinkIT {
                     () -> stored(sink).equals(end)))
             .isNull();
       }
+      // A session of its own: the shared one may still be reconnecting to the restarted node.
       List<String> written =
-          cql("SELECT id FROM " + ks + ".events").stream().map(x -> x.getString(0)).toList();
+          CassandraTestSupport.cql(cassandra, "SELECT id FROM " + ks + ".events").stream()
+              .map(x -> x.getString(0))
+              .toList();
       assertThat(written)
           .hasSize(8000)
           .doesNotHaveDuplicates()

@@ -15,8 +15,10 @@ import org.exactlyonce.spark.testing.servers.CassandraServer;
  * 2-core machine: the driver's defaults (2 s per request, 10 s for schema agreement) were seen to
  * fail a test's setup with {@code DriverTimeoutException} while Spark executors and a restarting
  * Cassandra shared the cores. A test that waits longer than these fails on its own deadline.
+ *
+ * <p>Public for the contract tests' fixtures, in a package of their own.
  */
-final class CassandraTestSupport {
+public final class CassandraTestSupport {
   /** One request, DDL included. */
   static final Duration REQUEST_TIMEOUT = Duration.ofSeconds(60);
 
@@ -26,7 +28,7 @@ final class CassandraTestSupport {
   private CassandraTestSupport() {}
 
   /** A session to {@code cassandra} with generous timeouts; close it. */
-  static CqlSession session(CassandraServer cassandra) {
+  public static CqlSession session(CassandraServer cassandra) {
     return builder(cassandra).build();
   }
 
@@ -58,6 +60,10 @@ final class CassandraTestSupport {
                 // statement sees the new table; wait for that as long as for the request.
                 .withDuration(
                     DefaultDriverOption.CONTROL_CONNECTION_AGREEMENT_TIMEOUT, REQUEST_TIMEOUT)
+                // A DDL statement also waits for the driver's schema refresh, which by default
+                // gathers the schema changes of one second first: a second per table a test
+                // creates. The tests create their tables one at a time, so refresh at once.
+                .withDuration(DefaultDriverOption.METADATA_SCHEMA_WINDOW, Duration.ZERO)
                 .build());
   }
 }

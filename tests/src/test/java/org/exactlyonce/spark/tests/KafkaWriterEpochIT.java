@@ -11,6 +11,7 @@ import java.util.TreeSet;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
 import java.util.function.Supplier;
 import org.apache.kafka.clients.consumer.ConsumerGroupMetadata;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -62,12 +63,32 @@ class KafkaWriterEpochIT {
   }
 
   private KafkaSink<String> sink(String pipeline) {
-    return KafkaSink.<String>transactional(pipeline)
-        .bootstrapServers(kafka.bootstrapServers())
-        .topic(outTopic)
-        .value(ToBytes.utf8(s -> s))
-        .apiTimeout(Duration.ofSeconds(20))
-        .build();
+    return sink(pipeline, b -> {});
+  }
+
+  /** The test's sink with settings of one test added by {@code customiser}. */
+  private KafkaSink<String> sink(
+      String pipeline, Consumer<KafkaSink.Builder<String, KafkaSink<String>>> customiser) {
+    KafkaSink.Builder<String, KafkaSink<String>> b =
+        KafkaSink.<String>transactional(pipeline)
+            .bootstrapServers(kafka.bootstrapServers())
+            .topic(outTopic)
+            .value(ToBytes.utf8(s -> s))
+            .apiTimeout(Duration.ofSeconds(20));
+    customiser.accept(b);
+    return b.build();
+  }
+
+  /**
+   * A transactional producer under {@code transactionalId} of the test's own, as a task of another
+   * attempt or of the library's earlier version holds one; close it.
+   */
+  private KafkaProducer<String, String> zombieProducer(String transactionalId) {
+    Map<String, Object> p = new java.util.HashMap<>();
+    p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers());
+    p.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, transactionalId);
+    p.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, 30_000);
+    return new KafkaProducer<>(p, new StringSerializer(), new StringSerializer());
   }
 
   private String inputTopic(String name) {
@@ -314,12 +335,8 @@ class KafkaWriterEpochIT {
 
     // What a task of the earlier version does: its producer under the old id, in a transaction
     // that holds outputs and the progress offset, not yet committed.
-    Map<String, Object> p = new java.util.HashMap<>();
-    p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers());
-    p.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, legacyTransactionalId(pipeline, tp));
-    p.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, 30_000);
     try (KafkaProducer<String, String> zombie =
-        new KafkaProducer<>(p, new StringSerializer(), new StringSerializer())) {
+        zombieProducer(legacyTransactionalId(pipeline, tp))) {
       zombie.initTransactions();
       zombie.beginTransaction();
       zombie.send(new ProducerRecord<>(outTopic, "from-the-old-version"));
@@ -381,12 +398,7 @@ class KafkaWriterEpochIT {
   /** What a task of the old version commits for {@code [until - 1, until)} of {@code tp}. */
   private void commitAsTheOldVersion(
       String pipeline, String group, TopicPartition tp, long until, long epoch) {
-    Map<String, Object> p = new java.util.HashMap<>();
-    p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers());
-    p.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, legacyTransactionalId(pipeline, tp));
-    p.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, 30_000);
-    try (KafkaProducer<String, String> task =
-        new KafkaProducer<>(p, new StringSerializer(), new StringSerializer())) {
+    try (KafkaProducer<String, String> task = zombieProducer(legacyTransactionalId(pipeline, tp))) {
       task.initTransactions();
       task.beginTransaction();
       ProducerRecord<String, String> out = new ProducerRecord<>(outTopic, "old-version-output");
@@ -429,12 +441,7 @@ class KafkaWriterEpochIT {
     assertThat(commit(sink, epoch, SourceRange.of(tp.topic(), 0, 0, 10)).outcome())
         .isEqualTo(CommitOutcome.COMMITTED); // leaves this JVM an idle producer of the id
 
-    Map<String, Object> p = new java.util.HashMap<>();
-    p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers());
-    p.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, transactionalId(pipeline, tp));
-    p.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, 30_000);
-    try (KafkaProducer<String, String> hung =
-        new KafkaProducer<>(p, new StringSerializer(), new StringSerializer())) {
+    try (KafkaProducer<String, String> hung = zombieProducer(transactionalId(pipeline, tp))) {
       hung.initTransactions();
       hung.beginTransaction();
       hung.send(new ProducerRecord<>(outTopic, "from-the-hung-attempt"));
@@ -465,14 +472,7 @@ class KafkaWriterEpochIT {
   @Test
   void aJvmKeepsAtMostTheConfiguredNumberOfIdleProducersOfAPipeline() {
     String pipeline = "epoch-pool-" + suffix;
-    KafkaSink<String> sink =
-        KafkaSink.<String>transactional(pipeline)
-            .bootstrapServers(kafka.bootstrapServers())
-            .topic(outTopic)
-            .value(ToBytes.utf8(s -> s))
-            .apiTimeout(Duration.ofSeconds(20))
-            .idleProducers(2, Duration.ofMinutes(10))
-            .build();
+    KafkaSink<String> sink = sink(pipeline, b -> b.idleProducers(2, Duration.ofMinutes(10)));
     kafka.createTopic(outTopic, 1);
     String in = "epoch-pool-in-" + suffix;
     kafka.createTopic(in, 5);
@@ -513,14 +513,7 @@ class KafkaWriterEpochIT {
   @Test
   void aTransactionThatOutlivesItsTimeoutIsReportedAsTimedOutWithTheSettingsToChange() {
     String pipeline = "epoch-timeout-" + suffix;
-    KafkaSink<String> sink =
-        KafkaSink.<String>transactional(pipeline)
-            .bootstrapServers(kafka.bootstrapServers())
-            .topic(outTopic)
-            .value(ToBytes.utf8(s -> s))
-            .apiTimeout(Duration.ofSeconds(20))
-            .transactionTimeout(Duration.ofSeconds(2))
-            .build();
+    KafkaSink<String> sink = sink(pipeline, b -> b.transactionTimeout(Duration.ofSeconds(2)));
     kafka.createTopic(outTopic, 1);
     TopicPartition tp = new TopicPartition(inputTopic("epoch-timeout-in-" + suffix), 0);
     long epoch = startDriver(sink, tp, 0);
@@ -530,7 +523,7 @@ class KafkaWriterEpochIT {
         () -> {
           try (var admin = kafka.admin()) {
             // The broker aborts timed-out transactions on its own schedule (every 10 s by
-            // default): wait for that, not for a guessed time.
+            // default, every second on the test broker): wait for that, not for a guessed time.
             org.awaitility.Awaitility.await("the coordinator aborts the open transaction of " + id)
                 .atMost(Duration.ofSeconds(120))
                 .until(

@@ -231,41 +231,44 @@ class SecureConnectionsIT {
   void cassandraOverTlsGetsEveryRecordOnce() throws Exception {
     CassandraServer cassandra = TestServers.cassandra();
     String table = "secure_ks.out_" + System.nanoTime();
-    cql(
-        cassandra,
-        "CREATE KEYSPACE IF NOT EXISTS secure_ks WITH replication ="
-            + " {'class': 'SimpleStrategy', 'replication_factor': 1}");
-    cql(cassandra, "CREATE TABLE " + table + " (id text PRIMARY KEY)");
-    // The node takes TLS and plain connections on one port; only the sink's use TLS.
-    long before = encryptedClients(cassandra);
-    CassandraSettings settings =
-        CassandraSettings.contactPoints(
-                cassandra.localDatacenter(), cassandra.host() + ":" + cassandra.nativePort())
-            .tls(TestServers.tls().trustStore().toString(), TlsMaterial.STORE_PASSWORD);
-    assertThat(settings.toString()).doesNotContain(TlsMaterial.STORE_PASSWORD).contains("tls=");
-    CassandraSink<String> sink = cassandraSink("secure-cassandra", settings, table);
-    Throwable failure =
-        harness.run(
-            sink,
-            st -> ExactlyOnce.foreachRDD(st, r -> List.of(r.value()), sink),
-            () -> cql(cassandra, "SELECT id FROM " + table).size() >= RECORDS);
-    assertThat(failure).isNull();
-    assertThat(cql(cassandra, "SELECT id FROM " + table).stream().map(r -> r.getString(0)))
-        .containsExactlyInAnyOrderElementsOf(ids);
-    assertThat(encryptedClients(cassandra)).as("TLS connections to the node").isGreaterThan(before);
+    // One plain session for setup and reads: the progress probe runs every 200 ms, and a new
+    // session each time (connections, a control connection, the schema) slowed the stream down.
+    try (CqlSession plain = CassandraTestSupport.session(cassandra)) {
+      plain.execute(
+          "CREATE KEYSPACE IF NOT EXISTS secure_ks WITH replication ="
+              + " {'class': 'SimpleStrategy', 'replication_factor': 1}");
+      plain.execute("CREATE TABLE " + table + " (id text PRIMARY KEY)");
+      // The node takes TLS and plain connections on one port; only the sink's use TLS.
+      long before = encryptedClients(plain);
+      CassandraSettings settings =
+          CassandraSettings.contactPoints(
+                  cassandra.localDatacenter(), cassandra.host() + ":" + cassandra.nativePort())
+              .tls(TestServers.tls().trustStore().toString(), TlsMaterial.STORE_PASSWORD);
+      assertThat(settings.toString()).doesNotContain(TlsMaterial.STORE_PASSWORD).contains("tls=");
+      CassandraSink<String> sink = cassandraSink("secure-cassandra", settings, table);
+      Throwable failure =
+          harness.run(
+              sink,
+              st -> ExactlyOnce.foreachRDD(st, r -> List.of(r.value()), sink),
+              () -> plain.execute("SELECT id FROM " + table).all().size() >= RECORDS);
+      assertThat(failure).isNull();
+      assertThat(plain.execute("SELECT id FROM " + table).all().stream().map(r -> r.getString(0)))
+          .containsExactlyInAnyOrderElementsOf(ids);
+      assertThat(encryptedClients(plain)).as("TLS connections to the node").isGreaterThan(before);
 
-    // The JDK's default trust store does not trust the test certificate: the handshake fails.
-    CassandraSettings defaultTrust =
-        CassandraSettings.contactPoints(
-                cassandra.localDatacenter(), cassandra.host() + ":" + cassandra.nativePort())
-            .tls();
-    assertThat(refusal(cassandraSink("secure-cassandra-untrusted", defaultTrust, table)))
-        .contains("cannot connect to Cassandra");
-    assertThatThrownBy(
-            () ->
-                CassandraSettings.contactPoints("dc1", "127.0.0.1:9042")
-                    .tls("/no/such/truststore.p12", "x"))
-        .hasMessageContaining("no readable trust store at '/no/such/truststore.p12'");
+      // The JDK's default trust store does not trust the test certificate: the handshake fails.
+      CassandraSettings defaultTrust =
+          CassandraSettings.contactPoints(
+                  cassandra.localDatacenter(), cassandra.host() + ":" + cassandra.nativePort())
+              .tls();
+      assertThat(refusal(cassandraSink("secure-cassandra-untrusted", defaultTrust, table)))
+          .contains("cannot connect to Cassandra");
+      assertThatThrownBy(
+              () ->
+                  CassandraSettings.contactPoints("dc1", "127.0.0.1:9042")
+                      .tls("/no/such/truststore.p12", "x"))
+          .hasMessageContaining("no readable trust store at '/no/such/truststore.p12'");
+    }
   }
 
   @Test
@@ -315,14 +318,9 @@ class SecureConnectionsIT {
     }
   }
 
-  private static long encryptedClients(CassandraServer cassandra) {
-    return cql(cassandra, "SELECT ssl_enabled FROM system_views.clients").stream()
+  private static long encryptedClients(CqlSession session) {
+    return session.execute("SELECT ssl_enabled FROM system_views.clients").all().stream()
         .filter(r -> r.getBoolean(0))
         .count();
-  }
-
-  private static List<com.datastax.oss.driver.api.core.cql.Row> cql(
-      CassandraServer cassandra, String statement) {
-    return CassandraTestSupport.cql(cassandra, statement);
   }
 }

@@ -131,18 +131,23 @@ final class StreamHarness implements AutoCloseable {
   <K, V> Throwable run(
       Function<JavaStreamingContext, ExactlyOnceStream<K, V>> create, Callable<Boolean> done) {
     JavaStreamingContext ssc = new JavaStreamingContext(sc, Durations.milliseconds(500));
+    ExactlyOnceStream<K, V> stream = null;
     try {
-      ExactlyOnceStream<K, V> stream = create.apply(ssc);
+      stream = create.apply(ssc);
+      ExactlyOnceStream<K, V> started = stream;
       ssc.start();
       await()
           .atMost(Duration.ofSeconds(120))
           .pollInterval(Duration.ofMillis(200))
           // The probe reads the backend, which a chaos test may have just killed: try again.
           .ignoreExceptions()
-          .until(() -> stream.failure() != null || done.call());
+          .until(() -> started.failure() != null || done.call());
       return stream.failure();
     } finally {
-      ssc.stop(false, true);
+      // After a failure every later batch is refused and writes nothing: a graceful stop only
+      // waited for them, up to its timeout of ten batch intervals (5 s), after a failing run.
+      boolean failed = stream != null && stream.failure() != null;
+      ssc.stop(false, !failed);
     }
   }
 

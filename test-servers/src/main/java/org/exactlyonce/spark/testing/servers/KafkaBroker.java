@@ -194,6 +194,9 @@ public final class KafkaBroker implements AutoCloseable {
       // A restart after kill -9 otherwise waits for the dead broker's session to expire.
       p.setProperty("broker.session.timeout.ms", "2000");
       p.setProperty("broker.heartbeat.interval.ms", "500");
+      // A transaction past its timeout is aborted by the coordinator's next scan, every 10 s by
+      // default: a test waiting for that abort waited up to 10 s for nothing.
+      p.setProperty("transaction.abort.timed.out.transaction.cleanup.interval.ms", "1000");
       overrides.forEach(p::setProperty);
       try (var out = Files.newBufferedWriter(config())) {
         p.store(out, "written by KafkaBroker");

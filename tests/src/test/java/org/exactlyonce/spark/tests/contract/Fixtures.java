@@ -1,10 +1,7 @@
 package org.exactlyonce.spark.tests.contract;
 
 import com.datastax.oss.driver.api.core.CqlSession;
-import com.datastax.oss.driver.api.core.config.DefaultDriverOption;
-import com.datastax.oss.driver.api.core.config.DriverConfigLoader;
 import com.datastax.oss.driver.api.core.cql.Row;
-import java.net.InetSocketAddress;
 import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.ResultSet;
@@ -37,6 +34,7 @@ import org.exactlyonce.spark.testing.servers.CassandraServer;
 import org.exactlyonce.spark.testing.servers.KafkaBroker;
 import org.exactlyonce.spark.testing.servers.PostgresServer;
 import org.exactlyonce.spark.testing.servers.TestServers;
+import org.exactlyonce.spark.tests.CassandraTestSupport;
 import scala.Tuple2;
 
 /** The sinks of every backend and strategy, each writing one output per input id. */
@@ -391,18 +389,7 @@ final class Fixtures {
 
     private static synchronized CqlSession session(CassandraServer server) {
       if (shared == null) {
-        shared =
-            CqlSession.builder()
-                .addContactPoint(new InetSocketAddress(server.host(), server.nativePort()))
-                .withLocalDatacenter(server.localDatacenter())
-                .withConfigLoader(
-                    DriverConfigLoader.programmaticBuilder()
-                        .withDuration(DefaultDriverOption.REQUEST_TIMEOUT, Duration.ofSeconds(60))
-                        .withDuration(
-                            DefaultDriverOption.CONTROL_CONNECTION_AGREEMENT_TIMEOUT,
-                            Duration.ofSeconds(60))
-                        .build())
-                .build();
+        shared = CassandraTestSupport.session(server);
         shared.execute(
             "CREATE KEYSPACE IF NOT EXISTS eos_contract"
                 + " WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}");
