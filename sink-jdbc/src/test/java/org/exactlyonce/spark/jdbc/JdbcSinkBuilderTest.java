@@ -100,6 +100,20 @@ class JdbcSinkBuilderTest {
   }
 
   @Test
+  void secretsInTheUrlNeverAppearInToStringNorInErrors() {
+    JdbcSettings s = JdbcSettings.url("jdbc:postgresql://db/ads?password=s3cret&sslpassword=k3y");
+    assertThat(s.toString())
+        .doesNotContain("s3cret")
+        .doesNotContain("k3y")
+        .contains("jdbc:postgresql://db/ads");
+    assertThatThrownBy(() -> JdbcSettings.url("jdbc:mysql://app:s3cret@db/x?password=s3cret"))
+        .isInstanceOf(SinkConfigurationException.class)
+        .hasMessageContaining("jdbc:mysql://db/x")
+        .message()
+        .doesNotContain("s3cret");
+  }
+
+  @Test
   void passwordsNeverAppearInToString() {
     JdbcSettings s =
         DB.password("s3cret").property("sslpassword", "k3y").property("sslmode", "require");
