@@ -47,6 +47,7 @@ public final class StartSequence {
     Map<PipelineId, OffsetStore> stores = new LinkedHashMap<>();
     try {
       for (ExactlyOnceSink sink : sinks) {
+        LOG.info("{}", configurationLine(sink));
         OffsetStore store = sink.openOffsetStore();
         stores.put(sink.pipelineId(), store);
         store.validate();
@@ -56,6 +57,14 @@ public final class StartSequence {
       closeAll(stores, e);
       throw e;
     }
+  }
+
+  /**
+   * The INFO line a starting stream logs per sink, before anything is opened (so a start that fails
+   * shows what it tried): its {@link ExactlyOnceSink#describe() effective configuration}.
+   */
+  public static String configurationLine(ExactlyOnceSink sink) {
+    return "pipeline '" + sink.pipelineId() + "': sink configuration " + sink.describe();
   }
 
   private static void closeAll(Map<PipelineId, OffsetStore> stores, RuntimeException cause) {

@@ -114,6 +114,23 @@ class JdbcSinkBuilderTest {
   }
 
   @Test
+  void theStartLineShowsTheEffectiveConfigurationWithoutSecrets() {
+    JdbcSettings s =
+        JdbcSettings.url("jdbc:postgresql://db/ads?sslpassword=k3y")
+            .user("app")
+            .password("s3cret")
+            .property("sslmode", "require");
+    JdbcSink<String> sink =
+        base().connection(s).table("t").columns("id").values(List::of).batchSize(500).build();
+    assertThat(org.exactlyonce.spark.internal.StartSequence.configurationLine(sink))
+        .startsWith("pipeline 'clicks': sink configuration JdbcSink.transactional{")
+        .contains("jdbc:postgresql://db/ads", "user=app", "sslmode=require", "eos_offsets")
+        .contains("batchSize=500", "reconnectTimeout=")
+        .doesNotContain("s3cret")
+        .doesNotContain("k3y");
+  }
+
+  @Test
   void passwordsNeverAppearInToString() {
     JdbcSettings s =
         DB.password("s3cret").property("sslpassword", "k3y").property("sslmode", "require");

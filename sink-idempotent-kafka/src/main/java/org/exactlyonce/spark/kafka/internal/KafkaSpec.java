@@ -62,6 +62,16 @@ public record KafkaSpec<R>(
         + progressGroup
         + ", deadLetterTopic="
         + deadLetterTopic
+        + ", transactionTimeoutMs="
+        + transactionTimeoutMs
+        + ", apiTimeoutMs="
+        + apiTimeoutMs
+        + ", recoveryScanDepth="
+        + recoveryScanDepth
+        + ", expectedDowntimeMs="
+        + expectedDowntimeMs
+        + ", keepAliveMs="
+        + keepAliveMs
         + ", clientSettings="
         + clientConfig.keySet()
         + ", producerSettings="
