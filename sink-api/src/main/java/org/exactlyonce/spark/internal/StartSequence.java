@@ -105,8 +105,9 @@ public final class StartSequence {
       kafka.refresh();
       stored.forEach(
           (id, s) -> {
-            kafka.checkStored(id, s);
-            checkHighWater(id, s, marks.get(id));
+            String tool = stores.get(id).offsetsToolResetOptions();
+            kafka.checkStored(id, s, tool);
+            checkHighWater(id, s, marks.get(id), kafka.servers(), tool);
           });
       stores.values().forEach(store -> store.checkBeforeEpoch(kafka.partitions()));
       return takeEpochs();
@@ -151,8 +152,9 @@ public final class StartSequence {
             long epoch = epochs.get(id);
             Map<TopicPartition, Long> stored =
                 new HashMap<>(store.storedOffsetsAtStart(kafka.partitions(), epoch));
-            kafka.checkStored(id, stored);
-            checkHighWater(id, stored, store.highWaterMarks());
+            String tool = store.offsetsToolResetOptions();
+            kafka.checkStored(id, stored, tool);
+            checkHighWater(id, stored, store.highWaterMarks(), kafka.servers(), tool);
             Set<String> storedTopics =
                 stored.keySet().stream().map(TopicPartition::topic).collect(Collectors.toSet());
             List<TopicPartition> firstStart = new ArrayList<>();
@@ -196,17 +198,23 @@ public final class StartSequence {
    * @throws OffsetMismatchException naming pipeline, partition and both offsets
    */
   static void checkHighWater(
-      PipelineId id, Map<TopicPartition, Long> stored, Map<TopicPartition, Long> highWater) {
+      PipelineId id,
+      Map<TopicPartition, Long> stored,
+      Map<TopicPartition, Long> highWater,
+      Object servers,
+      String toolResetOptions) {
     List<String> rewound = new ArrayList<>();
     Map<TopicPartition, Long> back =
         new java.util.TreeMap<>(
             java.util.Comparator.comparing(TopicPartition::topic)
                 .thenComparingInt(TopicPartition::partition));
+    Map<TopicPartition, Long> again = new HashMap<>();
     stored.forEach(
         (tp, s) -> {
           Long hw = highWater.get(tp);
           if (hw != null && s < hw) {
             back.put(tp, hw);
+            again.put(tp, s);
             rewound.add(tp + ": stored offset " + s + " is below its high-water mark " + hw);
           }
         });
@@ -221,8 +229,11 @@ public final class StartSequence {
               + " Nothing was written."
               + " To re-process them on purpose, rewind through the library:"
               + " ExactlyOnce.rewind(sink, offsets), which moves the high-water mark too."
+              + OffsetsToolCommands.resetSentence("Or", id, servers, toolResetOptions, again)
               + " Otherwise put the stored offsets back to "
-              + back,
+              + back
+              + "."
+              + OffsetsToolCommands.resetSentence("That is", id, servers, toolResetOptions, back),
           List.of());
     }
   }

@@ -171,6 +171,11 @@ public final class JdbcSettings implements Serializable {
     return user;
   }
 
+  /** The environment variable the password is read from, or null if none was named. */
+  public String passwordEnv() {
+    return passwordEnv;
+  }
+
   /** The pool size set with {@link #maxPoolSize(int)}, or 0 when it follows the task slots. */
   public int maxPoolSize() {
     return maxPoolSize;

@@ -80,6 +80,24 @@ public record KafkaSpec<R>(
   }
 
   /**
+   * The offsets tool's reset options that name this sink's store: its cluster, progress group and
+   * output topic (the tool keeps the writer epoch there), and {@code --force}, since a progress
+   * group records no commit times and the tool's {@code --execute} always needs it (stop the job
+   * first). No client settings: credentials go to the tool in a {@code --kafka-config} file.
+   */
+  public String offsetsToolResetOptions() {
+    return "--progress-bootstrap-servers "
+        + bootstrapServers
+        + " --progress-group "
+        + progressGroup
+        + " --output-topic "
+        + topic
+        + (transactional ? "" : " --idempotent-sink")
+        + (clientConfig.isEmpty() ? "" : " --kafka-config <file with the client settings>")
+        + " --force";
+  }
+
+  /**
    * The transactional id of the producer that writes the outputs of source partition {@code tp}:
    * stable across attempts, executors and restarts, so that a new producer fences every older one.
    *
