@@ -229,11 +229,11 @@ public final class StartSequence {
               + " Nothing was written."
               + " To re-process them on purpose, rewind through the library:"
               + " ExactlyOnce.rewind(sink, offsets), which moves the high-water mark too."
-              + OffsetsToolCommands.resetSentence("Or", id, servers, toolResetOptions, again)
+              + OffsetsToolCommands.resetSentence("Or rewind", id, servers, toolResetOptions, again)
               + " Otherwise put the stored offsets back to "
               + back
               + "."
-              + OffsetsToolCommands.resetSentence("That is", id, servers, toolResetOptions, back),
+              + OffsetsToolCommands.resetSentence("Put back", id, servers, toolResetOptions, back),
           List.of());
     }
   }
