@@ -50,7 +50,7 @@ final class PostgresPipelineStore implements PipelineStore {
     } catch (SQLException e) {
       throw new SinkConfigurationException(
           "cannot connect to "
-              + settings.url()
+              + settings.safeUrl()
               + (settings.user() == null ? "" : " as " + settings.user())
               + ": "
               + e.getMessage()
@@ -80,7 +80,7 @@ final class PostgresPipelineStore implements PipelineStore {
 
   @Override
   public String describe() {
-    return "PostgreSQL " + settings.url() + " (offsets table " + offsetsTable + ")";
+    return "PostgreSQL " + settings.safeUrl() + " (offsets table " + offsetsTable + ")";
   }
 
   private void requireTables() throws SQLException {
@@ -98,7 +98,7 @@ final class PostgresPipelineStore implements PipelineStore {
                 "table '"
                     + t[1]
                     + "' does not exist in "
-                    + settings.url()
+                    + settings.safeUrl()
                     + " (or is not visible to user "
                     + settings.user()
                     + "): no JDBC sink has started with it there. Check "
@@ -167,7 +167,7 @@ final class PostgresPipelineStore implements PipelineStore {
       return List.copyOf(out.values());
     } catch (SQLException e) {
       throw new SinkConfigurationException(
-          "reading the offsets in " + settings.url() + " failed: " + e.getMessage(), e);
+          "reading the offsets in " + settings.safeUrl() + " failed: " + e.getMessage(), e);
     }
   }
 
@@ -227,7 +227,7 @@ final class PostgresPipelineStore implements PipelineStore {
       }
     } catch (SQLException e) {
       throw new SinkConfigurationException(
-          "reading the writers table in " + settings.url() + " failed: " + e.getMessage(), e);
+          "reading the writers table in " + settings.safeUrl() + " failed: " + e.getMessage(), e);
     }
   }
 

@@ -187,25 +187,37 @@ public final class PipelineGuard {
     this.mirror = mirror;
   }
 
+  /**
+   * The batch's INFO line: {@link BatchResult#toString()} and, when known, {@code lag=N}, the
+   * records the pipeline is behind after the batch (against the end offsets Spark saw when it cut
+   * the batch, over every partition: the sum of the lag gauges).
+   */
+  static String batchLine(BatchResult result, long lag) {
+    return lag < 0 ? result.toString() : result + " lag=" + lag;
+  }
+
   public void addListener(Consumer<BatchResult> listener) {
     listeners.add(listener);
   }
 
   /**
-   * Logs the batch's one INFO line, counts it in the pipeline's metrics, copies its offsets to the
-   * lag mirror if there is one and calls the listeners. Only for a batch whose outcomes passed
-   * {@link Outcomes#check}; never throws.
+   * Counts the batch in the pipeline's metrics, logs its one INFO line (with the lag the metrics
+   * now hold, see {@link #batchLine}), copies its offsets to the lag mirror if there is one and
+   * calls the listeners. Only for a batch whose outcomes passed {@link Outcomes#check}; never
+   * throws.
    *
    * @param deadLetters the dead letters its committed ranges wrote
    */
   public void publish(BatchResult result, long deadLetters) {
-    LOG.info("{}", result);
+    long lag = -1;
     try {
       PipelineId id = result.pipelineId();
       metrics.batchCommitted(result, deadLetters, tp -> lastCommitted(id, tp));
+      lag = metrics.totalLag(id);
     } catch (RuntimeException e) {
       LOG.warn("counting a batch in the metrics failed; the batch itself is committed", e);
     }
+    LOG.info("{}", batchLine(result, lag));
     LagMirror m = mirror;
     if (m != null) {
       m.batchCommitted(result, outputs);

@@ -101,6 +101,17 @@ public final class PipelineMetrics implements Source {
     lastBatchTime.set(result.batchTimeMs());
   }
 
+  /**
+   * The records behind over every partition seen so far (the sum of the lag gauges), or -1 before
+   * any batch had its end offsets known.
+   */
+  long totalLag() {
+    if (lag.isEmpty()) {
+      return -1;
+    }
+    return lag.values().stream().mapToLong(AtomicLong::get).sum();
+  }
+
   private AtomicLong lagOf(TopicPartition tp) {
     AtomicLong value = lag.get(tp);
     if (value != null) {

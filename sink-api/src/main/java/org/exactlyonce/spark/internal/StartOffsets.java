@@ -23,6 +23,11 @@ public final class StartOffsets implements AutoCloseable {
   private Map<TopicPartition, Long> beginning;
   private Map<TopicPartition, Long> end;
 
+  /** The stream's {@code bootstrap.servers}, for the commands errors name. */
+  Object servers() {
+    return servers;
+  }
+
   public StartOffsets(Map<String, Object> streamParams, Collection<String> topics) {
     Map<String, Object> params = KafkaParams.forMetadataConsumer(streamParams);
     this.servers = params.get("bootstrap.servers");
@@ -105,8 +110,10 @@ public final class StartOffsets implements AutoCloseable {
    * @throws OffsetMismatchException if records between a stored offset and Kafka's earliest were
    *     deleted, or a stored offset lies past the end of its partition
    */
-  public void checkStored(PipelineId pipeline, Map<TopicPartition, Long> stored) {
+  public void checkStored(
+      PipelineId pipeline, Map<TopicPartition, Long> stored, String toolResetOptions) {
     List<String> problems = new ArrayList<>();
+    Map<TopicPartition, Long> toLogStart = new HashMap<>();
     for (TopicPartition tp : partitions) {
       Long s = stored.get(tp);
       if (s == null) {
@@ -120,6 +127,7 @@ public final class StartOffsets implements AutoCloseable {
                 + " is before Kafka's earliest "
                 + beginning.get(tp)
                 + " (retention deleted records that were never written: they are lost)");
+        toLogStart.put(tp, beginning.get(tp));
       } else if (s > end.get(tp)) {
         problems.add(
             tp
@@ -128,6 +136,7 @@ public final class StartOffsets implements AutoCloseable {
                 + " is past the partition's end "
                 + end.get(tp)
                 + " (was the topic recreated, or do the offsets belong to another cluster?)");
+        toLogStart.put(tp, beginning.get(tp));
       }
     }
     if (!problems.isEmpty()) {
@@ -137,7 +146,13 @@ public final class StartOffsets implements AutoCloseable {
               + "' cannot start: "
               + String.join("; ", problems)
               + ". Nothing was written. Inspect the stored offsets; to accept the loss, reset"
-              + " them to offsets Kafka holds.",
+              + " them to offsets Kafka holds."
+              + OffsetsToolCommands.resetSentence(
+                  "For example to the log start (a recreated topic's records all processed)",
+                  pipeline,
+                  servers,
+                  toolResetOptions,
+                  toLogStart),
           List.of());
     }
   }

@@ -47,6 +47,7 @@ public final class StartSequence {
     Map<PipelineId, OffsetStore> stores = new LinkedHashMap<>();
     try {
       for (ExactlyOnceSink sink : sinks) {
+        LOG.info("{}", configurationLine(sink));
         OffsetStore store = sink.openOffsetStore();
         stores.put(sink.pipelineId(), store);
         store.validate();
@@ -56,6 +57,14 @@ public final class StartSequence {
       closeAll(stores, e);
       throw e;
     }
+  }
+
+  /**
+   * The INFO line a starting stream logs per sink, before anything is opened (so a start that fails
+   * shows what it tried): its {@link ExactlyOnceSink#describe() effective configuration}.
+   */
+  public static String configurationLine(ExactlyOnceSink sink) {
+    return "pipeline '" + sink.pipelineId() + "': sink configuration " + sink.describe();
   }
 
   private static void closeAll(Map<PipelineId, OffsetStore> stores, RuntimeException cause) {
@@ -96,8 +105,9 @@ public final class StartSequence {
       kafka.refresh();
       stored.forEach(
           (id, s) -> {
-            kafka.checkStored(id, s);
-            checkHighWater(id, s, marks.get(id));
+            String tool = stores.get(id).offsetsToolResetOptions();
+            kafka.checkStored(id, s, tool);
+            checkHighWater(id, s, marks.get(id), kafka.servers(), tool);
           });
       stores.values().forEach(store -> store.checkBeforeEpoch(kafka.partitions()));
       return takeEpochs();
@@ -142,8 +152,9 @@ public final class StartSequence {
             long epoch = epochs.get(id);
             Map<TopicPartition, Long> stored =
                 new HashMap<>(store.storedOffsetsAtStart(kafka.partitions(), epoch));
-            kafka.checkStored(id, stored);
-            checkHighWater(id, stored, store.highWaterMarks());
+            String tool = store.offsetsToolResetOptions();
+            kafka.checkStored(id, stored, tool);
+            checkHighWater(id, stored, store.highWaterMarks(), kafka.servers(), tool);
             Set<String> storedTopics =
                 stored.keySet().stream().map(TopicPartition::topic).collect(Collectors.toSet());
             List<TopicPartition> firstStart = new ArrayList<>();
@@ -187,17 +198,23 @@ public final class StartSequence {
    * @throws OffsetMismatchException naming pipeline, partition and both offsets
    */
   static void checkHighWater(
-      PipelineId id, Map<TopicPartition, Long> stored, Map<TopicPartition, Long> highWater) {
+      PipelineId id,
+      Map<TopicPartition, Long> stored,
+      Map<TopicPartition, Long> highWater,
+      Object servers,
+      String toolResetOptions) {
     List<String> rewound = new ArrayList<>();
     Map<TopicPartition, Long> back =
         new java.util.TreeMap<>(
             java.util.Comparator.comparing(TopicPartition::topic)
                 .thenComparingInt(TopicPartition::partition));
+    Map<TopicPartition, Long> again = new HashMap<>();
     stored.forEach(
         (tp, s) -> {
           Long hw = highWater.get(tp);
           if (hw != null && s < hw) {
             back.put(tp, hw);
+            again.put(tp, s);
             rewound.add(tp + ": stored offset " + s + " is below its high-water mark " + hw);
           }
         });
@@ -212,8 +229,11 @@ public final class StartSequence {
               + " Nothing was written."
               + " To re-process them on purpose, rewind through the library:"
               + " ExactlyOnce.rewind(sink, offsets), which moves the high-water mark too."
+              + OffsetsToolCommands.resetSentence("Or rewind", id, servers, toolResetOptions, again)
               + " Otherwise put the stored offsets back to "
-              + back,
+              + back
+              + "."
+              + OffsetsToolCommands.resetSentence("Put back", id, servers, toolResetOptions, back),
           List.of());
     }
   }

@@ -64,6 +64,15 @@ public final class StreamMetrics implements AutoCloseable {
     }
   }
 
+  /**
+   * The records {@code pipeline} is behind after its last counted batch, over all its partitions,
+   * or -1 if not known (no end offsets seen yet, or a pipeline this stream does not write).
+   */
+  long totalLag(PipelineId pipeline) {
+    PipelineMetrics m = pipelines.get(pipeline);
+    return m == null ? -1 : m.totalLag();
+  }
+
   /** Registers every pipeline's source with {@code sc}'s metrics system. */
   public synchronized void start(SparkContext sc) {
     if (!register || registeredIn != null) {

@@ -14,6 +14,16 @@ public interface ExactlyOnceSink extends Serializable {
   PipelineId pipelineId();
 
   /**
+   * The sink's effective configuration, logged once at INFO when a stream starts (as Kafka clients
+   * log theirs): pipeline, backend, where outputs and offsets go, batch sizes and timeouts. Never a
+   * secret: no password, no URL parameters, no client credential. Default: {@link #toString()},
+   * which every sink of the library keeps free of secrets.
+   */
+  default String describe() {
+    return toString();
+  }
+
+  /**
    * Opens the driver-side view of this sink's offset store. Called once when the stream is created,
    * before the first batch.
    *

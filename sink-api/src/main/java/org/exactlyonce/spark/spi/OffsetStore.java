@@ -63,6 +63,17 @@ public interface OffsetStore extends AutoCloseable {
     return Map.of();
   }
 
+  /**
+   * The options of the offsets tool's {@code reset} ({@code bin/exactly-once-offsets}) that name
+   * this store, for example {@code --jdbc-url jdbc:postgresql://db/ads --user app --password-env
+   * PGPASSWORD} (and {@code --force} where the tool cannot tell whether a driver holds the
+   * pipeline), so that errors can name the command that resolves them; never a secret. Default:
+   * null, the tool cannot reach this store.
+   */
+  default String offsetsToolResetOptions() {
+    return null;
+  }
+
   /** Whether {@link #rewind} is supported; asked before a writer epoch is taken for it. */
   default boolean canRewind() {
     return false;

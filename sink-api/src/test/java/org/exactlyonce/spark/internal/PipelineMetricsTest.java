@@ -59,6 +59,12 @@ class PipelineMetricsTest {
     assertThat(gauge(m, ExactlyOnceMetrics.lagName("t", 0))).isEqualTo(100L);
     assertThat(gauge(m, ExactlyOnceMetrics.lagName("t", 1))).isEqualTo(10L);
     assertThat(gauge(m, ExactlyOnceMetrics.LAST_COMMITTED_BATCH_TIME_MS)).isEqualTo(1_000L);
+    assertThat(m.totalLag()).isEqualTo(110L);
+    assertThat(PipelineGuard.batchLine(batch, m.totalLag()))
+        .startsWith("pipeline 'p' batch 1970-01-01T00:00:01Z: records=")
+        .endsWith(" ms lag=110");
+    assertThat(PipelineGuard.batchLine(batch, new PipelineMetrics(ID).totalLag()))
+        .doesNotContain("lag=");
     var counters = m.metricRegistry().getCounters();
     assertThat(counters.get(ExactlyOnceMetrics.BATCHES_COMMITTED).getCount()).isEqualTo(1);
     assertThat(counters.get(ExactlyOnceMetrics.ROWS_WRITTEN).getCount()).isEqualTo(50);

@@ -93,6 +93,7 @@ public final class CassandraSink<R> implements IdempotentSink<R> {
         + spec.columns()
         + ", mode="
         + spec.mode()
+        + (spec.deadLetters() == null ? "" : ", deadLetters=" + spec.deadLetters())
         + "}";
   }
 

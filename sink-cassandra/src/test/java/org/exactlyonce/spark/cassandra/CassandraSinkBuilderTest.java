@@ -94,6 +94,9 @@ class CassandraSinkBuilderTest {
     CassandraSettings s = C.user("app").password("s3cret");
     assertThat(s.toString()).doesNotContain("s3cret").contains("writeConsistency=LOCAL_QUORUM");
     CassandraSink<String> sink = base().connection(s).timestampFromSourceOffset().build();
+    assertThat(org.exactlyonce.spark.internal.StartSequence.configurationLine(sink))
+        .contains("sink configuration", "offsets=", "requestTimeout=")
+        .doesNotContain("s3cret");
     assertThat(sink.toString()).doesNotContain("s3cret");
   }
 }

@@ -62,5 +62,9 @@ class KafkaSinkBuilderTest {
             .clientProperty("ssl.truststore.password", "s3cr3t-store")
             .build();
     assertThat(sink.toString()).contains("p1", "out", "sasl.jaas.config").doesNotContain("s3cr3t");
+    assertThat(org.exactlyonce.spark.internal.StartSequence.configurationLine(sink))
+        .startsWith("pipeline 'p1': sink configuration ")
+        .contains("progressGroup=eos-progress-p1", "transactionTimeoutMs=", "apiTimeoutMs=")
+        .doesNotContain("s3cr3t");
   }
 }

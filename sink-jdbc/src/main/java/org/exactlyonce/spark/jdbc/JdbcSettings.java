@@ -55,7 +55,7 @@ public final class JdbcSettings implements Serializable {
     if (url == null || !url.startsWith("jdbc:postgresql:")) {
       throw new SinkConfigurationException(
           "JDBC url '"
-              + url
+              + (url == null ? null : withoutSecrets(url))
               + "' is not supported: use a PostgreSQL URL such as"
               + " jdbc:postgresql://host:5432/database");
     }
@@ -135,12 +135,45 @@ public final class JdbcSettings implements Serializable {
     return reconnectTimeout;
   }
 
+  /** The URL as given, parameters included: for connecting only, never for a log or message. */
   public String url() {
     return url;
   }
 
+  /**
+   * The URL without its parameters (query string) and without any user-info ({@code user:pw@}),
+   * both of which may carry a password: what logs, messages, pool names and JMX show.
+   */
+  public String safeUrl() {
+    return withoutSecrets(url);
+  }
+
+  private static String withoutSecrets(String url) {
+    int query = url.indexOf('?');
+    String s = query < 0 ? url : url.substring(0, query);
+    int semicolon =
+        s.indexOf(';'); // other drivers' parameter syntax (jdbc:sqlserver://h;password=)
+    if (semicolon >= 0) {
+      s = s.substring(0, semicolon);
+    }
+    int authority = s.indexOf("//");
+    if (authority >= 0) {
+      int end = s.indexOf('/', authority + 2);
+      int at = s.lastIndexOf('@', end < 0 ? s.length() : end);
+      if (at > authority) {
+        s = s.substring(0, authority + 2) + s.substring(at + 1);
+      }
+    }
+    return s;
+  }
+
   public String user() {
     return user;
+  }
+
+  /** The environment variable the password is read from, or null if none was named. */
+  public String passwordEnv() {
+    return passwordEnv;
   }
 
   /** The pool size set with {@link #maxPoolSize(int)}, or 0 when it follows the task slots. */
@@ -195,7 +228,8 @@ public final class JdbcSettings implements Serializable {
     Map<String, String> shown = new TreeMap<>(properties);
     shown.replaceAll((k, v) -> k.toLowerCase().contains("password") ? "****" : v);
     return "JdbcSettings{url="
-        + url
+        + safeUrl()
+        + (safeUrl().equals(url) ? "" : " (URL parameters not shown)")
         + ", user="
         + user
         + ", password="

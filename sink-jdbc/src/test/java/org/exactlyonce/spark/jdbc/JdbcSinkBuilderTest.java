@@ -100,6 +100,37 @@ class JdbcSinkBuilderTest {
   }
 
   @Test
+  void secretsInTheUrlNeverAppearInToStringNorInErrors() {
+    JdbcSettings s = JdbcSettings.url("jdbc:postgresql://db/ads?password=s3cret&sslpassword=k3y");
+    assertThat(s.toString())
+        .doesNotContain("s3cret")
+        .doesNotContain("k3y")
+        .contains("jdbc:postgresql://db/ads");
+    assertThatThrownBy(() -> JdbcSettings.url("jdbc:mysql://app:s3cret@db/x?password=s3cret"))
+        .isInstanceOf(SinkConfigurationException.class)
+        .hasMessageContaining("jdbc:mysql://db/x")
+        .message()
+        .doesNotContain("s3cret");
+  }
+
+  @Test
+  void theStartLineShowsTheEffectiveConfigurationWithoutSecrets() {
+    JdbcSettings s =
+        JdbcSettings.url("jdbc:postgresql://db/ads?sslpassword=k3y")
+            .user("app")
+            .password("s3cret")
+            .property("sslmode", "require");
+    JdbcSink<String> sink =
+        base().connection(s).table("t").columns("id").values(List::of).batchSize(500).build();
+    assertThat(org.exactlyonce.spark.internal.StartSequence.configurationLine(sink))
+        .startsWith("pipeline 'clicks': sink configuration JdbcSink.transactional{")
+        .contains("jdbc:postgresql://db/ads", "user=app", "sslmode=require", "eos_offsets")
+        .contains("batchSize=500", "reconnectTimeout=")
+        .doesNotContain("s3cret")
+        .doesNotContain("k3y");
+  }
+
+  @Test
   void passwordsNeverAppearInToString() {
     JdbcSettings s =
         DB.password("s3cret").property("sslpassword", "k3y").property("sslmode", "require");

@@ -10,6 +10,8 @@ import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import org.exactlyonce.spark.SinkConfigurationException;
 import org.exactlyonce.spark.cassandra.CassandraSettings;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * One session per distinct {@link CassandraSettings} per JVM (driver or executor), reused across
@@ -17,6 +19,7 @@ import org.exactlyonce.spark.cassandra.CassandraSettings;
  * would cost more than the writes.
  */
 public final class Sessions {
+  private static final Logger LOG = LoggerFactory.getLogger(Sessions.class);
   private static final Map<CassandraSettings, CqlSession> SESSIONS = new ConcurrentHashMap<>();
   private static final Map<String, PreparedStatement> PREPARED = new ConcurrentHashMap<>();
 
@@ -126,7 +129,9 @@ public final class Sessions {
       b.withAuthCredentials(settings.user(), password == null ? "" : password);
     }
     try {
-      return b.build();
+      CqlSession session = b.build();
+      LOG.info("Cassandra session opened with {}", settings);
+      return session;
     } catch (RuntimeException e) {
       String message = String.valueOf(e.getMessage());
       String fix =

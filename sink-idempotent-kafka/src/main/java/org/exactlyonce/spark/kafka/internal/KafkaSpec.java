@@ -62,11 +62,39 @@ public record KafkaSpec<R>(
         + progressGroup
         + ", deadLetterTopic="
         + deadLetterTopic
+        + ", transactionTimeoutMs="
+        + transactionTimeoutMs
+        + ", apiTimeoutMs="
+        + apiTimeoutMs
+        + ", recoveryScanDepth="
+        + recoveryScanDepth
+        + ", expectedDowntimeMs="
+        + expectedDowntimeMs
+        + ", keepAliveMs="
+        + keepAliveMs
         + ", clientSettings="
         + clientConfig.keySet()
         + ", producerSettings="
         + producerConfig.keySet()
         + "]";
+  }
+
+  /**
+   * The offsets tool's reset options that name this sink's store: its cluster, progress group and
+   * output topic (the tool keeps the writer epoch there), and {@code --force}, since a progress
+   * group records no commit times and the tool's {@code --execute} always needs it (stop the job
+   * first). No client settings: credentials go to the tool in a {@code --kafka-config} file.
+   */
+  public String offsetsToolResetOptions() {
+    return "--progress-bootstrap-servers "
+        + bootstrapServers
+        + " --progress-group "
+        + progressGroup
+        + " --output-topic "
+        + topic
+        + (transactional ? "" : " --idempotent-sink")
+        + (clientConfig.isEmpty() ? "" : " --kafka-config <file with the client settings>")
+        + " --force";
   }
 
   /**

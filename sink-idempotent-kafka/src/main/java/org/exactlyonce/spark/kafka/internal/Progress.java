@@ -14,6 +14,7 @@ import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.common.TopicPartition;
 import org.exactlyonce.spark.ExactlyOnceException;
 import org.exactlyonce.spark.OffsetMismatchException;
+import org.exactlyonce.spark.internal.OffsetsToolCommands;
 
 /**
  * The sink's progress: the committed offsets of its dedicated consumer group, each with the writer
@@ -46,7 +47,10 @@ public final class Progress {
    *     {@code stored} was
    */
   public static void refuseSetOutsideTheLibrary(
-      String pipeline, String group, Map<TopicPartition, OffsetAndMetadata> stored) {
+      KafkaSpec<?> spec, Map<TopicPartition, OffsetAndMetadata> stored) {
+    String pipeline = spec.pipelineId().value();
+    String group = spec.progressGroup();
+    Map<TopicPartition, Long> asFound = new HashMap<>();
     List<TopicPartition> partitions = new ArrayList<>(stored.keySet());
     partitions.sort(
         java.util.Comparator.comparing(TopicPartition::topic)
@@ -55,6 +59,7 @@ public final class Progress {
     for (TopicPartition tp : partitions) {
       OffsetAndMetadata om = stored.get(tp);
       if (om != null && !writtenByTheLibrary(om)) {
+        asFound.put(tp, om.offset());
         foreign.add(
             tp
                 + ": stored offset "
@@ -78,7 +83,13 @@ public final class Progress {
               + " in between would be written a second time; moved forward, they would be"
               + " skipped. Nothing was written. To process from there on purpose, rewind through"
               + " the library: ExactlyOnce.rewind(sink, offsets) with those offsets; otherwise"
-              + " put the offsets back where the pipeline left them",
+              + " put the offsets back where the pipeline left them."
+              + OffsetsToolCommands.resetSentence(
+                  "To process from there on purpose",
+                  spec.pipelineId(),
+                  null,
+                  spec.offsetsToolResetOptions(),
+                  asFound),
           List.of());
     }
   }

@@ -38,6 +38,7 @@ import org.exactlyonce.spark.PartitionCommit;
 import org.exactlyonce.spark.SinkConfigurationException;
 import org.exactlyonce.spark.SourceRange;
 import org.exactlyonce.spark.WriterFencedException;
+import org.exactlyonce.spark.internal.OffsetsToolCommands;
 import org.exactlyonce.spark.spi.CommitDecision;
 import org.exactlyonce.spark.spi.FaultPoints;
 import org.exactlyonce.spark.spi.OffsetStore;
@@ -547,7 +548,13 @@ public final class ProgressStore implements OffsetStore {
             + " offset after its last output through the library, ExactlyOnce.rewind(sink,"
             + " Map.of(new TopicPartition(topic, partition), nextOffset)) (a hand reset with"
             + " kafka-consumer-groups.sh is refused, as it cannot be told from a mistake), or scan"
-            + " deeper with recoveryScanDepth(...), then start again",
+            + " deeper with recoveryScanDepth(...), then start again."
+            + OffsetsToolCommands.resetSentence(
+                "Set them",
+                spec.pipelineId(),
+                null,
+                spec.offsetsToolResetOptions(),
+                "<topic>:<partition>=<offset after its last output>,..."),
         List.of());
   }
 
@@ -689,7 +696,12 @@ public final class ProgressStore implements OffsetStore {
   }
 
   private void refuseForeign(Map<TopicPartition, OffsetAndMetadata> stored) {
-    Progress.refuseSetOutsideTheLibrary(spec.pipelineId().value(), spec.progressGroup(), stored);
+    Progress.refuseSetOutsideTheLibrary(spec, stored);
+  }
+
+  @Override
+  public String offsetsToolResetOptions() {
+    return spec.offsetsToolResetOptions();
   }
 
   @Override
@@ -926,7 +938,13 @@ public final class ProgressStore implements OffsetStore {
               + tp.partition()
               + "), "
               + written
-              + "L))), then start again",
+              + "L))), then start again."
+              + OffsetsToolCommands.resetSentence(
+                  "Set it",
+                  spec.pipelineId(),
+                  null,
+                  spec.offsetsToolResetOptions(),
+                  Map.of(tp, written)),
           List.of());
     }
   }

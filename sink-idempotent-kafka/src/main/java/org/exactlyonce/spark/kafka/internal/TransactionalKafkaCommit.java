@@ -84,7 +84,7 @@ public final class TransactionalKafkaCommit {
           clean = true;
           return PartitionCommit.since(started, range, CommitOutcome.FENCED, stored, 0, 0);
         }
-        Progress.refuseSetOutsideTheLibrary(spec.pipelineId().value(), spec.progressGroup(), read);
+        Progress.refuseSetOutsideTheLibrary(spec, read);
         CommitOutcome outcome = CommitDecision.decide(stored, range);
         if (outcome != CommitOutcome.COMMITTED && outcome != CommitOutcome.TRIMMED) {
           clean = true;

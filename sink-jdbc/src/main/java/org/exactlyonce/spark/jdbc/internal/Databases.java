@@ -76,10 +76,10 @@ public final class Databases {
     return new HikariDataSource(config);
   }
 
-  private static HikariConfig config(JdbcSettings settings, String poolName) {
+  static HikariConfig config(JdbcSettings settings, String poolName) {
     HikariConfig config = new HikariConfig();
     // Not setJdbcUrl: Hikari's URL data source sets DriverManager's JVM-wide login timeout.
-    config.setDataSource(new UrlDataSource(settings.url(), settings.toProperties()));
+    config.setDataSource(new UrlDataSource(settings));
     config.setMinimumIdle(0);
     // An idle connection closes after a minute, not Hikari's ten: a batch every few seconds keeps
     // its connections, and a JVM that writes to many databases (or stopped writing to one) does
@@ -89,7 +89,7 @@ public final class Databases {
     // (default_transaction_isolation); set once per connection, not per transaction. Under
     // REPEATABLE READ or SERIALIZABLE, two drivers' bookkeeping fails with serialization errors.
     config.setTransactionIsolation("TRANSACTION_READ_COMMITTED");
-    config.setPoolName(poolName + settings.url());
+    config.setPoolName(poolName + settings.safeUrl());
     return config;
   }
 
@@ -99,7 +99,7 @@ public final class Databases {
     config.setMaximumPoolSize(size);
     LOG.info(
         "connection pool for {}: at most {} connections ({})",
-        settings.url(),
+        settings.safeUrl(),
         size,
         settings.maxPoolSize() > 0
             ? "maxPoolSize"

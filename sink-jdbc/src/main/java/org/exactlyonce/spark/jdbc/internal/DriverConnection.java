@@ -109,7 +109,7 @@ final class DriverConnection implements AutoCloseable {
   private long deadlineFrom(Throwable first) {
     LOG.warn(
         "lost the connection to {} ({}); reconnecting for up to {}",
-        settings.url(),
+        settings.safeUrl(),
         JdbcOffsetStore.rootMessage(first),
         settings.reconnectTimeout());
     return System.nanoTime() + settings.reconnectTimeout().toNanos();
@@ -129,14 +129,14 @@ final class DriverConnection implements AutoCloseable {
         Thread.currentThread().interrupt();
         ExactlyOnceException stopped =
             new ExactlyOnceException(
-                "interrupted while waiting for the database at " + settings.url(), e);
+                "interrupted while waiting for the database at " + settings.safeUrl(), e);
         stopped.addSuppressed(last);
         throw stopped;
       }
       pause = Math.min(pause * 2, LONGEST_PAUSE_MILLIS);
       try {
         Handle h = jdbi.open();
-        LOG.info("reconnected to {}", settings.url());
+        LOG.info("reconnected to {}", settings.safeUrl());
         return h;
       } catch (RuntimeException e) {
         if (!isConnectionLost(e)) {
@@ -150,7 +150,7 @@ final class DriverConnection implements AutoCloseable {
   private BackendUnavailableException unreachable(RuntimeException last) {
     return new BackendUnavailableException(
         "the database at "
-            + settings.url()
+            + settings.safeUrl()
             + " is unreachable: it answered before, but no connection succeeded for "
             + settings.reconnectTimeout()
             + " ("

@@ -67,6 +67,28 @@ public final class JdbcOffsetStore implements OffsetStore {
     this.connection = new DriverConnection(settings);
   }
 
+  /**
+   * {@code --jdbc-url} (without URL parameters, which may hold secrets), {@code --user}, {@code
+   * --password-env} (the tool reads the password from the environment only) and the tables when
+   * they are not the defaults.
+   */
+  @Override
+  public String offsetsToolResetOptions() {
+    StringBuilder o = new StringBuilder("--jdbc-url ").append(settings.safeUrl());
+    if (settings.user() != null) {
+      o.append(" --user ").append(settings.user());
+      o.append(" --password-env ")
+          .append(settings.passwordEnv() != null ? settings.passwordEnv() : "<VARIABLE>");
+    }
+    if (!"eos_offsets".equals(dialect.offsetsTable().toString())) {
+      o.append(" --offsets-table ").append(dialect.offsetsTable());
+    }
+    if (!"eos_writers".equals(dialect.writersTable().toString())) {
+      o.append(" --writers-table ").append(dialect.writersTable());
+    }
+    return o.toString();
+  }
+
   @Override
   public void validate() {
     // Creates and checks; every step may run again after a lost connection.

@@ -127,6 +127,7 @@ public record JdbcSpec<R>(
         + ", batchSize="
         + batchSize
         + (copy && mapping != null && mapping.isPlainInsert() ? ", COPY" : "")
+        + (deadLetters == null ? "" : ", deadLetters=" + deadLetters)
         + "}";
   }
 }

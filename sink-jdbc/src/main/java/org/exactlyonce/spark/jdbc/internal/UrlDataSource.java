@@ -9,6 +9,7 @@ import java.sql.SQLFeatureNotSupportedException;
 import java.util.Properties;
 import java.util.logging.Logger;
 import javax.sql.DataSource;
+import org.exactlyonce.spark.jdbc.JdbcSettings;
 
 /**
  * Connections to a JDBC URL, with the login timeout kept here rather than in {@link DriverManager}.
@@ -22,13 +23,15 @@ import javax.sql.DataSource;
  */
 final class UrlDataSource implements DataSource {
   private final String url;
+  private final String safeUrl;
   private final Properties properties;
   private volatile int loginTimeoutSeconds;
   private volatile PrintWriter logWriter;
 
-  UrlDataSource(String url, Properties properties) {
-    this.url = url;
-    this.properties = properties;
+  UrlDataSource(JdbcSettings settings) {
+    this.url = settings.url();
+    this.safeUrl = settings.safeUrl();
+    this.properties = settings.toProperties();
   }
 
   @Override
@@ -43,7 +46,7 @@ final class UrlDataSource implements DataSource {
     Driver driver = DriverManager.getDriver(url);
     Connection c = driver.connect(url, p);
     if (c == null) {
-      throw new SQLException("no JDBC driver accepts the URL " + url, "08001");
+      throw new SQLException("no JDBC driver accepts the URL " + safeUrl, "08001");
     }
     return c;
   }

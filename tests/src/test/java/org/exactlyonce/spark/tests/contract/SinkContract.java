@@ -501,11 +501,30 @@ abstract class SinkContract {
       store.commitRanges(epoch, List.of(SourceRange.of(topic, 0, 0, 10)));
     }
     fixture.moveOffsetByHand(sink.pipelineId().toString(), tp0, 4);
+    boolean toolReachesStore;
+    try (OffsetStore store = sink.openOffsetStore()) {
+      toolReachesStore = store.offsetsToolResetOptions() != null;
+    }
 
     JavaStreamingContext ssc = new JavaStreamingContext(sc, Durations.milliseconds(500));
     try {
       assertThatThrownBy(() -> ExactlyOnce.directStream(ssc, kafkaParams(), List.of(topic), sink))
           .isInstanceOf(org.exactlyonce.spark.OffsetMismatchException.class)
+          // The offsets tool's command that re-processes from there on purpose, where the tool
+          // reaches the store (not Cassandra yet).
+          .satisfies(
+              e -> {
+                if (toolReachesStore) {
+                  assertThat(e.getMessage())
+                      .contains(
+                          "with the offsets tool (prints the plan without --execute):"
+                              + " bin/exactly-once-offsets reset --pipeline "
+                              + sink.pipelineId()
+                              + " --bootstrap-servers ")
+                      .contains(" --to-offset " + topic + ":0=4 --execute")
+                      .doesNotContain("password=");
+                }
+              })
           .hasMessageContaining(sink.pipelineId().toString())
           // Stores in tables keep a high-water mark; the Kafka sinks' progress group cannot (a
           // hand reset replaces the offset's metadata), but tells its own offsets from others.
