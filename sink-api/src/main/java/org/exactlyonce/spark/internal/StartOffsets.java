@@ -13,6 +13,7 @@ import org.exactlyonce.spark.OffsetMismatchException;
 import org.exactlyonce.spark.PipelineId;
 import org.exactlyonce.spark.SinkConfigurationException;
 import org.exactlyonce.spark.StartPosition;
+import org.exactlyonce.spark.spi.OffsetsToolCommands;
 
 /** Looks up the partitions of the subscribed topics and the offsets Kafka holds for them. */
 public final class StartOffsets implements AutoCloseable {

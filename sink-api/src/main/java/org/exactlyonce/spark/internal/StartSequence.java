@@ -13,6 +13,7 @@ import org.exactlyonce.spark.PipelineId;
 import org.exactlyonce.spark.StartPosition;
 import org.exactlyonce.spark.spi.ExactlyOnceSink;
 import org.exactlyonce.spark.spi.OffsetStore;
+import org.exactlyonce.spark.spi.OffsetsToolCommands;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 

@@ -14,7 +14,7 @@ import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.common.TopicPartition;
 import org.exactlyonce.spark.ExactlyOnceException;
 import org.exactlyonce.spark.OffsetMismatchException;
-import org.exactlyonce.spark.internal.OffsetsToolCommands;
+import org.exactlyonce.spark.spi.OffsetsToolCommands;
 
 /**
  * The sink's progress: the committed offsets of its dedicated consumer group, each with the writer

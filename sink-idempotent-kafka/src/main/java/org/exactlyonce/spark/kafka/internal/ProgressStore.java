@@ -38,10 +38,10 @@ import org.exactlyonce.spark.PartitionCommit;
 import org.exactlyonce.spark.SinkConfigurationException;
 import org.exactlyonce.spark.SourceRange;
 import org.exactlyonce.spark.WriterFencedException;
-import org.exactlyonce.spark.internal.OffsetsToolCommands;
 import org.exactlyonce.spark.spi.CommitDecision;
 import org.exactlyonce.spark.spi.FaultPoints;
 import org.exactlyonce.spark.spi.OffsetStore;
+import org.exactlyonce.spark.spi.OffsetsToolCommands;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 

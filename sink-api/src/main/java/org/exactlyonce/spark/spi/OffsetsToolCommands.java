@@ -1,4 +1,4 @@
-package org.exactlyonce.spark.internal;
+package org.exactlyonce.spark.spi;
 
 import java.util.Comparator;
 import java.util.Map;
