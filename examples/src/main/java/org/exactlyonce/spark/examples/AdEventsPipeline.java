@@ -371,8 +371,10 @@ public final class AdEventsPipeline implements Callable<Integer> {
     }
     conf.setAppName("ad-events-exactly-once")
         .set("spark.ui.enabled", "false")
-        .set("spark.driver.host", "127.0.0.1")
-        .set("spark.streaming.kafka.maxRatePerPartition", "2000");
+        .set("spark.driver.host", "127.0.0.1");
+    // spark-submit --conf may pace the job differently (SparkSubmitIT slows it down so that an
+    // executor can be killed mid-run).
+    conf.setIfMissing("spark.streaming.kafka.maxRatePerPartition", "2000");
     JavaStreamingContext ssc = new JavaStreamingContext(conf, Durations.seconds(1));
     Map<String, Object> kafkaParams = new HashMap<>();
     kafkaParams.put("bootstrap.servers", bootstrapServers);

@@ -83,6 +83,11 @@ final class StreamHarness implements AutoCloseable {
   }
 
   Map<TopicPartition, Long> endOffsets() {
+    return endOffsets(kafka, topic, partitions);
+  }
+
+  /** The end offset of each of the {@code partitions} partitions of {@code topic}. */
+  static Map<TopicPartition, Long> endOffsets(KafkaBroker kafka, String topic, int partitions) {
     Map<TopicPartition, OffsetSpec> specs = new HashMap<>();
     for (int p = 0; p < partitions; p++) {
       specs.put(new TopicPartition(topic, p), OffsetSpec.latest());
