@@ -114,15 +114,7 @@ public final class ChaosJob {
     LongSupplier committed;
     if (mode.equals("batch")) {
       // An aggregate after a shuffle: per-bucket totals, one transaction per batch.
-      JdbcBatchSink<Tuple2<String, Long>> sink =
-          JdbcSink.<Tuple2<String, Long>>perBatch("chaos")
-              .connection(db)
-              .table("chaos_totals")
-              .columns("bucket", "total")
-              .values(t -> List.of(t._1(), t._2()))
-              .upsertOn("bucket")
-              .accumulating("total")
-              .build();
+      JdbcBatchSink<Tuple2<String, Long>> sink = totalsSink("chaos", db);
       ExactlyOnceStream<String, String> stream =
           ExactlyOnce.directStream(ssc, params, List.of(topic), sink);
       ExactlyOnce.foreachBatch(
@@ -149,16 +141,7 @@ public final class ChaosJob {
       committed = () -> stored(sink);
     } else if (mode.equals("kafka")) {
       String outTopic = args[6];
-      KafkaSink<String> sink =
-          KafkaSink.<String>transactional("chaos")
-              .bootstrapServers(bootstrap)
-              .topic(outTopic)
-              .key(ToBytes.utf8(v -> v))
-              .value(ToBytes.utf8(v -> v))
-              .apiTimeout(java.time.Duration.ofSeconds(15))
-              .producerProperty("delivery.timeout.ms", "20000")
-              .producerProperty("request.timeout.ms", "5000")
-              .build();
+      KafkaSink<String> sink = recordsSink("chaos", bootstrap, outTopic).build();
       ExactlyOnceStream<String, String> stream =
           ExactlyOnce.directStream(ssc, params, List.of(topic), sink);
       ExactlyOnce.foreachRDD(stream, r -> List.of(slow(r.value(), slowMs)), sink);
@@ -183,27 +166,10 @@ public final class ChaosJob {
           stream, r -> List.<String[]>of(new String[] {slow(r.value(), slowMs)}), sink);
       committed = () -> committed(db, SINK_OFFSETS);
     } else {
-      JdbcSink<String[]> sink =
-          JdbcSink.<String[]>transactional("chaos")
-              .connection(db)
-              .table("chaos_out")
-              .columns("id", "src_topic", "src_partition", "src_offset", "src_index")
-              .values(v -> List.of(v[0], v[1], Integer.parseInt(v[2]), Long.parseLong(v[3]), 0))
-              .batchSize(50)
-              .build();
+      JdbcSink<String[]> sink = rowsSink("chaos", db);
       ExactlyOnceStream<String, String> stream =
           ExactlyOnce.directStream(ssc, params, List.of(topic), sink);
-      ExactlyOnce.foreachRDD(
-          stream,
-          r ->
-              List.<String[]>of(
-                  new String[] {
-                    slow(r.value(), slowMs),
-                    r.topic(),
-                    Integer.toString(r.partition()),
-                    Long.toString(r.offset())
-                  }),
-          sink);
+      ExactlyOnce.foreachRDD(stream, r -> List.<String[]>of(row(r, slowMs)), sink);
       committed = () -> committed(db, SINK_OFFSETS);
     }
     ssc.start();
@@ -242,14 +208,7 @@ public final class ChaosJob {
     int slowMs = Integer.getInteger("chaos.slowMs", 4);
     String marker = System.getProperty("chaos.firstStartMarker");
     boolean first = marker == null || !Files.exists(Path.of(marker));
-    JdbcSink<String[]> rows =
-        JdbcSink.<String[]>transactional("ops-t")
-            .connection(db)
-            .table("chaos_out")
-            .columns("id", "src_topic", "src_partition", "src_offset", "src_index")
-            .values(v -> List.of(v[0], v[1], Integer.parseInt(v[2]), Long.parseLong(v[3]), 0))
-            .batchSize(50)
-            .build();
+    JdbcSink<String[]> rows = rowsSink("ops-t", db);
     JdbcIdempotentSink<String> idempotent =
         JdbcSink.<String>idempotent("ops-i")
             .connection(db)
@@ -258,42 +217,18 @@ public final class ChaosJob {
             .values(List::of)
             .keyedBySourcePosition("src_topic", "src_partition", "src_offset", "src_index")
             .build();
-    JdbcBatchSink<Tuple2<String, Long>> totals =
-        JdbcSink.<Tuple2<String, Long>>perBatch("ops-b")
-            .connection(db)
-            .table("chaos_totals")
-            .columns("bucket", "total")
-            .values(t -> List.of(t._1(), t._2()))
-            .upsertOn("bucket")
-            .accumulating("total")
-            .build();
+    JdbcBatchSink<Tuple2<String, Long>> totals = totalsSink("ops-b", db);
     KafkaSink<String> records =
-        KafkaSink.<String>transactional("ops-k")
-            .bootstrapServers(bootstrap)
-            .topic(outTopic)
-            .key(ToBytes.utf8(v -> v))
-            .value(ToBytes.utf8(v -> v))
-            .apiTimeout(Duration.ofSeconds(15))
+        recordsSink("ops-k", bootstrap, outTopic)
             // The run's broker expires a partition's offsets a minute after its last commit.
             .progressKeepAlive(Duration.ofSeconds(20))
-            .producerProperty("delivery.timeout.ms", "20000")
-            .producerProperty("request.timeout.ms", "5000")
             .build();
     // A partition added while the job runs is seen within a second, not after the consumer's
     // default metadata age of 5 minutes.
     params.put("metadata.max.age.ms", 1000);
     ExactlyOnce.<String, String>stream(ssc, params, List.of(topic))
         .startingAt(first ? StartPosition.earliest() : StartPosition.latest())
-        .foreachRDD(
-            r ->
-                List.<String[]>of(
-                    new String[] {
-                      slow(r.value(), slowMs),
-                      r.topic(),
-                      Integer.toString(r.partition()),
-                      Long.toString(r.offset())
-                    }),
-            rows)
+        .foreachRDD(r -> List.<String[]>of(row(r, slowMs)), rows)
         .foreachRDD(r -> List.of(r.value()), idempotent)
         .foreachBatch(
             rdd ->
@@ -325,6 +260,50 @@ public final class ChaosJob {
     }
     Path p = Path.of(file);
     return Files.exists(p) ? Long.parseLong(Files.readString(p).trim()) : Long.MAX_VALUE;
+  }
+
+  /** Records as rows of chaos_out with their source position, one transaction per range. */
+  private static JdbcSink<String[]> rowsSink(String pipeline, JdbcSettings db) {
+    return JdbcSink.<String[]>transactional(pipeline)
+        .connection(db)
+        .table("chaos_out")
+        .columns("id", "src_topic", "src_partition", "src_offset", "src_index")
+        .values(v -> List.of(v[0], v[1], Integer.parseInt(v[2]), Long.parseLong(v[3]), 0))
+        .batchSize(50)
+        .build();
+  }
+
+  /** A record as {@link #rowsSink}'s row: its (slowed) value and source position. */
+  private static String[] row(ConsumerRecord<String, String> r, int slowMs)
+      throws InterruptedException {
+    return new String[] {
+      slow(r.value(), slowMs), r.topic(), Integer.toString(r.partition()), Long.toString(r.offset())
+    };
+  }
+
+  /** Per-bucket totals in chaos_totals, one transaction per batch. */
+  private static JdbcBatchSink<Tuple2<String, Long>> totalsSink(String pipeline, JdbcSettings db) {
+    return JdbcSink.<Tuple2<String, Long>>perBatch(pipeline)
+        .connection(db)
+        .table("chaos_totals")
+        .columns("bucket", "total")
+        .values(t -> List.of(t._1(), t._2()))
+        .upsertOn("bucket")
+        .accumulating("total")
+        .build();
+  }
+
+  /** Records to {@code outTopic} in Kafka transactions, with timeouts short enough for outages. */
+  private static KafkaSink.Builder<String, KafkaSink<String>> recordsSink(
+      String pipeline, String bootstrap, String outTopic) {
+    return KafkaSink.<String>transactional(pipeline)
+        .bootstrapServers(bootstrap)
+        .topic(outTopic)
+        .key(ToBytes.utf8(v -> v))
+        .value(ToBytes.utf8(v -> v))
+        .apiTimeout(Duration.ofSeconds(15))
+        .producerProperty("delivery.timeout.ms", "20000")
+        .producerProperty("request.timeout.ms", "5000");
   }
 
   /** Slows the mapper (about 2 ms a record), so that a batch is long enough to be hit mid-write. */
