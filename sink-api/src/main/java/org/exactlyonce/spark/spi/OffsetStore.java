@@ -101,9 +101,10 @@ public interface OffsetStore extends AutoCloseable {
 
   /**
    * Advances the stored offsets of {@code ranges} in one atomic step, each a compare-and-set on its
-   * range's start (used by strategies that write before they commit offsets). A range whose offset
-   * is already at or past its end is {@code ALREADY_COMMITTED}; a range whose stored offset is
-   * before its start is a {@code GAP} and nothing is advanced.
+   * range's start (used by strategies that write before they commit offsets). A store implements it
+   * with {@link CommitProtocol#advanceRanges} over its {@link CommitUnit}, which decides: a range
+   * whose offset is already at or past its end is {@code ALREADY_COMMITTED}; a range whose stored
+   * offset is before its start is a {@code GAP} and is not advanced.
    *
    * @return one commit per range, {@code FENCED} for all if {@code epoch} is no longer current
    */

@@ -1,16 +1,11 @@
 package org.exactlyonce.spark.jdbc;
 
-import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.Iterator;
 import java.util.List;
 import java.util.UUID;
 import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.api.java.function.Function2;
-import org.exactlyonce.spark.CommitOutcome;
 import org.exactlyonce.spark.ExactlyOnceException;
-import org.exactlyonce.spark.OffsetMismatchException;
-import org.exactlyonce.spark.PartitionCommit;
 import org.exactlyonce.spark.PipelineId;
 import org.exactlyonce.spark.SinkConfigurationException;
 import org.exactlyonce.spark.SourceRange;
@@ -21,7 +16,7 @@ import org.exactlyonce.spark.jdbc.internal.SqlIdentifier;
 import org.exactlyonce.spark.jdbc.internal.Staging;
 import org.exactlyonce.spark.jdbc.internal.TableMapping;
 import org.exactlyonce.spark.spi.BatchSink;
-import org.exactlyonce.spark.spi.CommitDecision;
+import org.exactlyonce.spark.spi.CommitProtocol;
 import org.exactlyonce.spark.spi.FaultPoints;
 import org.exactlyonce.spark.spi.OffsetStore;
 import org.exactlyonce.spark.spi.PartitionOutputs.Positioned;
@@ -66,75 +61,27 @@ public final class JdbcBatchSink<R> implements BatchSink<R> {
 
   @Override
   public BatchCommit commitBatch(long epoch, List<SourceRange> ranges, JavaRDD<R> results) {
-    List<SourceRange> ordered =
-        ranges.stream()
-            .filter(r -> !r.isEmpty())
-            .sorted(Comparator.comparing(SourceRange::topic).thenComparing(SourceRange::partition))
-            .toList();
-    if (ordered.isEmpty()) {
+    if (ranges.stream().allMatch(SourceRange::isEmpty)) {
       return new BatchCommit(List.of(), 0);
     }
     try (JdbcOffsetStore store = new JdbcOffsetStore(spec)) {
       String attempt = UUID.randomUUID().toString();
       long staged = staging == null ? 0 : stage(results, attempt);
       FaultPoints.reach(FaultPoints.BATCH_BEFORE_PUBLISH);
-      long started = System.nanoTime();
-      // Run again on a new connection if the database restarts meanwhile: the transaction locks
-      // and checks every range first, so after a lost COMMIT it finds them ALREADY_COMMITTED and
+      // Run again on a new connection if the database restarts meanwhile: the protocol locks and
+      // checks every range first, so after a lost COMMIT it finds them ALREADY_COMMITTED and
       // writes nothing.
       return store.inTransaction(
-          h -> {
-            List<PartitionCommit> commits = new ArrayList<>();
-            if (!store.epochIsCurrent(h, epoch)) {
-              ordered.forEach(
-                  r -> commits.add(new PartitionCommit(r, CommitOutcome.FENCED, -1, 0, 0, 0)));
-              return new BatchCommit(commits, 0);
-            }
-            long[] storedNow = new long[ordered.size()];
-            for (int i = 0; i < ordered.size(); i++) {
-              storedNow[i] = store.lock(h, ordered.get(i));
-              commits.add(
-                  new PartitionCommit(
-                      ordered.get(i),
-                      CommitDecision.decide(storedNow[i], ordered.get(i)),
-                      storedNow[i],
-                      0,
-                      0,
-                      0));
-            }
-            if (commits.stream().allMatch(c -> c.outcome() == CommitOutcome.ALREADY_COMMITTED)) {
-              return new BatchCommit(commits, 0);
-            }
-            if (!commits.stream().allMatch(c -> c.outcome() == CommitOutcome.COMMITTED)) {
-              if (commits.stream().allMatch(c -> c.outcome() == CommitOutcome.GAP)) {
-                return new BatchCommit(commits, 0); // the driver reports the gaps
-              }
-              throw new OffsetMismatchException(
-                  "pipeline '"
-                      + spec.pipelineId()
-                      + "': the ranges of this batch are partly committed, so it can be"
-                      + " neither written nor skipped as a whole: "
-                      + commits
-                      + ". Nothing was written. A per-batch sink and another writer (or a"
-                      + " per-record sink) share this pipeline id, or offsets were edited:"
-                      + " give each sink its own pipeline id.",
-                  commits);
-            }
-            long rows =
-                staging == null
-                    ? spec.writeAll(h, positioned(results.toLocalIterator()))
-                    : staging.publish(h, spec.pipelineId().value(), attempt, staged);
-            FaultPoints.reach(FaultPoints.BATCH_BEFORE_COMMIT);
-            long millis = (System.nanoTime() - started) / 1_000_000;
-            List<PartitionCommit> done = new ArrayList<>();
-            for (int i = 0; i < ordered.size(); i++) {
-              store.advance(h, epoch, ordered.get(i), storedNow[i]);
-              done.add(
-                  new PartitionCommit(
-                      ordered.get(i), CommitOutcome.COMMITTED, storedNow[i], 0, 0, millis));
-            }
-            return new BatchCommit(done, rows);
-          });
+          h ->
+              CommitProtocol.commitBatch(
+                  store.unit(h),
+                  spec.pipelineId(),
+                  epoch,
+                  ranges,
+                  () ->
+                      staging == null
+                          ? spec.writeAll(h, positioned(results.toLocalIterator()))
+                          : staging.publish(h, spec.pipelineId().value(), attempt, staged)));
     } catch (RuntimeException e) {
       throw e;
     } catch (Exception e) {

@@ -56,6 +56,27 @@ class ArchitectureTest {
         .check(classes);
   }
 
+  /**
+   * The protocol's decisions are made in one place, {@link
+   * org.exactlyonce.spark.spi.CommitProtocol}: a backend supplies the primitive ({@link
+   * org.exactlyonce.spark.spi.CommitUnit}) and never decides a range itself.
+   */
+  @Test
+  void noBackendDecidesARangeItself() {
+    noClasses()
+        .that()
+        .resideOutsideOfPackages(
+            "org.exactlyonce.spark", "org.exactlyonce.spark.spi", "org.exactlyonce.spark.internal")
+        .should()
+        .callMethod(
+            org.exactlyonce.spark.spi.CommitDecision.class,
+            "decide",
+            long.class,
+            org.exactlyonce.spark.SourceRange.class)
+        .because("every backend commits through CommitProtocol over its CommitUnit")
+        .check(classes);
+  }
+
   /** A backend's {@code internal} package is used by that backend only. */
   @Test
   void aBackendsInternalsStayInThatBackend() {

@@ -7,7 +7,6 @@ import com.datastax.oss.driver.api.core.DriverTimeoutException;
 import com.datastax.oss.driver.api.core.cql.BatchStatement;
 import com.datastax.oss.driver.api.core.cql.BatchStatementBuilder;
 import com.datastax.oss.driver.api.core.cql.BatchType;
-import com.datastax.oss.driver.api.core.cql.ResultSet;
 import com.datastax.oss.driver.api.core.cql.Row;
 import com.datastax.oss.driver.api.core.cql.SimpleStatement;
 import java.time.Duration;
@@ -19,13 +18,13 @@ import java.util.Set;
 import java.util.TreeSet;
 import java.util.stream.Collectors;
 import org.apache.kafka.common.TopicPartition;
-import org.exactlyonce.spark.CommitOutcome;
 import org.exactlyonce.spark.PartitionCommit;
 import org.exactlyonce.spark.PipelineId;
 import org.exactlyonce.spark.SinkConfigurationException;
 import org.exactlyonce.spark.SourceRange;
 import org.exactlyonce.spark.WriterFencedException;
-import org.exactlyonce.spark.spi.CommitDecision;
+import org.exactlyonce.spark.spi.CommitProtocol;
+import org.exactlyonce.spark.spi.CommitUnit;
 import org.exactlyonce.spark.spi.FaultPoints;
 import org.exactlyonce.spark.spi.OffsetStore;
 
@@ -545,62 +544,17 @@ public final class CassandraOffsetStore implements OffsetStore {
     long deadline = started + UNREACHABLE_WAIT.toNanos();
     // Ranges of a conditional batch whose outcome is unknown, with the outcome decided then: if
     // the re-read finds them at their end, that batch applied and this driver committed them.
-    Map<SourceRange, PartitionCommit> unknown = new HashMap<>();
+    Map<SourceRange, CommitUnit.Advance> unknown = new HashMap<>();
     long backoff = 100;
-    int contended = 0;
     while (true) {
-      List<PartitionCommit> decided = new ArrayList<>();
-      int advancing = 0;
-      ResultSet rs;
       try {
-        Map<TopicPartition, Long> stored = storedOffsets();
-        BatchStatementBuilder b = guardedBatch(epoch);
-        for (SourceRange r : ranges) {
-          Long s = stored.get(r.topicPartition());
-          // No row is a GAP: only the driver stores where a partition starts.
-          long effective = s == null ? CommitDecision.NONE : s;
-          CommitOutcome o = CommitDecision.decide(effective, r);
-          PartitionCommit earlier = unknown.get(r);
-          if (o == CommitOutcome.ALREADY_COMMITTED && earlier != null && effective == r.until()) {
-            decided.add(earlier);
-            continue;
-          }
-          if (o == CommitOutcome.COMMITTED || o == CommitOutcome.TRIMMED) {
-            b.addStatement(
-                SimpleStatement.newInstance(
-                    "UPDATE "
-                        + offsets
-                        + " SET until_offset = ?, high_water = ? WHERE pipeline_id = ?"
-                        + " AND topic = ? AND kafka_partition = ? IF until_offset = ?",
-                    r.until(),
-                    r.until(), // from the stored offset, which is never above the mark
-                    pipeline.value(),
-                    r.topic(),
-                    r.partition(),
-                    s));
-            advancing++;
-          }
-          decided.add(new PartitionCommit(r, o, effective, 0, 0, 0));
-        }
-        if (advancing == 0) {
-          // Nothing to advance, but a fenced driver must still learn it is fenced (and after an
-          // unknown outcome a newer driver may have advanced these ranges instead).
-          if (!Long.valueOf(epoch).equals(readEpoch())) {
-            return fencedAll(ranges);
-          }
-          return decided;
-        }
-        try {
-          FaultPoints.reach(BEFORE_OFFSETS_BATCH);
-          rs = session.execute(b.build());
-        } catch (RuntimeException e) {
-          if (isTransient(e)) {
-            decided.stream()
-                .filter(c -> c.outcome().isSuccess())
-                .forEach(c -> unknown.putIfAbsent(c.range(), c));
-          }
-          throw e;
-        }
+        List<PartitionCommit> commits =
+            CommitProtocol.advanceRanges(new ConditionalUnit(unknown), epoch, ranges);
+        long millis = (System.nanoTime() - started) / 1_000_000;
+        return commits.stream()
+            .map(c -> CommitProtocol.afterUnknownOutcome(c, unknown.get(c.range())))
+            .map(c -> new PartitionCommit(c.range(), c.outcome(), c.storedBefore(), 0, 0, millis))
+            .toList();
       } catch (RuntimeException e) {
         if (!isTransient(e)) {
           throw e;
@@ -624,40 +578,60 @@ public final class CassandraOffsetStore implements OffsetStore {
         FaultPoints.reach(COMMIT_OUTCOME_UNKNOWN);
         sleep(backoff);
         backoff = Math.min(backoff * 2, 2_000);
-        continue;
-      }
-      if (rs.wasApplied()) {
-        long millis = (System.nanoTime() - started) / 1_000_000;
-        return decided.stream()
-            .map(c -> new PartitionCommit(c.range(), c.outcome(), c.storedBefore(), 0, 0, millis))
-            .toList();
-      }
-      Long current;
-      try {
-        current = readEpoch();
-      } catch (RuntimeException e) {
-        if (!isTransient(e) || System.nanoTime() > deadline) {
-          throw e;
-        }
-        continue; // read everything again
-      }
-      if (current == null || current != epoch) {
-        return fencedAll(ranges);
-      }
-      // An offset moved between our read and our write (a zombie of this epoch): decide again.
-      if (++contended >= 10) {
-        throw new WriterFencedException(
-            "pipeline '"
-                + pipeline
-                + "': the stored offsets keep changing under this driver's commits");
       }
     }
   }
 
-  private static List<PartitionCommit> fencedAll(List<SourceRange> ranges) {
-    return ranges.stream()
-        .map(r -> new PartitionCommit(r, CommitOutcome.FENCED, -1, 0, 0, 0))
-        .toList();
+  /**
+   * The protocol's primitive in Cassandra, which has no locks: one conditional (LWT) batch that
+   * advances every range only if the writer epoch and every stored offset are still those read. If
+   * it does not apply, the protocol reads and decides again.
+   */
+  private final class ConditionalUnit implements CommitUnit {
+    private final Map<SourceRange, Advance> unknown;
+
+    ConditionalUnit(Map<SourceRange, Advance> unknown) {
+      this.unknown = unknown;
+    }
+
+    @Override
+    public boolean epochIsCurrent(long epoch) {
+      return Long.valueOf(epoch).equals(readEpoch());
+    }
+
+    @Override
+    public Map<TopicPartition, Long> lockStoredOffsets(List<SourceRange> ranges) {
+      return storedOffsets(); // not a lock: the batch's conditions check them again
+    }
+
+    @Override
+    public boolean advance(List<Advance> advances, long epoch) {
+      BatchStatementBuilder b = guardedBatch(epoch);
+      for (Advance a : advances) {
+        SourceRange r = a.range();
+        b.addStatement(
+            SimpleStatement.newInstance(
+                "UPDATE "
+                    + offsets
+                    + " SET until_offset = ?, high_water = ? WHERE pipeline_id = ?"
+                    + " AND topic = ? AND kafka_partition = ? IF until_offset = ?",
+                r.until(),
+                r.until(), // from the stored offset, which is never above the mark
+                pipeline.value(),
+                r.topic(),
+                r.partition(),
+                a.expected()));
+      }
+      FaultPoints.reach(BEFORE_OFFSETS_BATCH);
+      try {
+        return session.execute(b.build()).wasApplied();
+      } catch (RuntimeException e) {
+        if (isTransient(e)) {
+          advances.forEach(a -> unknown.putIfAbsent(a.range(), a));
+        }
+        throw e;
+      }
+    }
   }
 
   /**

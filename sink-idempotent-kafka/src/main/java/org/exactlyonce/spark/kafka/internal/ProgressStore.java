@@ -38,7 +38,8 @@ import org.exactlyonce.spark.PartitionCommit;
 import org.exactlyonce.spark.SinkConfigurationException;
 import org.exactlyonce.spark.SourceRange;
 import org.exactlyonce.spark.WriterFencedException;
-import org.exactlyonce.spark.spi.CommitDecision;
+import org.exactlyonce.spark.spi.CommitProtocol;
+import org.exactlyonce.spark.spi.CommitUnit;
 import org.exactlyonce.spark.spi.FaultPoints;
 import org.exactlyonce.spark.spi.OffsetStore;
 import org.exactlyonce.spark.spi.OffsetsToolCommands;
@@ -792,36 +793,52 @@ public final class ProgressStore implements OffsetStore {
 
   @Override
   public List<PartitionCommit> commitRanges(long epoch, List<SourceRange> ranges) {
-    long started = System.nanoTime();
-    Set<TopicPartition> tps = new java.util.HashSet<>();
-    ranges.forEach(r -> tps.add(r.topicPartition()));
-    Map<TopicPartition, OffsetAndMetadata> stored = read(tps);
-    boolean fenced = stored.values().stream().anyMatch(om -> Progress.epochOf(om) > epoch);
-    if (!fenced) {
+    return CommitProtocol.advanceRanges(new GroupUnit(ranges), epoch, ranges);
+  }
+
+  /**
+   * The protocol's primitive over the progress group: the offsets are read once (their metadata
+   * carries the epoch that wrote them) and advanced through each partition's transactional id
+   * (transactional sinks, whose tasks commit through the same ids) or by one group commit.
+   */
+  private final class GroupUnit implements CommitUnit {
+    private final Set<TopicPartition> tps = new java.util.HashSet<>();
+    private Map<TopicPartition, OffsetAndMetadata> stored;
+
+    GroupUnit(List<SourceRange> ranges) {
+      ranges.forEach(r -> tps.add(r.topicPartition()));
+    }
+
+    /** Reads the offsets: a newer driver has stamped its epoch on at least one of them. */
+    @Override
+    public boolean epochIsCurrent(long epoch) {
+      stored = read(tps);
+      return stored.values().stream().noneMatch(om -> Progress.epochOf(om) > epoch);
+    }
+
+    @Override
+    public Map<TopicPartition, Long> lockStoredOffsets(List<SourceRange> ranges) {
       refuseForeign(stored);
+      Map<TopicPartition, Long> out = new HashMap<>();
+      stored.forEach((tp, om) -> out.put(tp, om.offset()));
+      return out;
     }
-    List<PartitionCommit> commits = new ArrayList<>();
-    Map<TopicPartition, OffsetAndMetadata> advance = new HashMap<>();
-    boolean gap = false;
-    for (SourceRange r : ranges) {
-      OffsetAndMetadata om = stored.get(r.topicPartition());
-      // No offset is a GAP: only the driver stores where a partition starts.
-      long s = om == null ? CommitDecision.NONE : om.offset();
-      CommitOutcome o = fenced ? CommitOutcome.FENCED : CommitDecision.decide(s, r);
-      gap |= o == CommitOutcome.GAP;
-      if (o == CommitOutcome.COMMITTED || o == CommitOutcome.TRIMMED) {
-        advance.put(r.topicPartition(), new OffsetAndMetadata(r.until(), Progress.metadata(epoch)));
-      }
-      commits.add(new PartitionCommit(r, o, s, 0, 0, (System.nanoTime() - started) / 1_000_000));
-    }
-    if (!fenced && !gap) {
+
+    @Override
+    public boolean advance(List<Advance> advances, long epoch) {
+      Map<TopicPartition, OffsetAndMetadata> advance = new HashMap<>();
+      advances.forEach(
+          a ->
+              advance.put(
+                  a.range().topicPartition(),
+                  new OffsetAndMetadata(a.range().until(), Progress.metadata(epoch))));
       if (spec.transactional()) {
         parallel(advance.keySet(), tp -> stamp(tp, epoch, advance.get(tp).offset(), true));
       } else {
         alter(advance);
       }
+      return true;
     }
-    return commits;
   }
 
   /** Re-stamps every partition of {@code tps} with {@code epoch}, keeping its offset. */

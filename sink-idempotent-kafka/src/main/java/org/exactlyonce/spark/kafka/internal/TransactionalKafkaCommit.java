@@ -8,10 +8,10 @@ import org.apache.kafka.clients.producer.Producer;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.errors.InvalidProducerEpochException;
 import org.apache.kafka.common.errors.ProducerFencedException;
-import org.exactlyonce.spark.CommitOutcome;
 import org.exactlyonce.spark.PartitionCommit;
 import org.exactlyonce.spark.SourceRange;
-import org.exactlyonce.spark.spi.CommitDecision;
+import org.exactlyonce.spark.spi.CommitProtocol;
+import org.exactlyonce.spark.spi.CommitUnit;
 import org.exactlyonce.spark.spi.FaultPoints;
 import org.exactlyonce.spark.spi.PartitionOutputs;
 
@@ -44,97 +44,165 @@ public final class TransactionalKafkaCommit {
 
   public static <R> PartitionCommit commit(
       KafkaSpec<R> spec, long epoch, SourceRange range, PartitionOutputs<R> outputs) {
-    long started = System.nanoTime();
     TopicPartition tp = range.topicPartition();
     String id = spec.transactionalId(tp);
     for (int attempt = 0; ; attempt++) {
-      Producer<byte[], byte[]> producer = Clients.borrowIdle(spec, id);
-      boolean fresh = producer == null;
-      if (fresh) {
-        producer = Clients.fresh(spec, id);
-      }
+      Producer<byte[], byte[]> idle = Clients.borrowIdle(spec, id);
+      Unit unit =
+          new Unit(spec, id, tp, idle == null ? Clients.fresh(spec, id) : idle, idle == null);
+      unit.retryIfStale = attempt == 0;
       boolean clean = false;
-      long begun = 0; // when beginTransaction returned: a transaction's age tells a timeout apart
       boolean committing = false;
       try {
-        Map<TopicPartition, OffsetAndMetadata> read =
-            fresh
-                ? Progress.read(
-                    Clients.admin(spec), spec.progressGroup(), List.of(tp), spec.apiTimeoutMs())
-                : Progress.readIfStable(
-                    Clients.admin(spec),
-                    spec.progressGroup(),
-                    List.of(tp),
-                    HELD_GRACE_MS,
-                    spec.apiTimeoutMs());
-        if (read == null) {
-          // An open transaction of this id holds the offset: a newer attempt that hangs or died
-          // (it fenced this idle producer when it started). A new producer's initTransactions
-          // aborts it now, instead of this retry waiting for the broker's transaction timeout.
-          Clients.discard(producer);
-          producer = Clients.fresh(spec, id);
-          read =
-              Progress.read(
-                  Clients.admin(spec), spec.progressGroup(), List.of(tp), spec.apiTimeoutMs());
+        PartitionCommit commit =
+            CommitProtocol.commitRange(
+                unit,
+                epoch,
+                range,
+                outputs,
+                (out, from) -> {
+                  Outputs.Failures failures = new Outputs.Failures();
+                  long rows =
+                      Outputs.sendAll(spec, unit.producer, out.positionedFrom(from), failures);
+                  Outputs.sendDeadLetters(spec, unit.producer, out.deadLetters(), failures);
+                  unit.producer.flush();
+                  failures.check("sending the outputs of " + range);
+                  FaultPoints.reach(Outputs.BEFORE_COMMIT);
+                  return rows;
+                });
+        if (unit.begun != 0) {
+          committing = true;
+          unit.producer.commitTransaction();
         }
-        OffsetAndMetadata om = read.get(tp);
-        // No offset is a GAP: only the driver stores where a partition starts.
-        long stored = om == null ? CommitDecision.NONE : om.offset();
-        if (Progress.epochOf(om) > epoch) {
-          clean = true;
-          return PartitionCommit.since(started, range, CommitOutcome.FENCED, stored, 0, 0);
-        }
-        Progress.refuseSetOutsideTheLibrary(spec, read);
-        CommitOutcome outcome = CommitDecision.decide(stored, range);
-        if (outcome != CommitOutcome.COMMITTED && outcome != CommitOutcome.TRIMMED) {
-          clean = true;
-          return PartitionCommit.since(started, range, outcome, stored, 0, 0);
-        }
-        producer.beginTransaction();
-        begun = System.nanoTime();
-        try {
-          producer.sendOffsetsToTransaction(
-              Map.of(tp, new OffsetAndMetadata(range.until(), Progress.metadata(epoch))),
-              new ConsumerGroupMetadata(spec.progressGroup()));
-        } catch (ProducerFencedException | InvalidProducerEpochException e) {
-          if (attempt == 0) {
-            // An idle producer of this JVM whose id another executor took since: start over with a
-            // new producer, which fences that one in turn. Nothing was sent.
-            continue;
-          }
-          throw e;
-        }
-        Outputs.Failures failures = new Outputs.Failures();
-        long rows = Outputs.sendAll(spec, producer, outputs.positionedFrom(stored), failures);
-        Outputs.sendDeadLetters(spec, producer, outputs.deadLetters(), failures);
-        producer.flush();
-        failures.check("sending the outputs of " + range);
-        FaultPoints.reach(Outputs.BEFORE_COMMIT);
-        FaultPoints.reach(FaultPoints.TASK_BEFORE_COMMIT);
-        committing = true;
-        producer.commitTransaction();
         clean = true;
-        return PartitionCommit.since(started, range, outcome, stored, outputs.recordsRead(), rows);
+        return commit;
+      } catch (StaleIdleProducer e) {
+        // An idle producer of this JVM whose id another executor took since: start over with a
+        // new producer, which fences that one in turn. Nothing was sent.
+        continue;
       } catch (RuntimeException e) {
         throw TransactionFailures.describe(
             range,
             id,
             e,
-            begun == 0 ? -1 : (System.nanoTime() - begun) / 1_000_000,
+            unit.begun == 0 ? -1 : (System.nanoTime() - unit.begun) / 1_000_000,
             spec.transactionTimeoutMs(),
             committing);
       } finally {
         if (clean) {
-          Clients.giveBack(spec, id, producer);
+          Clients.giveBack(spec, id, unit.producer);
         } else {
           // Abort now, so that the retry's read of the offset does not wait for the transaction
           // timeout; if that fails too (fenced, broker gone), the next producer of this id aborts
           // it in initTransactions. After a commit that timed out, the producer refuses to abort
           // (the commit may have reached the coordinator): the next initTransactions lets the
           // coordinator finish it, and the retry's stable read of the offset tells which way.
-          Clients.abortAndDiscard(producer);
+          Clients.abortAndDiscard(unit.producer);
         }
       }
+    }
+  }
+
+  /** Thrown by {@link Unit#advance} when an idle producer turns out to have lost its id. */
+  private static final class StaleIdleProducer extends RuntimeException {
+    private static final long serialVersionUID = 1L;
+
+    StaleIdleProducer(Throwable cause) {
+      super(cause);
+    }
+  }
+
+  /**
+   * The protocol's primitive for one partition: its progress offset, read while this producer holds
+   * the range's transactional id, and advanced inside the producer's transaction.
+   */
+  private static final class Unit implements CommitUnit {
+    private final KafkaSpec<?> spec;
+    private final String id;
+    private final TopicPartition tp;
+    private final boolean fresh;
+    Producer<byte[], byte[]> producer;
+    boolean retryIfStale;
+
+    /** When beginTransaction returned (zero before): a transaction's age tells a timeout apart. */
+    long begun;
+
+    private Map<TopicPartition, OffsetAndMetadata> read;
+
+    Unit(
+        KafkaSpec<?> spec,
+        String id,
+        TopicPartition tp,
+        Producer<byte[], byte[]> producer,
+        boolean fresh) {
+      this.spec = spec;
+      this.id = id;
+      this.tp = tp;
+      this.producer = producer;
+      this.fresh = fresh;
+    }
+
+    /** Reads the offset (its metadata carries the epoch that wrote it) and compares the epoch. */
+    @Override
+    public boolean epochIsCurrent(long epoch) {
+      read =
+          fresh
+              ? Progress.read(
+                  Clients.admin(spec), spec.progressGroup(), List.of(tp), spec.apiTimeoutMs())
+              : Progress.readIfStable(
+                  Clients.admin(spec),
+                  spec.progressGroup(),
+                  List.of(tp),
+                  HELD_GRACE_MS,
+                  spec.apiTimeoutMs());
+      if (read == null) {
+        // An open transaction of this id holds the offset: a newer attempt that hangs or died
+        // (it fenced this idle producer when it started). A new producer's initTransactions
+        // aborts it now, instead of this retry waiting for the broker's transaction timeout.
+        Clients.discard(producer);
+        producer = Clients.fresh(spec, id);
+        read =
+            Progress.read(
+                Clients.admin(spec), spec.progressGroup(), List.of(tp), spec.apiTimeoutMs());
+      }
+      return Progress.epochOf(read.get(tp)) <= epoch;
+    }
+
+    /**
+     * The offset read by {@link #epochIsCurrent}: only the producer holding this id can change it,
+     * and a newer holder makes this producer's transaction fail.
+     */
+    @Override
+    public Map<TopicPartition, Long> lockStoredOffsets(List<SourceRange> ranges) {
+      Progress.refuseSetOutsideTheLibrary(spec, read);
+      OffsetAndMetadata om = read.get(tp);
+      return om == null ? Map.of() : Map.of(tp, om.offset());
+    }
+
+    /**
+     * Begins the transaction with the new offset: {@code sendOffsetsToTransaction} is the first
+     * call that reaches the broker, so a producer that lost its id learns it before any output is
+     * sent.
+     */
+    @Override
+    public boolean advance(List<Advance> advances, long epoch) {
+      producer.beginTransaction();
+      begun = System.nanoTime();
+      Map<TopicPartition, OffsetAndMetadata> offsets = new java.util.HashMap<>();
+      advances.forEach(
+          a ->
+              offsets.put(
+                  a.range().topicPartition(),
+                  new OffsetAndMetadata(a.range().until(), Progress.metadata(epoch))));
+      try {
+        producer.sendOffsetsToTransaction(offsets, new ConsumerGroupMetadata(spec.progressGroup()));
+      } catch (ProducerFencedException | InvalidProducerEpochException e) {
+        if (retryIfStale) {
+          throw new StaleIdleProducer(e);
+        }
+        throw e;
+      }
+      return true;
     }
   }
 }

@@ -3,21 +3,20 @@ package org.exactlyonce.spark.jdbc.internal;
 import java.lang.management.ManagementFactory;
 import java.sql.SQLException;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Consumer;
 import java.util.stream.Collectors;
 import org.apache.kafka.common.TopicPartition;
-import org.exactlyonce.spark.CommitOutcome;
 import org.exactlyonce.spark.PartitionCommit;
 import org.exactlyonce.spark.PipelineId;
 import org.exactlyonce.spark.SinkConfigurationException;
 import org.exactlyonce.spark.SourceRange;
 import org.exactlyonce.spark.WriterFencedException;
 import org.exactlyonce.spark.jdbc.JdbcSettings;
-import org.exactlyonce.spark.spi.CommitDecision;
+import org.exactlyonce.spark.spi.CommitProtocol;
+import org.exactlyonce.spark.spi.CommitUnit;
 import org.exactlyonce.spark.spi.OffsetStore;
 import org.jdbi.v3.core.Handle;
 import org.jdbi.v3.core.HandleCallback;
@@ -396,34 +395,14 @@ public final class JdbcOffsetStore implements OffsetStore {
 
   @Override
   public List<PartitionCommit> commitRanges(long epoch, List<SourceRange> ranges) {
-    long started = System.nanoTime();
-    // A fixed lock order (topic, partition) keeps two committers from deadlocking.
-    List<SourceRange> ordered =
-        ranges.stream()
-            .sorted(Comparator.comparing(SourceRange::topic).thenComparing(SourceRange::partition))
-            .toList();
     // Safe to run again after a lost COMMIT: every advance is a compare-and-set on the range's
     // start, so the second run finds the ranges ALREADY_COMMITTED and changes nothing.
-    return inTransaction(
-        h -> {
-          List<PartitionCommit> out = new ArrayList<>();
-          if (!OffsetRows.epochIsCurrent(h, dialect, pipeline, epoch)) {
-            for (SourceRange r : ordered) {
-              out.add(new PartitionCommit(r, CommitOutcome.FENCED, -1, 0, 0, 0));
-            }
-            return out;
-          }
-          for (SourceRange r : ordered) {
-            long stored = OffsetRows.lock(h, dialect, pipeline, r);
-            CommitOutcome o = CommitDecision.decide(stored, r);
-            if (o == CommitOutcome.COMMITTED || o == CommitOutcome.TRIMMED) {
-              OffsetRows.advance(h, dialect, pipeline, epoch, r, stored);
-            }
-            out.add(
-                new PartitionCommit(r, o, stored, 0, 0, (System.nanoTime() - started) / 1_000_000));
-          }
-          return out;
-        });
+    return inTransaction(h -> CommitProtocol.advanceRanges(unit(h), epoch, ranges));
+  }
+
+  /** The protocol's primitive over {@code h}, a transaction of this store's pipeline. */
+  public CommitUnit unit(Handle h) {
+    return new JdbcCommitUnit(h, dialect, pipeline);
   }
 
   /**
@@ -442,21 +421,6 @@ public final class JdbcOffsetStore implements OffsetStore {
   /** The open connection, as it is now (no reconnecting): for tests and diagnostics. */
   public Handle handle() {
     return connection.handle();
-  }
-
-  /** See {@link OffsetRows#epochIsCurrent}. */
-  public boolean epochIsCurrent(Handle h, long epoch) {
-    return OffsetRows.epochIsCurrent(h, dialect, pipeline, epoch);
-  }
-
-  /** See {@link OffsetRows#lock}. */
-  public long lock(Handle h, SourceRange range) {
-    return OffsetRows.lock(h, dialect, pipeline, range);
-  }
-
-  /** See {@link OffsetRows#advance}. */
-  public void advance(Handle h, long epoch, SourceRange range, long expected) {
-    OffsetRows.advance(h, dialect, pipeline, epoch, range, expected);
   }
 
   @Override

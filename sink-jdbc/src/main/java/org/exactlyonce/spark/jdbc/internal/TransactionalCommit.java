@@ -1,16 +1,15 @@
 package org.exactlyonce.spark.jdbc.internal;
 
-import org.exactlyonce.spark.CommitOutcome;
 import org.exactlyonce.spark.ExactlyOnceException;
 import org.exactlyonce.spark.PartitionCommit;
 import org.exactlyonce.spark.SourceRange;
-import org.exactlyonce.spark.spi.CommitDecision;
-import org.exactlyonce.spark.spi.FaultPoints;
+import org.exactlyonce.spark.spi.CommitProtocol;
 import org.exactlyonce.spark.spi.PartitionOutputs;
 
 /**
- * Strategy T: one range, one transaction. Lock the writer epoch (shared) and the offset row
- * (exclusive), decide, write, advance the offset with a compare-and-set, commit. The row lock
+ * Strategy T: one range, one transaction, with {@link CommitProtocol#commitRange} over the
+ * transaction ({@link JdbcCommitUnit}): lock the writer epoch (shared) and the offset row
+ * (exclusive), decide, advance the offset with a compare-and-set, write, commit. The row lock
  * serialises a retry against a zombie or a speculative copy of the same range: whichever commits
  * second sees the offset advanced and writes nothing.
  */
@@ -19,29 +18,23 @@ public final class TransactionalCommit {
 
   public static <R> PartitionCommit commit(
       JdbcSpec<R> spec, long epoch, SourceRange range, PartitionOutputs<R> outputs) {
-    long started = System.nanoTime();
     PostgresDialect dialect = spec.dialect();
     try {
       return Databases.jdbi(spec.settings())
           // READ COMMITTED is set once per pooled connection (Databases): asking Jdbi for it here
           // cost a query of the current level and a reset on every commit.
           .inTransaction(
-              h -> {
-                if (!OffsetRows.epochIsCurrent(h, dialect, spec.pipelineId(), epoch)) {
-                  return PartitionCommit.since(started, range, CommitOutcome.FENCED, -1, 0, 0);
-                }
-                long stored = OffsetRows.lock(h, dialect, spec.pipelineId(), range);
-                CommitOutcome outcome = CommitDecision.decide(stored, range);
-                if (outcome != CommitOutcome.COMMITTED && outcome != CommitOutcome.TRIMMED) {
-                  return PartitionCommit.since(started, range, outcome, stored, 0, 0);
-                }
-                long rows = spec.writeAll(h, outputs.positionedFrom(stored));
-                spec.writeDeadLetters(h, outputs.deadLetters());
-                OffsetRows.advance(h, dialect, spec.pipelineId(), epoch, range, stored);
-                FaultPoints.reach(FaultPoints.TASK_BEFORE_COMMIT);
-                return PartitionCommit.since(
-                    started, range, outcome, stored, outputs.recordsRead(), rows);
-              });
+              h ->
+                  CommitProtocol.commitRange(
+                      new JdbcCommitUnit(h, dialect, spec.pipelineId()),
+                      epoch,
+                      range,
+                      outputs,
+                      (out, from) -> {
+                        long rows = spec.writeAll(h, out.positionedFrom(from));
+                        spec.writeDeadLetters(h, out.deadLetters());
+                        return rows;
+                      }));
     } catch (RuntimeException e) {
       throw e;
     } catch (Exception e) {
