@@ -713,6 +713,57 @@ public final class Benchmarks implements Callable<Integer> {
             "p50 %.2f ms, p99 %.2f ms over %,d range commits; the disk's floor in the same run"
                 + " (a one-row UPDATE committed alone): p50 %.2f ms, p99 %.2f ms",
             range[0], range[1], commits, fsync[0], fsync[1]));
+    bookkeepingOverPartitions(sink);
+  }
+
+  /**
+   * The driver's offset bookkeeping of one batch (what the per-batch and idempotent strategies run
+   * after writing: epoch check, lock, decide, compare-and-set every range, commit) as a curve over
+   * the batch's partitions, to show whether it grows in round trips with them.
+   */
+  private void bookkeepingOverPartitions(JdbcSink<String[]> sink) {
+    StringBuilder curve = new StringBuilder();
+    for (int partitions : new int[] {4, 100, 1000}) {
+      String topic = "bookkeeping-" + partitions;
+      List<Long> micros = new ArrayList<>();
+      try (OffsetStore store = sink.openOffsetStore()) {
+        long epoch = store.takeWriterEpoch();
+        Map<TopicPartition, Long> starts = new java.util.HashMap<>();
+        for (int p = 0; p < partitions; p++) {
+          starts.put(new TopicPartition(topic, p), 0L);
+        }
+        store.storeStartOffsets(starts, epoch);
+        int batches = 30;
+        for (int b = 0; b < batches + 5; b++) {
+          List<org.exactlyonce.spark.SourceRange> ranges = new ArrayList<>();
+          for (int p = 0; p < partitions; p++) {
+            ranges.add(org.exactlyonce.spark.SourceRange.of(topic, p, b, b + 1));
+          }
+          long t0 = System.nanoTime();
+          var commits = store.commitRanges(epoch, ranges);
+          long us = (System.nanoTime() - t0) / 1000;
+          if (commits.stream()
+              .anyMatch(c -> c.outcome() != org.exactlyonce.spark.CommitOutcome.COMMITTED)) {
+            throw new IllegalStateException("bookkeeping run: " + commits);
+          }
+          if (b >= 5) { // the first 5 warm up
+            micros.add(us);
+          }
+        }
+      }
+      double[] p = percentiles(micros);
+      System.out.printf(
+          "%-10s %-56s p50 %.2f ms  p99 %.2f ms  (%d batches)%n",
+          "postgres",
+          "offset bookkeeping of a batch of " + partitions + " partitions",
+          p[0],
+          p[1],
+          micros.size());
+      curve.append(String.format("%d partitions: p50 %.2f ms; ", partitions, p[0]));
+    }
+    ratios.put(
+        "offset bookkeeping of one batch over partitions (per-batch and idempotent stores)",
+        curve.toString());
   }
 
   /** p50 and p99 of microsecond samples, in milliseconds. */

@@ -31,23 +31,57 @@ final class JdbcCommitUnit implements CommitUnit {
     return OffsetRows.epochIsCurrent(handle, dialect, pipeline, epoch);
   }
 
+  /**
+   * One range (strategy T, the hot path) by its key; several in one statement, so that a batch of
+   * many partitions costs a constant number of round trips.
+   */
   @Override
   public Map<TopicPartition, Long> lockStoredOffsets(List<SourceRange> ranges) {
     Map<TopicPartition, Long> out = new HashMap<>();
-    for (SourceRange r : ranges) {
+    if (ranges.size() == 1) {
+      SourceRange r = ranges.get(0);
       long stored = OffsetRows.lock(handle, dialect, pipeline, r);
       if (stored != CommitDecision.NONE) {
         out.put(r.topicPartition(), stored);
       }
+      return out;
     }
+    handle
+        .createQuery(dialect.lockOffsets())
+        .bind("pipeline", pipeline.value())
+        .bindArray("topics", String.class, ranges.stream().map(SourceRange::topic).toList())
+        .bindArray(
+            "partitions", Integer.class, ranges.stream().map(SourceRange::partition).toList())
+        .map(
+            (rs, ctx) ->
+                Map.entry(new TopicPartition(rs.getString(1), rs.getInt(2)), rs.getLong(3)))
+        .forEach(e -> out.put(e.getKey(), e.getValue()));
     return out;
   }
 
   @Override
   public boolean advance(List<Advance> advances, long epoch) {
-    for (Advance a : advances) {
+    if (advances.size() == 1) {
+      Advance a = advances.get(0);
       OffsetRows.advance(handle, dialect, pipeline, epoch, a.range(), a.expected());
+      return true; // the row is locked: OffsetRows.advance throws if it changed anyway
     }
-    return true; // the rows are locked: OffsetRows.advance throws if one changed anyway
+    int updated =
+        handle
+            .createUpdate(dialect.advanceOffsets())
+            .bind("pipeline", pipeline.value())
+            .bind("epoch", epoch)
+            .bindArray(
+                "topics", String.class, advances.stream().map(a -> a.range().topic()).toList())
+            .bindArray(
+                "partitions",
+                Integer.class,
+                advances.stream().map(a -> a.range().partition()).toList())
+            .bindArray("expected", Long.class, advances.stream().map(Advance::expected).toList())
+            .bindArray("untils", Long.class, advances.stream().map(a -> a.range().until()).toList())
+            .execute();
+    // The rows are locked, so every compare-and-set applies; fewer means the unit is broken (the
+    // protocol then throws and the transaction rolls back).
+    return updated == advances.size();
   }
 }

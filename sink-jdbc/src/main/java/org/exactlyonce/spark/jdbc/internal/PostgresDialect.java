@@ -223,6 +223,35 @@ public final class PostgresDialect implements Serializable {
         + " FOR UPDATE";
   }
 
+  /**
+   * Locks the offset rows of many partitions in one statement, in the protocol's lock order (topic
+   * by code point, as Java orders strings, then partition): the lock is taken row by row in the
+   * order of the sort below it, so two committers never wait on each other in a cycle.
+   */
+  public String lockOffsets() {
+    return "SELECT topic, kafka_partition, until_offset FROM "
+        + offsets.sql()
+        + " WHERE pipeline_id = :pipeline AND (topic, kafka_partition) IN"
+        + " (SELECT * FROM unnest(CAST(:topics AS text[]), CAST(:partitions AS int[])))"
+        + " ORDER BY topic COLLATE \"C\", kafka_partition FOR UPDATE";
+  }
+
+  /**
+   * Compare-and-set of many offset rows in one statement: each moves from its expected offset to
+   * its range's end; the caller checks that every row was updated.
+   */
+  public String advanceOffsets() {
+    return "UPDATE "
+        + offsets.sql()
+        + " AS o SET until_offset = v.until_offset, writer_epoch = :epoch, updated_at = now(),"
+        + " high_water = GREATEST(COALESCE(o.high_water, v.until_offset), v.until_offset)"
+        + " FROM unnest(CAST(:topics AS text[]), CAST(:partitions AS int[]),"
+        + " CAST(:expected AS bigint[]), CAST(:untils AS bigint[]))"
+        + " AS v(topic, kafka_partition, expected, until_offset)"
+        + " WHERE o.pipeline_id = :pipeline AND o.topic = v.topic"
+        + " AND o.kafka_partition = v.kafka_partition AND o.until_offset = v.expected";
+  }
+
   /** Stores an offset for a partition that has none; keeps an existing one. */
   public String insertOffsetIfAbsent() {
     return "INSERT INTO "
