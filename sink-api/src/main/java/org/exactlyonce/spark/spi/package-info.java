@@ -6,11 +6,13 @@
  * <p>A backend implements one of {@link org.exactlyonce.spark.spi.TransactionalSink} (strategy T),
  * {@link org.exactlyonce.spark.spi.IdempotentSink} (strategy I) or {@link
  * org.exactlyonce.spark.spi.BatchSink} (strategy T-batch), plus the driver's {@link
- * org.exactlyonce.spark.spi.OffsetStore}. It decides every range with {@link
- * org.exactlyonce.spark.spi.CommitDecision} (never a decision of its own), marks the protocol's
- * points with {@link org.exactlyonce.spark.spi.FaultPoints} so that the chaos kit can fail tasks
- * there, keeps credentials out of messages with {@link org.exactlyonce.spark.spi.Secrets}, and
- * checks column values with {@link org.exactlyonce.spark.spi.Rows}.
+ * org.exactlyonce.spark.spi.OffsetStore}; it checks its outputs before the start in {@link
+ * org.exactlyonce.spark.spi.ExactlyOnceSink#checkOutputs()}, apart from its offsets. It decides
+ * every range with {@link org.exactlyonce.spark.spi.CommitDecision} (never a decision of its own),
+ * marks the protocol's points with {@link org.exactlyonce.spark.spi.FaultPoints} so that the chaos
+ * kit can fail tasks there, keeps credentials out of messages with {@link
+ * org.exactlyonce.spark.spi.Secrets}, and checks column values with {@link
+ * org.exactlyonce.spark.spi.Rows}.
  *
  * <p>This package is a supported, versioned API for backend authors; {@code
  * org.exactlyonce.spark.internal} is not, and no module but the core imports it (an ArchUnit rule
