@@ -271,6 +271,9 @@ public final class ExactlyOnce {
                 + sink.getClass().getSimpleName()
                 + "): nothing was changed");
       }
+      // The outputs too: the rewound range is written to them again, by this deployment's
+      // restart, and a rewind fences the running driver.
+      sink.checkOutputs();
       store.validate();
       long epoch = store.takeWriterEpoch();
       Map<TopicPartition, Long> before = store.storedOffsets();

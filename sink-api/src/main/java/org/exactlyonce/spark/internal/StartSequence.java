@@ -22,8 +22,9 @@ import org.slf4j.LoggerFactory;
  * the type that offers the next one, so the steps cannot be taken out of order:
  *
  * <ol>
- *   <li>{@link #validate}: every sink checks its backend (tables, settings) before anything
- *       changes. A deployment that fails a check must not have fenced the running one.
+ *   <li>{@link #validate}: every sink checks its outputs, then its offset store (tables, settings),
+ *       before anything changes. A deployment that fails a check must not have fenced the running
+ *       one.
  *   <li>{@link Validated#takeEpochs}: every sink takes a new writer epoch; from now on an older
  *       driver's commits are {@code FENCED}.
  *   <li>{@link EpochsTaken#resolve}: with Kafka's end offsets read <em>after</em> the epochs (an
@@ -40,15 +41,21 @@ public final class StartSequence {
   private StartSequence() {}
 
   /**
-   * Step 1: opens every sink's offset store and validates it; closes them all if one fails.
+   * Step 1: runs every sink's {@link ExactlyOnceSink#checkOutputs() output check}, then opens every
+   * sink's offset store and validates it; closes them all if one fails.
    *
    * @throws org.exactlyonce.spark.SinkConfigurationException from the first sink that fails
    */
   public static Validated validate(List<? extends ExactlyOnceSink> sinks) {
+    for (ExactlyOnceSink sink : sinks) {
+      LOG.info("{}", configurationLine(sink));
+    }
+    for (ExactlyOnceSink sink : sinks) {
+      sink.checkOutputs();
+    }
     Map<PipelineId, OffsetStore> stores = new LinkedHashMap<>();
     try {
       for (ExactlyOnceSink sink : sinks) {
-        LOG.info("{}", configurationLine(sink));
         OffsetStore store = sink.openOffsetStore();
         stores.put(sink.pipelineId(), store);
         store.validate();

@@ -24,11 +24,28 @@ public interface ExactlyOnceSink extends Serializable {
   }
 
   /**
-   * Opens the driver-side view of this sink's offset store. Called once when the stream is created,
-   * before the first batch.
+   * Checks this sink's outputs on the driver (the pre-flight check), creating what the sink owns
+   * where it is missing. It must check everything a write would otherwise fail on mid-stream: that
+   * the output table or topic exists, has the columns the sink writes and the unique key its
+   * upserts or replays rely on; that the staging table and the dead-letter table or topic exist
+   * (created if the sink creates them) with the shape the sink writes. Offsets are not outputs:
+   * their tables belong to {@link OffsetStore#validate()}.
    *
-   * @throws org.exactlyonce.spark.SinkConfigurationException if the backend cannot be reached or
-   *     its tables do not have the expected shape
+   * <p>A stream's start runs it for every sink first, before any offset store is opened and before
+   * any writer epoch is taken, so a deployment whose outputs are wrong stops without fencing the
+   * running one. It may run again, and from two drivers at once (create only if not exists). It
+   * opens and closes its own connections. Default: nothing to check.
+   *
+   * @throws org.exactlyonce.spark.SinkConfigurationException naming the output, what is wrong and
+   *     the fix
+   */
+  default void checkOutputs() {}
+
+  /**
+   * Opens the driver-side view of this sink's offset store. Called once when the stream is created,
+   * after {@link #checkOutputs()}, before the first batch.
+   *
+   * @throws org.exactlyonce.spark.SinkConfigurationException if the backend cannot be reached
    */
   OffsetStore openOffsetStore();
 

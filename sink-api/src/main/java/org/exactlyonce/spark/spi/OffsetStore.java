@@ -10,8 +10,10 @@ import org.apache.kafka.common.TopicPartition;
 public interface OffsetStore extends AutoCloseable {
 
   /**
-   * Checks the sink's configuration against the backend (tables, columns, types), creating the
-   * offset tables if they are missing.
+   * Checks where the offsets and writer epochs are kept (tables, columns, types; settings of the
+   * backend the store relies on), creating the offset tables if they are missing. Offsets only: the
+   * outputs (output, staging and dead-letter tables or topics) are checked by {@link
+   * ExactlyOnceSink#checkOutputs()}, which the start runs before opening any store.
    *
    * @throws org.exactlyonce.spark.SinkConfigurationException naming what is wrong and the fix
    */

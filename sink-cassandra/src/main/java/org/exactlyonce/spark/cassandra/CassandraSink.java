@@ -6,6 +6,7 @@ import org.exactlyonce.spark.RowValues;
 import org.exactlyonce.spark.SinkConfigurationException;
 import org.exactlyonce.spark.SourceRange;
 import org.exactlyonce.spark.cassandra.internal.CassandraOffsetStore;
+import org.exactlyonce.spark.cassandra.internal.CassandraOutputCheck;
 import org.exactlyonce.spark.cassandra.internal.CassandraSpec;
 import org.exactlyonce.spark.cassandra.internal.CassandraSpec.Mode;
 import org.exactlyonce.spark.cassandra.internal.CassandraWriter;
@@ -61,6 +62,12 @@ public final class CassandraSink<R> implements IdempotentSink<R> {
   @Override
   public PipelineId pipelineId() {
     return spec.pipelineId();
+  }
+
+  /** The output table and the dead-letter table (created if missing). */
+  @Override
+  public void checkOutputs() {
+    CassandraOutputCheck.run(spec);
   }
 
   @Override

@@ -4,6 +4,7 @@ import java.util.Map;
 import org.apache.spark.SparkConf;
 import org.exactlyonce.spark.PipelineId;
 import org.exactlyonce.spark.SinkConfigurationException;
+import org.exactlyonce.spark.kafka.internal.KafkaOutputCheck;
 import org.exactlyonce.spark.kafka.internal.KafkaSpec;
 import org.exactlyonce.spark.kafka.internal.ProgressStore;
 import org.exactlyonce.spark.kafka.internal.TransactionFailures;
@@ -37,6 +38,12 @@ abstract class KafkaSinkBase<R> implements ExactlyOnceSink {
   @Override
   public String toString() {
     return "%s[%s]".formatted(getClass().getSimpleName(), spec);
+  }
+
+  /** The cluster, the output topic and the dead-letter topic (never created by the sink). */
+  @Override
+  public void checkOutputs() {
+    KafkaOutputCheck.run(spec);
   }
 
   @Override

@@ -11,6 +11,7 @@ import org.exactlyonce.spark.SinkConfigurationException;
 import org.exactlyonce.spark.SourceRange;
 import org.exactlyonce.spark.jdbc.internal.Databases;
 import org.exactlyonce.spark.jdbc.internal.JdbcOffsetStore;
+import org.exactlyonce.spark.jdbc.internal.JdbcOutputCheck;
 import org.exactlyonce.spark.jdbc.internal.JdbcSpec;
 import org.exactlyonce.spark.jdbc.internal.SqlIdentifier;
 import org.exactlyonce.spark.jdbc.internal.Staging;
@@ -50,13 +51,15 @@ public final class JdbcBatchSink<R> implements BatchSink<R> {
     return spec.pipelineId();
   }
 
+  /** The output table, and the staging table of {@link Builder#staged()} (created if missing). */
+  @Override
+  public void checkOutputs() {
+    JdbcOutputCheck.run(spec, staging);
+  }
+
   @Override
   public OffsetStore openOffsetStore() {
-    if (staging == null) {
-      return new JdbcOffsetStore(spec);
-    }
-    return new JdbcOffsetStore(spec, staging.ddl())
-        .alsoValidating(h -> staging.check(h, spec.dialect()));
+    return new JdbcOffsetStore(spec);
   }
 
   @Override

@@ -7,6 +7,7 @@ import org.exactlyonce.spark.SinkConfigurationException;
 import org.exactlyonce.spark.SourceRange;
 import org.exactlyonce.spark.jdbc.internal.Databases;
 import org.exactlyonce.spark.jdbc.internal.JdbcOffsetStore;
+import org.exactlyonce.spark.jdbc.internal.JdbcOutputCheck;
 import org.exactlyonce.spark.jdbc.internal.JdbcSpec;
 import org.exactlyonce.spark.jdbc.internal.TableMapping.VersionSource;
 import org.exactlyonce.spark.spi.IdempotentSink;
@@ -51,6 +52,12 @@ public final class JdbcIdempotentSink<R> implements IdempotentSink<R> {
   @Override
   public PipelineId pipelineId() {
     return spec.pipelineId();
+  }
+
+  /** The output table and the dead-letter table (created if missing). */
+  @Override
+  public void checkOutputs() {
+    JdbcOutputCheck.run(spec, null);
   }
 
   @Override

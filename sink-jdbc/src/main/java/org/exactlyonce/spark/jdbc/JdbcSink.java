@@ -5,6 +5,7 @@ import org.exactlyonce.spark.PipelineId;
 import org.exactlyonce.spark.SinkConfigurationException;
 import org.exactlyonce.spark.SourceRange;
 import org.exactlyonce.spark.jdbc.internal.JdbcOffsetStore;
+import org.exactlyonce.spark.jdbc.internal.JdbcOutputCheck;
 import org.exactlyonce.spark.jdbc.internal.JdbcSpec;
 import org.exactlyonce.spark.jdbc.internal.TransactionalCommit;
 import org.exactlyonce.spark.spi.OffsetStore;
@@ -77,6 +78,12 @@ public final class JdbcSink<R> implements TransactionalSink<R> {
   /** The connection settings. */
   public JdbcSettings settings() {
     return spec.settings();
+  }
+
+  /** The output table and the dead-letter table (created if missing). */
+  @Override
+  public void checkOutputs() {
+    JdbcOutputCheck.run(spec, null);
   }
 
   @Override

@@ -85,6 +85,7 @@ class CassandraSinkIT {
   }
 
   private static <R> long epochOf(CassandraSink<R> sink) {
+    sink.checkOutputs();
     try (OffsetStore store = sink.openOffsetStore()) {
       store.validate();
       return store.takeWriterEpoch();
@@ -222,6 +223,7 @@ class CassandraSinkIT {
     TopicPartition p0 = new TopicPartition("t", 0);
     TopicPartition p1 = new TopicPartition("t", 1);
     TopicPartition p2 = new TopicPartition("t", 2);
+    sink.checkOutputs();
     try (OffsetStore store = sink.openOffsetStore()) {
       store.validate();
       long epoch = store.takeWriterEpoch();
@@ -256,6 +258,7 @@ class CassandraSinkIT {
     CassandraSink<String[]> sink = profilesSink("older-driver", settings);
     TopicPartition tp = new TopicPartition("t", 0);
     long older;
+    sink.checkOutputs();
     try (OffsetStore store = sink.openOffsetStore()) {
       store.validate();
       older = store.takeWriterEpoch();
@@ -288,6 +291,7 @@ class CassandraSinkIT {
         profilesSink("commit-timeout", settings.requestTimeout(Duration.ofSeconds(3)));
     TopicPartition tp = new TopicPartition("t", 0);
     long epoch;
+    sink.checkOutputs();
     try (OffsetStore store = sink.openOffsetStore()) {
       store.validate();
       epoch = store.takeWriterEpoch();

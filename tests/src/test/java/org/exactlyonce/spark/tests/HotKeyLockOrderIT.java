@@ -82,6 +82,7 @@ class HotKeyLockOrderIT {
             .batchSize(1) // one statement per row, so the lock order is the write order
             .build();
     long epoch;
+    sink.checkOutputs();
     try (OffsetStore store = sink.openOffsetStore()) {
       store.validate();
       epoch = store.takeWriterEpoch();

@@ -324,6 +324,7 @@ class IdempotentJdbcSinkIT {
   }
 
   private static void validate(JdbcIdempotentSink<?> sink) {
+    sink.checkOutputs();
     try (OffsetStore store = sink.openOffsetStore()) {
       store.validate();
     }

@@ -93,6 +93,7 @@ class JdbcDriverConnectionsIT {
 
     String isolation;
     String firstBackend;
+    sink.checkOutputs();
     try (OffsetStore store = sink.openOffsetStore()) {
       store.validate();
       isolation = query(store, "SHOW transaction_isolation");
@@ -123,7 +124,7 @@ class JdbcDriverConnectionsIT {
     List<OffsetStore> open = new java.util.ArrayList<>();
     try {
       for (int i = 0; i < 8; i++) {
-        OffsetStore store =
+        JdbcBatchSink<Tuple2<String, Long>> sink =
             JdbcSink.<Tuple2<String, Long>>perBatch("conversions-" + i)
                 .connection(db.settings)
                 .table("conversions")
@@ -131,8 +132,9 @@ class JdbcDriverConnectionsIT {
                 .values(t -> List.of(t._1(), t._2()))
                 .upsertOn("campaign")
                 .accumulating("total")
-                .build()
-                .openOffsetStore();
+                .build();
+        sink.checkOutputs();
+        OffsetStore store = sink.openOffsetStore();
         open.add(store);
         store.validate();
       }
@@ -149,6 +151,7 @@ class JdbcDriverConnectionsIT {
     // A short wait keeps the test short; the default is a minute.
     JdbcSettings settings = ownDatabase().reconnectTimeout(Duration.ofSeconds(3));
     JdbcBatchSink<Tuple2<String, Long>> sink = perBatch(settings);
+    sink.checkOutputs();
     try (OffsetStore store = sink.openOffsetStore()) {
       store.validate();
     }
@@ -171,6 +174,7 @@ class JdbcDriverConnectionsIT {
   @Test
   void bookkeepingWaitsOutAnOutageShorterThanItsWait() throws Exception {
     JdbcBatchSink<Tuple2<String, Long>> sink = perBatch(ownDatabase());
+    sink.checkOutputs();
     OffsetStore held = sink.openOffsetStore();
     long epoch;
     try {

@@ -49,6 +49,7 @@ class JdbcPoolSizeIT {
             .values(JdbcTestSupport::values)
             .build();
     long epoch;
+    sink.checkOutputs();
     try (OffsetStore store = sink.openOffsetStore()) {
       store.validate();
       epoch = store.takeWriterEpoch();

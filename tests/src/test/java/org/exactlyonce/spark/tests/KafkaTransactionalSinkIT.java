@@ -188,6 +188,7 @@ class KafkaTransactionalSinkIT {
 
   /** Opens the sink's store as a starting driver does; returns the new epoch. */
   private static long startDriver(KafkaSink<String> sink, SourceRange range) {
+    sink.checkOutputs();
     try (OffsetStore store = sink.openOffsetStore()) {
       store.validate();
       long epoch = store.takeWriterEpoch();

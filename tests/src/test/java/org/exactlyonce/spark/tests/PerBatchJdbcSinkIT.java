@@ -135,6 +135,7 @@ class PerBatchJdbcSinkIT {
     TopicPartition p0 = new TopicPartition(h.topic, 0);
     TopicPartition p1 = new TopicPartition(h.topic, 1);
     long epoch;
+    sink.checkOutputs();
     try (OffsetStore store = sink.openOffsetStore()) {
       store.validate();
       epoch = store.takeWriterEpoch();
@@ -215,6 +216,7 @@ class PerBatchJdbcSinkIT {
   private BatchCommit startAndCommit(
       JdbcBatchSink<Tuple2<String, Long>> sink, List<Tuple2<String, Long>> results) {
     long epoch;
+    sink.checkOutputs();
     try (OffsetStore store = sink.openOffsetStore()) {
       store.validate();
       epoch = store.takeWriterEpoch();
@@ -259,13 +261,11 @@ class PerBatchJdbcSinkIT {
     db.execute(
         "CREATE TABLE campaign_stats_eos_staging (campaign text, clicks integer, eos_pipeline"
             + " varchar(200), eos_attempt varchar(64), eos_part integer)");
-    try (OffsetStore store = stagedTotalOf("clicks").openOffsetStore()) {
-      assertThatThrownBy(store::validate)
-          .isInstanceOf(org.exactlyonce.spark.SinkConfigurationException.class)
-          .hasMessageContaining("staging table 'campaign_stats_eos_staging'")
-          .hasMessageContaining("'clicks'")
-          .hasMessageContaining("DROP TABLE \"campaign_stats_eos_staging\"");
-    }
+    assertThatThrownBy(stagedTotalOf("clicks")::checkOutputs)
+        .isInstanceOf(org.exactlyonce.spark.SinkConfigurationException.class)
+        .hasMessageContaining("staging table 'campaign_stats_eos_staging'")
+        .hasMessageContaining("'clicks'")
+        .hasMessageContaining("DROP TABLE \"campaign_stats_eos_staging\"");
   }
 
   /**
@@ -285,12 +285,10 @@ class PerBatchJdbcSinkIT {
             .accumulating("total")
             .staged()
             .build();
-    try (OffsetStore store = sink.openOffsetStore()) {
-      assertThatThrownBy(store::validate)
-          .isInstanceOf(org.exactlyonce.spark.SinkConfigurationException.class)
-          .hasMessageContaining("'active'")
-          .hasMessageContaining("boolean")
-          .hasMessageContaining("max()");
-    }
+    assertThatThrownBy(sink::checkOutputs)
+        .isInstanceOf(org.exactlyonce.spark.SinkConfigurationException.class)
+        .hasMessageContaining("'active'")
+        .hasMessageContaining("boolean")
+        .hasMessageContaining("max()");
   }
 }

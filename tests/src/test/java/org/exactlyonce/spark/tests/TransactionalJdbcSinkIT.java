@@ -58,6 +58,7 @@ class TransactionalJdbcSinkIT {
 
   /** What the driver does at start: validate, take an epoch, store the start offset. */
   private static long start(JdbcSink<?> s, long startOffset) {
+    s.checkOutputs();
     try (OffsetStore store = s.openOffsetStore()) {
       store.validate();
       long e = store.takeWriterEpoch();

@@ -16,13 +16,13 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
-import java.util.stream.Collectors;
 import org.apache.kafka.common.TopicPartition;
 import org.exactlyonce.spark.PartitionCommit;
 import org.exactlyonce.spark.PipelineId;
 import org.exactlyonce.spark.SinkConfigurationException;
 import org.exactlyonce.spark.SourceRange;
 import org.exactlyonce.spark.WriterFencedException;
+import org.exactlyonce.spark.cassandra.internal.CqlSchema.Column;
 import org.exactlyonce.spark.spi.CommitProtocol;
 import org.exactlyonce.spark.spi.CommitUnit;
 import org.exactlyonce.spark.spi.FaultPoints;
@@ -54,27 +54,20 @@ public final class CassandraOffsetStore implements OffsetStore {
 
   /** Runs a {@code CREATE ... IF NOT EXISTS}, once more on a new session if this one is stuck. */
   private void ddl(String cql) {
-    SimpleStatement statement = SimpleStatement.newInstance(cql).setTimeout(Duration.ofSeconds(30));
-    try {
-      session.execute(statement);
-    } catch (DriverTimeoutException | AllNodesFailedException e) {
-      // IF NOT EXISTS makes the retry safe whether or not the first attempt was applied.
-      Sessions.replace(spec.settings());
-      session = Sessions.get(spec.settings());
-      session.execute(statement);
-    }
+    session = CqlSchema.ddl(spec.settings(), session, cql);
   }
 
+  /** The offsets table only: the outputs are {@link CassandraOutputCheck}'s. */
   @Override
   public void validate() {
-    requireKeyspace(spec.offsetsTable().keyspace());
+    CqlSchema.requireKeyspace(session, spec.offsetsTable().keyspace());
     ddl(
         "CREATE TABLE IF NOT EXISTS "
             + offsets
             + " (pipeline_id text, topic text, kafka_partition int, until_offset bigint,"
             + " high_water bigint, writer_epoch bigint STATIC,"
             + " PRIMARY KEY ((pipeline_id), topic, kafka_partition))");
-    Map<String, Column> t = columnsOf(spec.offsetsTable());
+    Map<String, Column> t = CqlSchema.columnsOf(session, spec.offsetsTable());
     // The shape first: a table of another shape (another tool's, or an output table named by
     // mistake) is refused before anything changes it.
     checkOffsetsShape(t);
@@ -85,19 +78,9 @@ public final class CassandraOffsetStore implements OffsetStore {
       } catch (com.datastax.oss.driver.api.core.servererrors.InvalidQueryException e) {
         // Another driver added it first ("conflicts with an existing column"): read it below.
       }
-      t = columnsOf(spec.offsetsTable());
+      t = CqlSchema.columnsOf(session, spec.offsetsTable());
     }
-    expect(spec.offsetsTable(), t, "high_water", "bigint", "offsets table");
-    validateOutput();
-    if (spec.deadLetters() != null) {
-      requireKeyspace(spec.deadLetters().keyspace());
-      ddl(
-          "CREATE TABLE IF NOT EXISTS "
-              + spec.deadLetters().cql()
-              + " (pipeline_id text, topic text, kafka_partition int, src_offset bigint,"
-              + " record_key blob, record_value blob, error text,"
-              + " PRIMARY KEY ((pipeline_id, topic, kafka_partition), src_offset))");
-    }
+    CqlSchema.expect(spec.offsetsTable(), t, "high_water", "bigint", "offsets table");
   }
 
   /**
@@ -136,166 +119,6 @@ public final class CassandraOffsetStore implements OffsetStore {
               + String.join("; ", wrong)
               + ". Nothing was changed. Point the sink at another table (offsetsTable(...)), or"
               + " drop this one and let the sink create it (see the DDL in the README)");
-    }
-  }
-
-  /** A column as system_schema describes it. */
-  private record Column(String type, String kind) {}
-
-  private void requireKeyspace(String name) {
-    Row row =
-        session
-            .execute(
-                SimpleStatement.newInstance(
-                    "SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = ?",
-                    name))
-            .one();
-    if (row == null) {
-      throw new SinkConfigurationException(
-          "keyspace '" + name + "' does not exist: create it before starting the job");
-    }
-  }
-
-  // Read from system_schema, not from the driver's metadata: that can be stale, and refreshing
-  // it was seen to block forever after a node restart.
-  private Map<String, Column> columnsOf(CqlName table) {
-    Map<String, Column> out = new HashMap<>();
-    for (Row r :
-        session.execute(
-            SimpleStatement.newInstance(
-                "SELECT column_name, type, kind FROM system_schema.columns"
-                    + " WHERE keyspace_name = ? AND table_name = ?",
-                table.keyspace(),
-                table.name()))) {
-      out.put(r.getString(0), new Column(r.getString(1), r.getString(2)));
-    }
-    return out;
-  }
-
-  private void validateOutput() {
-    CqlName name = spec.table();
-    requireKeyspace(name.keyspace());
-    Map<String, Column> t = columnsOf(name);
-    if (t.isEmpty()) {
-      throw new SinkConfigurationException(
-          "output table '" + name + "' does not exist: create it before starting the job");
-    }
-    t.forEach(
-        (column, c) -> {
-          if (c.type().equals("counter")) {
-            throw new SinkConfigurationException(
-                "output table '"
-                    + name
-                    + "' has counter column '"
-                    + column
-                    + "': a counter increment is neither idempotent nor conditional, so a replay"
-                    + " would count twice and no sink can make it exactly-once. Use a bigint column"
-                    + " with runningTotal(...), which applies each source position once");
-          }
-        });
-    List<String> all = new ArrayList<>(spec.insertColumns());
-    if (spec.mode() == CassandraSpec.Mode.RUNNING_TOTAL) {
-      all.add(spec.totalColumn());
-    }
-    for (String c : all) {
-      if (!t.containsKey(c)) {
-        throw new SinkConfigurationException(
-            "output table '"
-                + name
-                + "' has no column '"
-                + c
-                + "' (it has "
-                + new TreeSet<>(t.keySet())
-                + "): fix the sink's columns or the table");
-      }
-    }
-    Set<String> primaryKey = new TreeSet<>();
-    t.forEach(
-        (column, c) -> {
-          if (c.kind().equals("partition_key") || c.kind().equals("clustering")) {
-            primaryKey.add(column);
-          }
-        });
-    switch (spec.mode()) {
-      case SOURCE_POSITION -> {
-        if (!primaryKey.equals(new TreeSet<>(spec.positionColumns()))) {
-          throw new SinkConfigurationException(
-              "output table '"
-                  + name
-                  + "' has primary key "
-                  + primaryKey
-                  + ", which cannot hold the source-position key "
-                  + spec.positionColumns()
-                  + ": a replay would not overwrite its own rows. Make the primary key exactly"
-                  + " those columns");
-        }
-        List<String> types = List.of("text", "int", "bigint", "int");
-        for (int i = 0; i < 4; i++) {
-          expect(name, t, spec.positionColumns().get(i), types.get(i), "output table");
-        }
-      }
-      default -> {
-        if (!spec.columns().containsAll(primaryKey)) {
-          throw new SinkConfigurationException(
-              "output table '"
-                  + name
-                  + "' has primary key "
-                  + primaryKey
-                  + ", but the sink's columns "
-                  + spec.columns()
-                  + " do not hold all of it: every"
-                  + " output must name its whole key");
-        }
-        if (spec.mode() == CassandraSpec.Mode.RUNNING_TOTAL) {
-          // The columns are the WHERE clause of the total's conditional update: Cassandra takes
-          // primary-key columns only there, and refuses the update in the first batch otherwise.
-          List<String> notKey =
-              spec.columns().stream().filter(c -> !primaryKey.contains(c)).toList();
-          if (!notKey.isEmpty()) {
-            throw new SinkConfigurationException(
-                "output table '"
-                    + name
-                    + "': the running total's columns "
-                    + notKey
-                    + " are not in its primary key "
-                    + primaryKey
-                    + ", but a running total updates the one row its columns name, so they must be"
-                    + " exactly the primary key. Use columns("
-                    + primaryKey.stream().map(c -> '"' + c + '"').collect(Collectors.joining(", "))
-                    + ") and a values(...) of those, or make the table's primary key the sink's"
-                    + " columns");
-          }
-          expect(name, t, spec.totalColumn(), "bigint", "output table");
-          expect(
-              name,
-              t,
-              CassandraSpec.APPLIED_COLUMN,
-              "map<text, bigint>",
-              "output table (running totals remember the last offset applied per source"
-                  + " partition there: ALTER TABLE "
-                  + name
-                  + " ADD "
-                  + CassandraSpec.APPLIED_COLUMN
-                  + " map<text, bigint>)");
-        }
-      }
-    }
-  }
-
-  private static void expect(
-      CqlName table, Map<String, Column> t, String column, String type, String what) {
-    Column c = t.get(column);
-    if (c == null || !c.type().equals(type)) {
-      throw new SinkConfigurationException(
-          what
-              + " '"
-              + table
-              + "': column '"
-              + column
-              + "' should be "
-              + type
-              + " but is "
-              + (c == null ? "missing" : c.type()));
     }
   }
 

@@ -16,8 +16,6 @@ import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AlterConsumerGroupOffsetsOptions;
 import org.apache.kafka.clients.admin.Config;
 import org.apache.kafka.clients.admin.ConsumerGroupDescription;
-import org.apache.kafka.clients.admin.DescribeClusterOptions;
-import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.clients.consumer.ConsumerGroupMetadata;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.clients.producer.KafkaProducer;
@@ -29,7 +27,6 @@ import org.apache.kafka.common.errors.GroupIdNotFoundException;
 import org.apache.kafka.common.errors.InvalidProducerEpochException;
 import org.apache.kafka.common.errors.ProducerFencedException;
 import org.apache.kafka.common.errors.TransactionalIdAuthorizationException;
-import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
 import org.apache.kafka.common.errors.UnsupportedVersionException;
 import org.exactlyonce.spark.CommitOutcome;
 import org.exactlyonce.spark.ExactlyOnceException;
@@ -89,33 +86,13 @@ public final class ProgressStore implements OffsetStore {
     this.admin = Admin.create(spec.adminProperties());
   }
 
+  /**
+   * The broker settings the progress group relies on, and that the group is dedicated to this sink:
+   * offsets only, the output topics are {@link KafkaOutputCheck}'s.
+   */
   @Override
   public void validate() {
-    long timeout = spec.apiTimeoutMs();
-    Collection<Node> nodes;
-    try {
-      nodes =
-          admin
-              .describeCluster(new DescribeClusterOptions().timeoutMs((int) timeout))
-              .nodes()
-              .get(timeout, TimeUnit.MILLISECONDS);
-    } catch (Exception e) {
-      throw new SinkConfigurationException(
-          "pipeline '"
-              + spec.pipelineId()
-              + "': cannot reach Kafka at '"
-              + spec.bootstrapServers()
-              + "' within "
-              + timeout
-              + " ms ("
-              + cause(e)
-              + "): check bootstrapServers(...) and the client security settings",
-          e);
-    }
-    checkTopic(spec.topic(), "output topic", "topic(...)");
-    if (spec.deadLetterTopic() != null) {
-      checkTopic(spec.deadLetterTopic(), "dead-letter topic", "deadLetterTopic(...)");
-    }
+    Collection<Node> nodes = KafkaOutputCheck.reach(admin, spec);
     if (!nodes.isEmpty()) {
       Config broker = brokerConfig(nodes.iterator().next());
       if (spec.transactional()) {
@@ -125,33 +102,6 @@ public final class ProgressStore implements OffsetStore {
       checkKeepAlive(broker);
     }
     checkGroupIsDedicated();
-  }
-
-  private void checkTopic(String topic, String what, String setter) {
-    try {
-      Map<String, TopicDescription> d =
-          admin
-              .describeTopics(List.of(topic))
-              .allTopicNames()
-              .get(spec.apiTimeoutMs(), TimeUnit.MILLISECONDS);
-      LOG.debug("{} {}: {} partitions", what, topic, d.get(topic).partitions().size());
-    } catch (ExecutionException e) {
-      if (e.getCause() instanceof UnknownTopicOrPartitionException) {
-        throw new SinkConfigurationException(
-            "the "
-                + what
-                + " '"
-                + topic
-                + "' does not exist: create it (its partition count and replication are yours to"
-                + " choose, and must not change while the pipeline runs), or fix "
-                + setter);
-      }
-      throw new SinkConfigurationException(
-          "describing the " + what + " '" + topic + "' failed: " + cause(e), e);
-    } catch (InterruptedException | TimeoutException e) {
-      throw new SinkConfigurationException(
-          "describing the " + what + " '" + topic + "' failed: " + e, e);
-    }
   }
 
   private Config brokerConfig(Node node) {

@@ -2,12 +2,9 @@ package org.exactlyonce.spark.jdbc.internal;
 
 import java.lang.management.ManagementFactory;
 import java.sql.SQLException;
-import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.function.Consumer;
-import java.util.stream.Collectors;
 import org.apache.kafka.common.TopicPartition;
 import org.exactlyonce.spark.PartitionCommit;
 import org.exactlyonce.spark.PipelineId;
@@ -31,11 +28,7 @@ public final class JdbcOffsetStore implements OffsetStore {
   private final PipelineId pipeline;
   private final JdbcSettings settings;
   private final PostgresDialect dialect;
-  private final TableMapping<?> mapping;
   private final DriverConnection connection;
-  private final List<String> extraDdl;
-  private final SqlIdentifier deadLetters;
-  private final List<Consumer<Handle>> extraChecks = new ArrayList<>();
 
   /**
    * Connects to the database.
@@ -45,24 +38,9 @@ public final class JdbcOffsetStore implements OffsetStore {
    *     stays away longer than {@link JdbcSettings#reconnectTimeout()}
    */
   public JdbcOffsetStore(JdbcSpec<?> spec) {
-    this(spec, List.of());
-  }
-
-  /**
-   * Connects to the database; {@link #validate()} also runs {@code extraDdl} (for example a staging
-   * table) after checking the output table.
-   */
-  public JdbcOffsetStore(JdbcSpec<?> spec, List<String> extraDdl) {
-    List<String> ddl = new ArrayList<>(extraDdl);
-    if (spec.deadLetters() != null) {
-      ddl.add(spec.dialect().createDeadLetterTable(spec.deadLetters()));
-    }
-    this.extraDdl = List.copyOf(ddl);
-    this.deadLetters = spec.deadLetters();
     this.pipeline = spec.pipelineId();
     this.settings = spec.settings();
     this.dialect = spec.dialect();
-    this.mapping = spec.mapping();
     this.connection = new DriverConnection(settings);
   }
 
@@ -98,14 +76,20 @@ public final class JdbcOffsetStore implements OffsetStore {
         });
   }
 
+  /** The offsets and writers tables only: the outputs are {@link JdbcOutputCheck}'s. */
   private void validate(Handle handle) {
-    createIfMissing(handle, dialect.createOffsetsTable());
-    createIfMissing(handle, dialect.createWritersTable());
-    checkShape(handle, dialect.offsetsTable(), PostgresDialect.OFFSETS_COLUMNS, "offsets table");
-    checkShape(handle, dialect.writersTable(), PostgresDialect.WRITERS_COLUMNS, "writers table");
-    checkUniqueKey(handle, dialect.offsetsTable(), PostgresDialect.OFFSETS_KEY, "offsets table");
-    checkUniqueKey(handle, dialect.writersTable(), PostgresDialect.WRITERS_KEY, "writers table");
-    if (!columnsOf(handle, dialect.offsetsTable()).containsKey("high_water")) {
+    SchemaChecks.createIfMissing(handle, dialect.createOffsetsTable());
+    SchemaChecks.createIfMissing(handle, dialect.createWritersTable());
+    SchemaChecks.checkShape(
+        handle, dialect, dialect.offsetsTable(), PostgresDialect.OFFSETS_COLUMNS, "offsets table");
+    SchemaChecks.checkShape(
+        handle, dialect, dialect.writersTable(), PostgresDialect.WRITERS_COLUMNS, "writers table");
+    SchemaChecks.checkUniqueKey(
+        handle, dialect, dialect.offsetsTable(), PostgresDialect.OFFSETS_KEY, "offsets table");
+    SchemaChecks.checkUniqueKey(
+        handle, dialect, dialect.writersTable(), PostgresDialect.WRITERS_KEY, "writers table");
+    if (!SchemaChecks.columnsOf(handle, dialect, dialect.offsetsTable())
+        .containsKey("high_water")) {
       // An offsets table of an earlier version (its shape checked above), once: ALTER TABLE
       // needs the owner and an exclusive lock, so it never runs when the column is there. The
       // mark starts at the stored offset, which no earlier version let fall below what it
@@ -116,188 +100,6 @@ public final class JdbcOffsetStore implements OffsetStore {
             h.execute(dialect.backfillHighWater());
           });
     }
-    if (mapping != null) {
-      SqlIdentifier table = mapping.table();
-      Map<String, String> actual = columnsOf(handle, table);
-      if (actual.isEmpty()) {
-        throw new SinkConfigurationException(
-            "output table '"
-                + table
-                + "' does not exist (or is not visible to user "
-                + settings.user()
-                + "): create it before starting the job");
-      }
-      mapping.checkColumns(actual);
-      for (SqlIdentifier c : mapping.allColumns()) {
-        if (!actual.containsKey(c.name())) {
-          throw new SinkConfigurationException(
-              "output table '"
-                  + table
-                  + "' has no column '"
-                  + c.name()
-                  + "' (it has "
-                  + actual.keySet()
-                  + "): fix the sink's columns(...) or the table");
-        }
-      }
-      checkUniqueKey(
-          handle,
-          table,
-          mapping.conflictKey().stream().map(SqlIdentifier::name).toList(),
-          "output table");
-    }
-    for (String ddl : extraDdl) {
-      createIfMissing(handle, ddl);
-    }
-    if (deadLetters != null) {
-      // An existing table of that name is not replaced by CREATE IF NOT EXISTS: check it here,
-      // or the first bad record would fail mid-stream.
-      checkShape(handle, deadLetters, PostgresDialect.DEAD_LETTER_COLUMNS, "dead-letter table");
-      checkUniqueKey(handle, deadLetters, PostgresDialect.DEAD_LETTER_KEY, "dead-letter table");
-    }
-    for (Consumer<Handle> check : extraChecks) {
-      check.accept(handle);
-    }
-  }
-
-  /**
-   * Adds a check that {@link #validate()} runs last, after the extra DDL (for example of the
-   * staging table that DDL created); it throws {@link SinkConfigurationException} to refuse.
-   *
-   * @return this store
-   */
-  public JdbcOffsetStore alsoValidating(Consumer<Handle> check) {
-    extraChecks.add(check);
-    return this;
-  }
-
-  /** A unique index of a table, as {@link PostgresDialect#uniqueIndexes()} reads it. */
-  private record UniqueIndex(String name, List<String> columns, List<String> unusableBecause) {}
-
-  /**
-   * ON CONFLICT needs a unique index on exactly the key columns that it can infer: not partial, no
-   * expressions, checked immediately. Otherwise the first write fails, after the stream started.
-   */
-  private void checkUniqueKey(Handle handle, SqlIdentifier table, List<String> key, String what) {
-    if (key.isEmpty()) {
-      return;
-    }
-    List<String> wanted = key.stream().sorted().toList();
-    List<UniqueIndex> unique =
-        handle
-            .createQuery(dialect.uniqueIndexes())
-            .bind("table", table.sql())
-            .map(
-                (rs, ctx) -> {
-                  List<String> why = new ArrayList<>();
-                  if (rs.getBoolean(3)) {
-                    why.add("has an expression among its columns");
-                  }
-                  if (rs.getBoolean(4)) {
-                    why.add("is partial (it has a WHERE clause)");
-                  }
-                  if (rs.getBoolean(5)) {
-                    why.add("is a deferrable constraint (checked at commit)");
-                  }
-                  if (rs.getBoolean(6)) {
-                    why.add("is invalid (a failed CREATE INDEX CONCURRENTLY)");
-                  }
-                  return new UniqueIndex(
-                      rs.getString(1), List.of((String[]) rs.getArray(2).getArray()), why);
-                })
-            .list();
-    List<UniqueIndex> onKey = unique.stream().filter(i -> i.columns().equals(wanted)).toList();
-    if (onKey.stream().anyMatch(i -> i.unusableBecause().isEmpty())) {
-      return;
-    }
-    String create =
-        "CREATE UNIQUE INDEX ON "
-            + table.sql()
-            + " ("
-            + wanted.stream().map(SqlIdentifier::quote).collect(Collectors.joining(", "))
-            + ")";
-    if (!onKey.isEmpty()) {
-      UniqueIndex i = onKey.get(0);
-      throw new SinkConfigurationException(
-          what
-              + " '"
-              + table
-              + "' has unique index "
-              + i.name()
-              + " on "
-              + wanted
-              + ", but it "
-              + String.join(" and ", i.unusableBecause())
-              + ": INSERT ... ON CONFLICT ("
-              + String.join(", ", wanted)
-              + ") cannot use it, so the first write would fail. Add a plain one: "
-              + create
-              + (i.unusableBecause().stream().anyMatch(w -> w.contains("deferrable"))
-                  ? " (or add the constraint again as NOT DEFERRABLE)"
-                  : ""));
-    }
-    throw new SinkConfigurationException(
-        what
-            + " '"
-            + table
-            + "' has no unique index on exactly "
-            + wanted
-            + " (it has "
-            + unique.stream().map(i -> i.name() + " " + i.columns()).toList()
-            + "), so "
-            + ("output table".equals(what)
-                ? "a replay could not find and overwrite the rows it wrote before"
-                : "the sink's INSERT ... ON CONFLICT would fail")
-            + ". Add one: "
-            + create);
-  }
-
-  private void createIfMissing(Handle handle, String ddl) {
-    try {
-      handle.execute(ddl);
-    } catch (RuntimeException e) {
-      if (DriverConnection.isConnectionLost(e)) {
-        throw e; // an outage, not the DDL: DriverConnection.call runs validate again
-      }
-      // Two drivers creating the same table at once: one loses the race on the catalog; the
-      // table exists either way, and checkShape below verifies it.
-      if (!rootMessage(e).contains("already exists") && !rootMessage(e).contains("duplicate key")) {
-        throw new SinkConfigurationException(
-            "cannot create the table with: " + ddl + " (" + rootMessage(e) + ")", e);
-      }
-    }
-  }
-
-  private void checkShape(
-      Handle handle, SqlIdentifier t, List<List<String>> expected, String what) {
-    Map<String, String> actual = columnsOf(handle, t);
-    for (List<String> col : expected) {
-      String type = actual.get(col.get(0));
-      if (type == null || !col.subList(1, col.size()).contains(type)) {
-        throw new SinkConfigurationException(
-            what
-                + " '"
-                + t
-                + "' has the wrong shape: column '"
-                + col.get(0)
-                + "' should be "
-                + col.subList(1, col.size())
-                + " but is "
-                + (type == null ? "missing" : type)
-                + ". Point the sink at another table name, or drop this one and let the sink create"
-                + " it (see the DDL in the README)");
-      }
-    }
-  }
-
-  private Map<String, String> columnsOf(Handle handle, SqlIdentifier t) {
-    Map<String, String> out = new HashMap<>();
-    handle
-        .createQuery(dialect.columnsOf())
-        .bind("table", t.sql())
-        .map((rs, ctx) -> Map.entry(rs.getString(1), rs.getString(2)))
-        .forEach(e -> out.put(e.getKey(), e.getValue()));
-    return out;
   }
 
   @Override

@@ -68,8 +68,26 @@ final class Fixtures {
      * This fixture's sink, connecting with {@code settings}, offsets in {@code offsetsTable}, bad
      * records to {@code deadLetters} (null: none, a bad record stops the pipeline).
      */
+    ExactlyOnceSink sink(
+        String pipeline, JdbcSettings settings, String offsetsTable, String deadLetters) {
+      return sink(pipeline, settings, offsetsTable, deadLetters, outputTable());
+    }
+
+    /** Like the other {@code sink}, writing to {@code table} instead of this fixture's output. */
     abstract ExactlyOnceSink sink(
-        String pipeline, JdbcSettings settings, String offsetsTable, String deadLetters);
+        String pipeline,
+        JdbcSettings settings,
+        String offsetsTable,
+        String deadLetters,
+        String table);
+
+    /** This fixture's output table. */
+    abstract String outputTable();
+
+    @Override
+    public ExactlyOnceSink sinkWithMissingOutput(String pipeline) {
+      return sink(pipeline, settings, "eos_offsets", null, "no_such_output");
+    }
 
     @Override
     public ExactlyOnceSink sink(String pipeline) {
@@ -227,13 +245,22 @@ final class Fixtures {
     }
 
     @Override
+    String outputTable() {
+      return "out";
+    }
+
+    @Override
     ExactlyOnceSink sink(
-        String pipeline, JdbcSettings settings, String offsetsTable, String deadLetters) {
+        String pipeline,
+        JdbcSettings settings,
+        String offsetsTable,
+        String deadLetters,
+        String table) {
       return JdbcSink.<String>transactional(pipeline)
           .connection(settings)
           .offsetsTable(offsetsTable)
           .deadLetterTable(deadLetters)
-          .table("out")
+          .table(table)
           .columns("id")
           .values(List::of)
           .build();
@@ -280,13 +307,22 @@ final class Fixtures {
     }
 
     @Override
+    String outputTable() {
+      return "totals";
+    }
+
+    @Override
     ExactlyOnceSink sink(
-        String pipeline, JdbcSettings settings, String offsetsTable, String deadLetters) {
+        String pipeline,
+        JdbcSettings settings,
+        String offsetsTable,
+        String deadLetters,
+        String table) {
       JdbcBatchSink.Builder<Tuple2<String, Long>> b =
           JdbcSink.<Tuple2<String, Long>>perBatch(pipeline)
               .connection(settings)
               .offsetsTable(offsetsTable)
-              .table("totals")
+              .table(table)
               .columns("id", "total")
               .values(t -> List.of(t._1(), t._2()))
               .upsertOn("id")
@@ -324,13 +360,22 @@ final class Fixtures {
     }
 
     @Override
+    String outputTable() {
+      return "events";
+    }
+
+    @Override
     ExactlyOnceSink sink(
-        String pipeline, JdbcSettings settings, String offsetsTable, String deadLetters) {
+        String pipeline,
+        JdbcSettings settings,
+        String offsetsTable,
+        String deadLetters,
+        String table) {
       return JdbcSink.<String>idempotent(pipeline)
           .connection(settings)
           .offsetsTable(offsetsTable)
           .deadLetterTable(deadLetters)
-          .table("events")
+          .table(table)
           .columns("id")
           .values(List::of)
           .keyedBySourcePosition("src_topic", "src_partition", "src_offset", "src_index")
@@ -403,8 +448,24 @@ final class Fixtures {
      * This fixture's sink, connecting with {@code settings}, offsets in {@code offsetsTable}, bad
      * records to {@code deadLetters} (null: none, a bad record stops the pipeline).
      */
+    ExactlyOnceSink sink(
+        String pipeline, CassandraSettings settings, String offsetsTable, String deadLetters) {
+      return sink(pipeline, settings, offsetsTable, deadLetters, table);
+    }
+
+    /** Like the other {@code sink}, writing to {@code output} instead of this fixture's table. */
     abstract ExactlyOnceSink sink(
-        String pipeline, CassandraSettings settings, String offsetsTable, String deadLetters);
+        String pipeline,
+        CassandraSettings settings,
+        String offsetsTable,
+        String deadLetters,
+        String output);
+
+    @Override
+    public ExactlyOnceSink sinkWithMissingOutput(String pipeline) {
+      ensureTable(); // the keyspace exists: only the output is missing
+      return sink(pipeline, settings, ks + ".eos_offsets", null, ks + ".no_such_output");
+    }
 
     @Override
     public ExactlyOnceSink sink(String pipeline) {
@@ -547,12 +608,16 @@ final class Fixtures {
 
     @Override
     ExactlyOnceSink sink(
-        String pipeline, CassandraSettings settings, String offsetsTable, String deadLetters) {
+        String pipeline,
+        CassandraSettings settings,
+        String offsetsTable,
+        String deadLetters,
+        String output) {
       return CassandraSink.<String>idempotent(pipeline)
           .connection(settings)
           .offsetsTable(offsetsTable)
           .deadLetterTable(deadLetters)
-          .table(table)
+          .table(output)
           .columns("id")
           .values(List::of)
           .keyedBySourcePosition("src_topic", "src_partition", "src_offset", "src_index")
@@ -583,12 +648,16 @@ final class Fixtures {
 
     @Override
     ExactlyOnceSink sink(
-        String pipeline, CassandraSettings settings, String offsetsTable, String deadLetters) {
+        String pipeline,
+        CassandraSettings settings,
+        String offsetsTable,
+        String deadLetters,
+        String output) {
       return CassandraSink.<String>idempotent(pipeline)
           .connection(settings)
           .offsetsTable(offsetsTable)
           .deadLetterTable(deadLetters)
-          .table(table)
+          .table(output)
           .columns("id")
           .values(List::of)
           .runningTotal("total", id -> 1)
@@ -627,6 +696,15 @@ final class Fixtures {
     @Override
     public ExactlyOnceSink sink(String pipeline) {
       return (ExactlyOnceSink) builder(pipeline).bootstrapServers(kafka.bootstrapServers()).build();
+    }
+
+    @Override
+    public ExactlyOnceSink sinkWithMissingOutput(String pipeline) {
+      return (ExactlyOnceSink)
+          builder(pipeline)
+              .bootstrapServers(kafka.bootstrapServers())
+              .topic(out + "-no_such_output")
+              .build();
     }
 
     /** A dead-letter topic of this fixture, read like its output. */

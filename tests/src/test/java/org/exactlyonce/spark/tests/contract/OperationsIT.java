@@ -124,6 +124,7 @@ class OperationsIT {
               .columns("id")
               .values(List::of)
               .build();
+      running.checkOutputs();
       try (OffsetStore store = running.openOffsetStore()) {
         store.validate();
         long epoch = store.takeWriterEpoch();

@@ -305,6 +305,40 @@ abstract class SinkContract {
   // ---------------------------------------------------------------- starting a stream
 
   /**
+   * A deployment whose output is wrong (missing: a mistyped table or topic name) is refused by its
+   * output check before any writer epoch is taken, naming the output: the running driver of the
+   * same pipeline is not fenced and keeps committing.
+   */
+  @Test
+  void aSinkWhoseOutputIsMissingIsRefusedBeforeAnyWriterEpochIsTaken() {
+    String id = pipeline("missing-output");
+    try (OffsetStore running = fixture.sink(id).openOffsetStore()) {
+      long epoch = begin(running);
+      running.storeStartOffsets(Map.of(tp0, 0L), epoch);
+
+      JavaStreamingContext ssc = new JavaStreamingContext(sc, Durations.milliseconds(500));
+      Throwable thrown;
+      try {
+        thrown =
+            org.assertj.core.api.Assertions.catchThrowable(
+                () ->
+                    ExactlyOnce.directStream(
+                        ssc, kafkaParams(), List.of(topic), fixture.sinkWithMissingOutput(id)));
+      } finally {
+        ssc.stop(false, true);
+      }
+
+      assertThat(thrown)
+          .isInstanceOf(SinkConfigurationException.class)
+          .hasMessageContaining("no_such_output")
+          .hasMessageContaining("does not exist");
+      assertThat(outcomes(running.commitRanges(epoch, List.of(SourceRange.of(topic, 0, 0, 5)))))
+          .as("the running driver, not fenced")
+          .containsExactly(CommitOutcome.COMMITTED);
+    }
+  }
+
+  /**
    * A backend that cannot be reached stops the start with a configuration error that says where the
    * sink tried to connect, and never shows the password: messages and stack traces end up in logs,
    * tickets and chats. Nothing listens at the address (a port closed a moment ago), so the

@@ -46,6 +46,12 @@ interface SinkUnderTest extends AutoCloseable {
    */
   ExactlyOnceSink unreachableSink(String pipeline, String address, String secret);
 
+  /**
+   * A sink of {@code pipeline} like {@link #sink}, its offsets in the same place, but whose output
+   * (table or topic) does not exist, as if its name were mistyped.
+   */
+  ExactlyOnceSink sinkWithMissingOutput(String pipeline);
+
   /** Where this sink keeps its offsets in tables of its backend; null if not in tables. */
   default OffsetTables offsetTables() {
     return null;
