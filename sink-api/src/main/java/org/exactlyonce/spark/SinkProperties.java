@@ -9,6 +9,7 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.TreeMap;
+import java.util.function.BiConsumer;
 import java.util.function.Consumer;
 import java.util.regex.Pattern;
 import org.exactlyonce.spark.internal.SparkVersionCheck;
@@ -144,6 +145,31 @@ public final class SinkProperties {
     } catch (SinkConfigurationException e) {
       throw new SinkConfigurationException(
           fullKey(setting) + "=" + shown(v.get()) + " is not valid: " + e.getMessage(), e);
+    }
+  }
+
+  /**
+   * Gives each entry of map setting {@code setting}, if present, to {@code apply}; a {@link
+   * SinkConfigurationException} it throws is rethrown naming the entry's full key.
+   *
+   * @throws SinkConfigurationException naming the key, the value and the builder's reason
+   */
+  public void forEachEntry(
+      SinkSetting<Map<String, String>> setting, BiConsumer<String, String> apply) {
+    for (Map.Entry<String, String> e : get(setting).orElse(Map.of()).entrySet()) {
+      try {
+        apply.accept(e.getKey(), e.getValue());
+      } catch (SinkConfigurationException x) {
+        throw new SinkConfigurationException(
+            fullKey(setting)
+                + "."
+                + e.getKey()
+                + "="
+                + e.getValue()
+                + " is not valid: "
+                + x.getMessage(),
+            x);
+      }
     }
   }
 

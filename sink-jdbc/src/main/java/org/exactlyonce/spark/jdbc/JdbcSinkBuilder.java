@@ -107,7 +107,7 @@ public abstract class JdbcSinkBuilder<R, B extends JdbcSinkBuilder<R, B>> {
     p.ifPresent(JdbcProperties.PASSWORD_ENV, e -> s[0] = s[0].passwordFromEnv(e));
     p.ifPresent(JdbcProperties.MAX_POOL_SIZE, n -> s[0] = s[0].maxPoolSize(n));
     p.ifPresent(JdbcProperties.RECONNECT_TIMEOUT, t -> s[0] = s[0].reconnectTimeout(t));
-    p.ifPresent(JdbcProperties.PROPERTY, m -> m.forEach((k, v) -> s[0] = s[0].property(k, v)));
+    p.forEachEntry(JdbcProperties.PROPERTY, (k, v) -> s[0] = s[0].property(k, v));
     settings = s[0];
     // Names are checked here as build() checks them, so that the error names the key.
     p.ifPresent(JdbcProperties.OFFSETS_TABLE, n -> offsetsTable(checkedName("offsets table", n)));
