@@ -144,7 +144,12 @@ public final class SinkProperties {
       apply.accept(v.get());
     } catch (SinkConfigurationException e) {
       throw new SinkConfigurationException(
-          fullKey(setting) + "=" + shown(v.get()) + " is not valid: " + e.getMessage(), e);
+          fullKey(setting)
+              + "="
+              + setting.shown(shown(v.get()))
+              + " is not valid: "
+              + e.getMessage(),
+          e);
     }
   }
 
@@ -197,7 +202,9 @@ public final class SinkProperties {
             + " spark-submit's command line: remove it and "
             + (options.isEmpty()
                 ? "pass the secret in code, read from an environment variable or a file"
-                : "name the environment variable or file that holds it with "
+                : "name the environment variable"
+                    + (options.stream().allMatch(o -> o.endsWith("Env")) ? "" : " or file")
+                    + " that holds it with "
                     + String.join(" or ", options)
                     + " (set the variable on executors with spark.executorEnv.<NAME>)"));
   }
@@ -232,7 +239,9 @@ public final class SinkProperties {
                 : s.key();
       }
     }
-    return best == null ? "" : ": did you mean " + prefix + best + "?";
+    // A suggestion far from what was typed would mislead more than the list of settings helps.
+    boolean close = bestDistance <= Math.max(2, head.length() / 3);
+    return best == null || !close ? "" : ": did you mean " + prefix + best + "?";
   }
 
   /** Levenshtein distance. */

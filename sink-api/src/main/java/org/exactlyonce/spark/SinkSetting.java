@@ -33,6 +33,7 @@ public final class SinkSetting<T> {
   private final Predicate<T> check;
   private final String fix;
   private final boolean map;
+  private final boolean showValue;
 
   private SinkSetting(
       String key,
@@ -43,7 +44,8 @@ public final class SinkSetting<T> {
       String expected,
       Predicate<T> check,
       String fix,
-      boolean map) {
+      boolean map,
+      boolean showValue) {
     if (key == null || !key.matches("[A-Za-z][A-Za-z0-9]*")) {
       throw new IllegalArgumentException("a setting key is one camelCase word, got " + key);
     }
@@ -56,6 +58,7 @@ public final class SinkSetting<T> {
     this.check = check;
     this.fix = fix;
     this.map = map;
+    this.showValue = showValue;
   }
 
   /**
@@ -74,19 +77,20 @@ public final class SinkSetting<T> {
         "a non-blank text",
         s -> !s.isBlank(),
         null,
-        false);
+        false,
+        true);
   }
 
   /** A whole-number setting (Java {@code int}). */
   public static SinkSetting<Integer> integer(String key, String defaultValue, String doc) {
     return new SinkSetting<>(
-        key, "int", defaultValue, doc, Integer::valueOf, "a whole number", null, null, false);
+        key, "int", defaultValue, doc, Integer::valueOf, "a whole number", null, null, false, true);
   }
 
   /** A whole-number setting (Java {@code long}). */
   public static SinkSetting<Long> longInteger(String key, String defaultValue, String doc) {
     return new SinkSetting<>(
-        key, "long", defaultValue, doc, Long::valueOf, "a whole number", null, null, false);
+        key, "long", defaultValue, doc, Long::valueOf, "a whole number", null, null, false, true);
   }
 
   /** A {@code true}/{@code false} setting. */
@@ -106,7 +110,8 @@ public final class SinkSetting<T> {
         "true or false",
         null,
         null,
-        false);
+        false,
+        true);
   }
 
   /**
@@ -123,7 +128,8 @@ public final class SinkSetting<T> {
         "a duration such as 500ms, 30s, 10min, 2h, 3d or PT30S",
         null,
         null,
-        false);
+        false,
+        true);
   }
 
   /** A comma-separated list setting ({@code a,b,c}); blanks around the commas are dropped. */
@@ -137,7 +143,8 @@ public final class SinkSetting<T> {
         "a comma-separated list",
         l -> !l.isEmpty(),
         null,
-        false);
+        false,
+        true);
   }
 
   /**
@@ -146,7 +153,7 @@ public final class SinkSetting<T> {
    * secret-looking key.
    */
   public static SinkSetting<Map<String, String>> map(String key, String doc) {
-    return new SinkSetting<>(key, "map", "none", doc, null, null, null, null, true);
+    return new SinkSetting<>(key, "map", "none", doc, null, null, null, null, true, true);
   }
 
   /**
@@ -156,7 +163,22 @@ public final class SinkSetting<T> {
   public SinkSetting<T> check(Predicate<T> ok, String fix) {
     Predicate<T> before = check;
     Predicate<T> both = before == null ? ok : v -> before.test(v) && ok.test(v);
-    return new SinkSetting<>(key, type, defaultValue, doc, parser, expected, both, fix, map);
+    return new SinkSetting<>(
+        key, type, defaultValue, doc, parser, expected, both, fix, map, showValue);
+  }
+
+  /**
+   * This setting, whose value errors do not repeat (a URL, which may carry credentials where it
+   * should not).
+   */
+  public SinkSetting<T> valueNotShownInErrors() {
+    return new SinkSetting<>(
+        key, type, defaultValue, doc, parser, expected, check, fix, map, false);
+  }
+
+  /** The value as an error shows it. */
+  String shown(String text) {
+    return showValue ? text : "(value not shown)";
   }
 
   /** The key under {@code spark.exactlyonce.<pipeline id>.}, for example {@code maxPoolSize}. */
@@ -198,13 +220,13 @@ public final class SinkSetting<T> {
       value = parser.apply(text.trim());
     } catch (RuntimeException e) {
       throw new SinkConfigurationException(
-          fullKey + "=" + text + " is not valid: write " + expected + " (" + doc + ")");
+          fullKey + "=" + shown(text) + " is not valid: write " + expected + " (" + doc + ")");
     }
     if (check != null && !check.test(value)) {
       throw new SinkConfigurationException(
           fullKey
               + "="
-              + text
+              + shown(text)
               + " is not valid: "
               + (fix != null ? fix : "write " + expected)
               + " ("

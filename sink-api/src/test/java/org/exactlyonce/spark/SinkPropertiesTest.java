@@ -73,6 +73,15 @@ class SinkPropertiesTest {
   }
 
   @Test
+  void aKeyNearNoDeclaredKeyIsRefusedListingTheSettings() {
+    assertThatThrownBy(() -> read(Map.of("spark.exactlyonce.clicks.compression", "lz4")))
+        .isInstanceOf(SinkConfigurationException.class)
+        .hasMessageContaining("spark.exactlyonce.clicks.compression is not a setting of this sink")
+        .hasMessageNotContaining("did you mean")
+        .hasMessageContaining("maxPoolSize, reconnectTimeout");
+  }
+
+  @Test
   void aSecretLookingKeyIsRefusedPointingToTheEnvironmentVariableSetting() {
     assertThatThrownBy(() -> read(Map.of("spark.exactlyonce.clicks.password", "hunter2")))
         .isInstanceOf(SinkConfigurationException.class)

@@ -23,7 +23,8 @@ public final class JdbcProperties {
           .check(
               u -> !carriesSecret(u),
               "put no password in the URL (it would show in Spark's UI): name an environment"
-                  + " variable with passwordEnv");
+                  + " variable with passwordEnv")
+          .valueNotShownInErrors();
 
   /** {@link JdbcSettings#user(String)}. */
   public static final SinkSetting<String> USER =

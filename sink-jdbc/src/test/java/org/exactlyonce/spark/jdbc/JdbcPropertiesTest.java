@@ -119,15 +119,18 @@ class JdbcPropertiesTest {
                             "spark.exactlyonce.clicks.url",
                             "jdbc:postgresql://db/ads?password=hunter2")))
         .isInstanceOf(SinkConfigurationException.class)
-        .hasMessageContaining("spark.exactlyonce.clicks.url=")
-        .hasMessageContaining("passwordEnv");
+        .hasMessageContaining("spark.exactlyonce.clicks.url=(value not shown) is not valid")
+        .hasMessageContaining("passwordEnv")
+        .hasMessageNotContaining("hunter2");
     assertThatThrownBy(
             () ->
                 mapped()
                     .settingsFrom(
-                        Map.of("spark.exactlyonce.clicks.url", "jdbc:postgresql://u:pw@db/ads")))
+                        Map.of(
+                            "spark.exactlyonce.clicks.url", "jdbc:postgresql://u:hunter2@db/ads")))
         .isInstanceOf(SinkConfigurationException.class)
-        .hasMessageContaining("passwordEnv");
+        .hasMessageContaining("passwordEnv")
+        .hasMessageNotContaining("hunter2");
   }
 
   @Test
@@ -136,7 +139,8 @@ class JdbcPropertiesTest {
             () ->
                 mapped().settingsFrom(Map.of("spark.exactlyonce.clicks.url", "jdbc:mysql://db/x")))
         .isInstanceOf(SinkConfigurationException.class)
-        .hasMessageContaining("spark.exactlyonce.clicks.url=jdbc:mysql://db/x is not valid")
+        .hasMessageContaining("spark.exactlyonce.clicks.url=(value not shown) is not valid")
+        .hasMessageContaining("JDBC url 'jdbc:mysql://db/x' is not supported")
         .hasMessageContaining("use a PostgreSQL URL");
     assertThatThrownBy(
             () ->
