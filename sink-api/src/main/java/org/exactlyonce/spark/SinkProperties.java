@@ -46,8 +46,10 @@ public final class SinkProperties {
   }
 
   /**
-   * The settings of pipeline {@code pipelineId} found in {@code conf} (for example {@code
-   * Map.of(sparkConf.getAll())}), checked against {@code declared}.
+   * The settings of pipeline {@code pipelineId} found in {@code conf} (for example the entries of a
+   * Spark configuration), checked against {@code declared}. Keys of other pipelines are ignored,
+   * and so is a key that ends with a declared key after a dot ({@code spark.exactlyonce.a.b.url}
+   * belongs to pipeline {@code a.b}, not to pipeline {@code a}).
    *
    * @throws SinkConfigurationException naming the key and the fix, for an unknown key under the
    *     pipeline's prefix, a secret-looking key or a value that is not valid
