@@ -87,6 +87,13 @@ public final class JdbcProperties {
           "none (a bad record fails the batch)",
           "dead-letter table for records the mapper throws on");
 
+  /** {@link JdbcBatchSink.Builder#stagingTable(String)}; a per-batch sink's only. */
+  public static final SinkSetting<String> STAGING_TABLE =
+      SinkSetting.text(
+          "stagingTable",
+          "none (not staged)",
+          "JdbcSink.perBatch only: write results through this staging table on the executors");
+
   /** Every setting, in the reference's order. */
   public static final List<SinkSetting<?>> ALL =
       List.of(
@@ -101,7 +108,8 @@ public final class JdbcProperties {
           TABLE,
           BATCH_SIZE,
           COPY,
-          DEAD_LETTER_TABLE);
+          DEAD_LETTER_TABLE,
+          STAGING_TABLE);
 
   // A password in the query string or in user-info would show in the UI with the URL.
   private static boolean carriesSecret(String url) {

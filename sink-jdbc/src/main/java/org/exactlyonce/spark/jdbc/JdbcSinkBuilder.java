@@ -118,10 +118,20 @@ public abstract class JdbcSinkBuilder<R, B extends JdbcSinkBuilder<R, B>> {
     p.ifPresent(
         JdbcProperties.DEAD_LETTER_TABLE,
         n -> deadLetterTable(checkedName("dead-letter table", n)));
+    applyStrategySettings(p);
     return self();
   }
 
-  private static String checkedName(String what, String name) {
+  /** Applies the settings of one strategy only; the others refuse them. */
+  void applyStrategySettings(SinkProperties p) {
+    if (p.get(JdbcProperties.STAGING_TABLE).isPresent()) {
+      throw new SinkConfigurationException(
+          p.fullKey(JdbcProperties.STAGING_TABLE)
+              + " applies to a per-batch sink (JdbcSink.perBatch(...)) only: remove it");
+    }
+  }
+
+  static String checkedName(String what, String name) {
     SqlIdentifier.parse(what, name, true);
     return name;
   }

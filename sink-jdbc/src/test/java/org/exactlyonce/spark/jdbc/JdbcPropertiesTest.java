@@ -167,6 +167,36 @@ class JdbcPropertiesTest {
   }
 
   @Test
+  void aStagingTableIsAPerBatchSinksSettingOnly() {
+    JdbcSettings db = JdbcSettings.url("jdbc:postgresql://db/ads");
+    Map<String, String> staged =
+        Map.of("spark.exactlyonce.totals.stagingTable", "ads.totals_stage");
+    JdbcBatchSink<String> fromConf =
+        JdbcSink.<String>perBatch("totals")
+            .connection(db)
+            .table("ads.totals")
+            .columns("id")
+            .values(List::of)
+            .settingsFrom(staged)
+            .build();
+    JdbcBatchSink<String> fromCode =
+        JdbcSink.<String>perBatch("totals")
+            .connection(db)
+            .table("ads.totals")
+            .columns("id")
+            .values(List::of)
+            .stagingTable("ads.totals_stage")
+            .build();
+    assertThat(fromConf.toString()).isEqualTo(fromCode.toString()).contains("totals_stage");
+    assertThatThrownBy(
+            () ->
+                JdbcSink.<String>transactional("totals")
+                    .settingsFrom(Map.of("spark.exactlyonce.totals.stagingTable", "x")))
+        .isInstanceOf(SinkConfigurationException.class)
+        .hasMessageContaining("spark.exactlyonce.totals.stagingTable applies to a per-batch sink");
+  }
+
+  @Test
   void connectionKeysWithoutAConnectionSayToSetTheUrl() {
     assertThatThrownBy(() -> mapped().settingsFrom(Map.of("spark.exactlyonce.clicks.user", "app")))
         .isInstanceOf(SinkConfigurationException.class)
