@@ -66,6 +66,23 @@ public final class CassandraSettings implements Serializable {
     return new CassandraSettings(List.of(hostPorts), localDatacenter);
   }
 
+  /** These settings with other nodes, checked like {@link #contactPoints(String, String...)}. */
+  CassandraSettings withContactPoints(String datacenter, List<String> hostPorts) {
+    CassandraSettings checked = contactPoints(datacenter, hostPorts.toArray(new String[0]));
+    CassandraSettings c = new CassandraSettings(checked.contactPoints, checked.localDatacenter);
+    c.user = user;
+    c.password = password;
+    c.passwordEnv = passwordEnv;
+    c.writeConsistency = writeConsistency;
+    c.serialConsistency = serialConsistency;
+    c.maxRequestsInFlight = maxRequestsInFlight;
+    c.requestTimeout = requestTimeout;
+    c.tls = tls;
+    c.trustStore = trustStore;
+    c.trustStorePassword = trustStorePassword;
+    return c;
+  }
+
   /** Authenticates as {@code user} (with a password from {@link #passwordFromEnv}). */
   public CassandraSettings user(String user) {
     CassandraSettings c = copy();

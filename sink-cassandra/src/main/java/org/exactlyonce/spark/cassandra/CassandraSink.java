@@ -1,9 +1,14 @@
 package org.exactlyonce.spark.cassandra;
 
 import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import org.apache.spark.SparkConf;
 import org.exactlyonce.spark.PipelineId;
 import org.exactlyonce.spark.RowValues;
 import org.exactlyonce.spark.SinkConfigurationException;
+import org.exactlyonce.spark.SinkProperties;
+import org.exactlyonce.spark.SinkSetting;
 import org.exactlyonce.spark.SourceRange;
 import org.exactlyonce.spark.cassandra.internal.CassandraOffsetStore;
 import org.exactlyonce.spark.cassandra.internal.CassandraOutputCheck;
@@ -14,6 +19,7 @@ import org.exactlyonce.spark.cassandra.internal.CqlName;
 import org.exactlyonce.spark.spi.IdempotentSink;
 import org.exactlyonce.spark.spi.OffsetStore;
 import org.exactlyonce.spark.spi.PartitionOutputs;
+import org.exactlyonce.spark.spi.Secrets;
 
 /**
  * A Cassandra sink (strategy I): Cassandra has no multi-partition transactions, so every write is
@@ -131,6 +137,140 @@ public final class CassandraSink<R> implements IdempotentSink<R> {
     public Builder<R> connection(CassandraSettings settings) {
       this.settings = settings;
       return this;
+    }
+
+    /**
+     * Applies the settings of this pipeline found in Spark configuration {@code conf} (keys {@code
+     * spark.exactlyonce.<pipeline id>.<key>}, see {@link CassandraProperties} and {@code
+     * docs/settings.md}), which is only read. Same as {@link #settingsFrom(Map)}.
+     *
+     * @throws SinkConfigurationException naming the key and the fix
+     */
+    public Builder<R> settingsFrom(SparkConf conf) {
+      return apply(SinkProperties.read(pipelineId, conf, CassandraProperties.ALL));
+    }
+
+    /**
+     * Applies the settings of this pipeline found in {@code conf} under {@code
+     * spark.exactlyonce.<pipeline id>.} (see {@link CassandraProperties} and {@code
+     * docs/settings.md}): each key calls its builder or {@link CassandraSettings} method, so a
+     * value is checked as the method checks it. A key that is absent leaves the builder as it was;
+     * builder calls made after this one win over the configuration, calls made before it are
+     * overridden by keys present. {@code contactPoints} and {@code localDatacenter} replace those
+     * of a {@link #connection(CassandraSettings)} given before and keep its other settings; without
+     * one, the connection keys need both. {@code tls=true} turns TLS on; {@code false} leaves it as
+     * it was.
+     *
+     * @throws SinkConfigurationException for an unknown key (naming the nearest one), a key that
+     *     looks like a secret (secrets come from {@code passwordEnv}) or a value that is not valid,
+     *     naming the key and the fix
+     */
+    public Builder<R> settingsFrom(Map<String, String> conf) {
+      return apply(SinkProperties.read(pipelineId, conf, CassandraProperties.ALL));
+    }
+
+    private Builder<R> apply(SinkProperties p) {
+      CassandraSettings[] s = {settings};
+      Optional<List<String>> points = p.get(CassandraProperties.CONTACT_POINTS);
+      Optional<String> dc = p.get(CassandraProperties.LOCAL_DATACENTER);
+      if (s[0] == null && points.isPresent() != dc.isPresent()) {
+        throw new SinkConfigurationException(
+            "sink '"
+                + pipelineId
+                + "': set both "
+                + p.fullKey(CassandraProperties.CONTACT_POINTS)
+                + " and "
+                + p.fullKey(CassandraProperties.LOCAL_DATACENTER)
+                + ", or call connection(CassandraSettings.contactPoints(...)) before"
+                + " settingsFrom(...)");
+      }
+      if (points.isPresent()) {
+        p.ifPresent(
+            CassandraProperties.CONTACT_POINTS,
+            pts ->
+                s[0] =
+                    s[0] == null
+                        ? CassandraSettings.contactPoints(dc.get(), pts.toArray(new String[0]))
+                        : s[0].withContactPoints(dc.orElse(s[0].localDatacenter()), pts));
+      } else {
+        p.ifPresent(
+            CassandraProperties.LOCAL_DATACENTER,
+            d -> s[0] = s[0].withContactPoints(d, s[0].contactPoints()));
+      }
+      for (SinkSetting<?> connectionKey :
+          List.of(
+              CassandraProperties.USER,
+              CassandraProperties.PASSWORD_ENV,
+              CassandraProperties.WRITE_CONSISTENCY,
+              CassandraProperties.SERIAL_CONSISTENCY,
+              CassandraProperties.MAX_REQUESTS_IN_FLIGHT,
+              CassandraProperties.REQUEST_TIMEOUT,
+              CassandraProperties.TLS,
+              CassandraProperties.TRUST_STORE,
+              CassandraProperties.TRUST_STORE_PASSWORD_ENV)) {
+        if (s[0] == null && p.get(connectionKey).isPresent()) {
+          throw new SinkConfigurationException(
+              p.fullKey(connectionKey)
+                  + " is set but there is no connection to apply it to: set "
+                  + p.fullKey(CassandraProperties.CONTACT_POINTS)
+                  + " and "
+                  + p.fullKey(CassandraProperties.LOCAL_DATACENTER)
+                  + ", or call connection(CassandraSettings.contactPoints(...)) before"
+                  + " settingsFrom(...)");
+        }
+      }
+      p.ifPresent(CassandraProperties.USER, u -> s[0] = s[0].user(u));
+      p.ifPresent(CassandraProperties.PASSWORD_ENV, e -> s[0] = s[0].passwordFromEnv(e));
+      p.ifPresent(CassandraProperties.WRITE_CONSISTENCY, c -> s[0] = s[0].writeConsistency(c));
+      p.ifPresent(CassandraProperties.SERIAL_CONSISTENCY, c -> s[0] = s[0].serialConsistency(c));
+      p.ifPresent(
+          CassandraProperties.MAX_REQUESTS_IN_FLIGHT, n -> s[0] = s[0].maxRequestsInFlight(n));
+      p.ifPresent(CassandraProperties.REQUEST_TIMEOUT, t -> s[0] = s[0].requestTimeout(t));
+      Optional<String> trustStore = p.get(CassandraProperties.TRUST_STORE);
+      if (p.get(CassandraProperties.TRUST_STORE_PASSWORD_ENV).isPresent() && trustStore.isEmpty()) {
+        throw new SinkConfigurationException(
+            p.fullKey(CassandraProperties.TRUST_STORE_PASSWORD_ENV)
+                + " is the password of a trust store: set "
+                + p.fullKey(CassandraProperties.TRUST_STORE)
+                + " too");
+      }
+      if (trustStore.isPresent() && p.get(CassandraProperties.TLS).equals(Optional.of(false))) {
+        throw new SinkConfigurationException(
+            p.fullKey(CassandraProperties.TRUST_STORE)
+                + " is set but "
+                + p.fullKey(CassandraProperties.TLS)
+                + "=false: a trust store is for TLS; remove one of them");
+      }
+      p.ifPresent(
+          CassandraProperties.TLS,
+          on -> {
+            if (on && trustStore.isEmpty()) {
+              s[0] = s[0].tls();
+            }
+          });
+      p.ifPresent(
+          CassandraProperties.TRUST_STORE,
+          path ->
+              s[0] =
+                  s[0].tls(
+                      path,
+                      p.get(CassandraProperties.TRUST_STORE_PASSWORD_ENV)
+                          .map(e -> Secrets.fromEnv(e, "the Cassandra trust store's password"))
+                          .orElse(null)));
+      settings = s[0];
+      // Names are checked here as build() checks them, so that the error names the key.
+      p.ifPresent(
+          CassandraProperties.OFFSETS_TABLE, n -> offsetsTable(checkedTable("offsets table", n)));
+      p.ifPresent(CassandraProperties.TABLE, n -> table(checkedTable("table", n)));
+      p.ifPresent(
+          CassandraProperties.DEAD_LETTER_TABLE,
+          n -> deadLetterTable(checkedTable("dead-letter table", n)));
+      return this;
+    }
+
+    private static String checkedTable(String what, String keyspaceTable) {
+      CqlName.table(what, keyspaceTable);
+      return keyspaceTable;
     }
 
     /**

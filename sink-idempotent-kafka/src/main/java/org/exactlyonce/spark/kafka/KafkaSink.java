@@ -4,9 +4,11 @@ import java.time.Duration;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.function.Function;
+import org.apache.spark.SparkConf;
 import org.exactlyonce.spark.PartitionCommit;
 import org.exactlyonce.spark.PipelineId;
 import org.exactlyonce.spark.SinkConfigurationException;
+import org.exactlyonce.spark.SinkProperties;
 import org.exactlyonce.spark.SourceRange;
 import org.exactlyonce.spark.kafka.internal.KafkaSpec;
 import org.exactlyonce.spark.kafka.internal.TransactionalKafkaCommit;
@@ -250,6 +252,95 @@ public final class KafkaSink<R> extends KafkaSinkBase<R> implements Transactiona
     }
 
     /**
+     * Applies the settings of this pipeline found in Spark configuration {@code conf} (keys {@code
+     * spark.exactlyonce.<pipeline id>.<key>}, see {@link KafkaProperties} and {@code
+     * docs/settings.md}), which is only read. Same as {@link #settingsFrom(Map)}.
+     *
+     * @throws SinkConfigurationException naming the key and the fix
+     */
+    public Builder<R, S> settingsFrom(SparkConf conf) {
+      return apply(SinkProperties.read(pipelineId, conf, KafkaProperties.ALL));
+    }
+
+    /**
+     * Applies the settings of this pipeline found in {@code conf} under {@code
+     * spark.exactlyonce.<pipeline id>.} (see {@link KafkaProperties} and {@code docs/settings.md}):
+     * each key calls its builder method and is checked as {@link #build()} checks it. A key that is
+     * absent leaves the builder as it was; builder calls made after this one win over the
+     * configuration, calls made before it are overridden by keys present ({@code client.<name>} and
+     * {@code producer.<name>} add to the settings given in code).
+     *
+     * @throws SinkConfigurationException for an unknown key (naming the nearest one), a key that
+     *     looks like a secret (SASL and TLS passwords are passed in code, read from the environment
+     *     or a file) or a value that is not valid, naming the key and the fix
+     */
+    public Builder<R, S> settingsFrom(Map<String, String> conf) {
+      return apply(SinkProperties.read(pipelineId, conf, KafkaProperties.ALL));
+    }
+
+    private Builder<R, S> apply(SinkProperties p) {
+      p.ifPresent(KafkaProperties.BOOTSTRAP_SERVERS, this::bootstrapServers);
+      p.ifPresent(
+          KafkaProperties.TOPIC,
+          t -> {
+            checkTopic(t);
+            topic(t);
+          });
+      p.forEachEntry(KafkaProperties.CLIENT, this::clientProperty);
+      p.forEachEntry(KafkaProperties.PRODUCER, this::producerProperty);
+      p.ifPresent(
+          KafkaProperties.PROGRESS_GROUP,
+          g -> {
+            checkProgressGroup(g);
+            progressGroup(g);
+          });
+      p.ifPresent(
+          KafkaProperties.TRANSACTION_TIMEOUT,
+          t -> {
+            checkTransactionTimeout(t);
+            transactionTimeout(t);
+          });
+      p.ifPresent(
+          KafkaProperties.API_TIMEOUT,
+          t -> {
+            checkApiTimeout(t);
+            apiTimeout(t);
+          });
+      p.ifPresent(
+          KafkaProperties.DEAD_LETTER_TOPIC,
+          t -> {
+            checkTopic(t);
+            deadLetterTopic(t);
+          });
+      p.ifPresent(
+          KafkaProperties.RECOVERY_SCAN_DEPTH,
+          n -> {
+            checkRecoveryScanDepth(n);
+            recoveryScanDepth(n);
+          });
+      p.ifPresent(KafkaProperties.EXPECTED_DOWNTIME, this::expectedDowntime);
+      p.ifPresent(
+          KafkaProperties.PROGRESS_KEEP_ALIVE,
+          d -> {
+            checkProgressKeepAlive(d);
+            progressKeepAlive(d);
+          });
+      p.ifPresent(
+          KafkaProperties.MAX_IDLE_PRODUCERS,
+          n -> {
+            checkIdleProducers(n, idleProducerTimeout);
+            idleProducers(n, idleProducerTimeout);
+          });
+      p.ifPresent(
+          KafkaProperties.IDLE_PRODUCER_TIMEOUT,
+          d -> {
+            checkIdleProducers(maxIdleProducers, d);
+            idleProducers(maxIdleProducers, d);
+          });
+      return this;
+    }
+
+    /**
      * Validates the configuration (without connecting; the stream checks the brokers when it
      * starts) and builds the sink.
      *
@@ -262,56 +353,17 @@ public final class KafkaSink<R> extends KafkaSinkBase<R> implements Transactiona
         throw new SinkConfigurationException(
             "pipeline '" + pipelineId + "': no value given: set value(output -> bytes)");
       }
-      if (!topic.matches("[A-Za-z0-9._-]{1,249}")) {
-        throw new SinkConfigurationException(
-            "pipeline '" + pipelineId + "': '" + topic + "' is not a valid Kafka topic name");
-      }
+      checkTopic(topic);
       String group =
           progressGroup == null
               ? ProgressGroups.defaultProgressGroup(pipelineId.value())
               : progressGroup;
-      if (group.isBlank()) {
-        throw new SinkConfigurationException(
-            "pipeline '" + pipelineId + "': progressGroup must not be blank");
-      }
-      if (transactionTimeout.isNegative() || transactionTimeout.toMillis() < 1000) {
-        throw new SinkConfigurationException(
-            "pipeline '"
-                + pipelineId
-                + "': transactionTimeout "
-                + transactionTimeout
-                + " is too short: a range's write must fit in it; use at least a few seconds");
-      }
-      if (recoveryScanDepth < 1) {
-        throw new SinkConfigurationException(
-            "pipeline '" + pipelineId + "': recoveryScanDepth must be at least 1");
-      }
-      if (progressKeepAlive == null
-          || progressKeepAlive.isNegative()
-          || progressKeepAlive.toMillis() < 1000) {
-        throw new SinkConfigurationException(
-            "pipeline '"
-                + pipelineId
-                + "': progressKeepAlive "
-                + progressKeepAlive
-                + " must be at least 1 second (and at most half the brokers'"
-                + " offsets.retention.minutes)");
-      }
-      if (maxIdleProducers < 0 || idleProducerTimeout == null || idleProducerTimeout.isNegative()) {
-        throw new SinkConfigurationException(
-            "pipeline '"
-                + pipelineId
-                + "': idleProducers("
-                + maxIdleProducers
-                + ", "
-                + idleProducerTimeout
-                + ") needs a count of at least 0 and a non-negative duration, for example"
-                + " idleProducers(64, Duration.ofMinutes(10))");
-      }
-      if (apiTimeout.isNegative() || apiTimeout.toMillis() < 100) {
-        throw new SinkConfigurationException(
-            "pipeline '" + pipelineId + "': apiTimeout " + apiTimeout + " is too short");
-      }
+      checkProgressGroup(group);
+      checkTransactionTimeout(transactionTimeout);
+      checkRecoveryScanDepth(recoveryScanDepth);
+      checkProgressKeepAlive(progressKeepAlive);
+      checkIdleProducers(maxIdleProducers, idleProducerTimeout);
+      checkApiTimeout(apiTimeout);
       return factory.apply(
           new KafkaSpec<>(
               pipelineId,
@@ -331,6 +383,73 @@ public final class KafkaSink<R> extends KafkaSinkBase<R> implements Transactiona
               progressKeepAlive.toMillis(),
               maxIdleProducers,
               idleProducerTimeout.toMillis()));
+    }
+
+    private void checkTopic(String topic) {
+      if (!topic.matches("[A-Za-z0-9._-]{1,249}")) {
+        throw new SinkConfigurationException(
+            "pipeline '" + pipelineId + "': '" + topic + "' is not a valid Kafka topic name");
+      }
+    }
+
+    private void checkProgressGroup(String group) {
+      if (group.isBlank()) {
+        throw new SinkConfigurationException(
+            "pipeline '" + pipelineId + "': progressGroup must not be blank");
+      }
+    }
+
+    private void checkTransactionTimeout(Duration transactionTimeout) {
+      if (transactionTimeout.isNegative() || transactionTimeout.toMillis() < 1000) {
+        throw new SinkConfigurationException(
+            "pipeline '"
+                + pipelineId
+                + "': transactionTimeout "
+                + transactionTimeout
+                + " is too short: a range's write must fit in it; use at least a few seconds");
+      }
+    }
+
+    private void checkRecoveryScanDepth(long recoveryScanDepth) {
+      if (recoveryScanDepth < 1) {
+        throw new SinkConfigurationException(
+            "pipeline '" + pipelineId + "': recoveryScanDepth must be at least 1");
+      }
+    }
+
+    private void checkProgressKeepAlive(Duration progressKeepAlive) {
+      if (progressKeepAlive == null
+          || progressKeepAlive.isNegative()
+          || progressKeepAlive.toMillis() < 1000) {
+        throw new SinkConfigurationException(
+            "pipeline '"
+                + pipelineId
+                + "': progressKeepAlive "
+                + progressKeepAlive
+                + " must be at least 1 second (and at most half the brokers'"
+                + " offsets.retention.minutes)");
+      }
+    }
+
+    private void checkIdleProducers(int maxIdleProducers, Duration idleProducerTimeout) {
+      if (maxIdleProducers < 0 || idleProducerTimeout == null || idleProducerTimeout.isNegative()) {
+        throw new SinkConfigurationException(
+            "pipeline '"
+                + pipelineId
+                + "': idleProducers("
+                + maxIdleProducers
+                + ", "
+                + idleProducerTimeout
+                + ") needs a count of at least 0 and a non-negative duration, for example"
+                + " idleProducers(64, Duration.ofMinutes(10))");
+      }
+    }
+
+    private void checkApiTimeout(Duration apiTimeout) {
+      if (apiTimeout.isNegative() || apiTimeout.toMillis() < 100) {
+        throw new SinkConfigurationException(
+            "pipeline '" + pipelineId + "': apiTimeout " + apiTimeout + " is too short");
+      }
     }
 
     private void require(String value, String name, String example) {

@@ -8,6 +8,7 @@ import org.apache.spark.api.java.function.Function2;
 import org.exactlyonce.spark.ExactlyOnceException;
 import org.exactlyonce.spark.PipelineId;
 import org.exactlyonce.spark.SinkConfigurationException;
+import org.exactlyonce.spark.SinkProperties;
 import org.exactlyonce.spark.SourceRange;
 import org.exactlyonce.spark.jdbc.internal.Databases;
 import org.exactlyonce.spark.jdbc.internal.JdbcOffsetStore;
@@ -180,6 +181,11 @@ public final class JdbcBatchSink<R> implements BatchSink<R> {
     public Builder<R> staged() {
       this.staged = true;
       return this;
+    }
+
+    @Override
+    void applyStrategySettings(SinkProperties p) {
+      p.ifPresent(JdbcProperties.STAGING_TABLE, n -> stagingTable(checkedName("staging table", n)));
     }
 
     /** The staging table of {@link #staged()}, {@code name} or {@code schema.name}. */

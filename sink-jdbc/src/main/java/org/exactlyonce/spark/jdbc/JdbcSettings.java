@@ -62,6 +62,13 @@ public final class JdbcSettings implements Serializable {
     return new JdbcSettings(url, null, null, null, new TreeMap<>(), 0, DEFAULT_RECONNECT_TIMEOUT);
   }
 
+  /** These settings with another URL, checked like {@link #url(String)}. */
+  JdbcSettings withUrl(String newUrl) {
+    url(newUrl);
+    return new JdbcSettings(
+        newUrl, user, password, passwordEnv, properties, maxPoolSize, reconnectTimeout);
+  }
+
   /** Connects as {@code user}. */
   public JdbcSettings user(String user) {
     return new JdbcSettings(

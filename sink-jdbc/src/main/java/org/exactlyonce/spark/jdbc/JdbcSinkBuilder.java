@@ -2,9 +2,13 @@ package org.exactlyonce.spark.jdbc;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import org.apache.spark.SparkConf;
 import org.exactlyonce.spark.PipelineId;
 import org.exactlyonce.spark.RowValues;
 import org.exactlyonce.spark.SinkConfigurationException;
+import org.exactlyonce.spark.SinkProperties;
+import org.exactlyonce.spark.SinkSetting;
 import org.exactlyonce.spark.jdbc.internal.JdbcSpec;
 import org.exactlyonce.spark.jdbc.internal.PostgresDialect;
 import org.exactlyonce.spark.jdbc.internal.SqlIdentifier;
@@ -50,6 +54,86 @@ public abstract class JdbcSinkBuilder<R, B extends JdbcSinkBuilder<R, B>> {
   public B connection(JdbcSettings settings) {
     this.settings = settings;
     return self();
+  }
+
+  /**
+   * Applies the settings of this pipeline found in Spark configuration {@code conf} (keys {@code
+   * spark.exactlyonce.<pipeline id>.<key>}, see {@link JdbcProperties} and {@code
+   * docs/settings.md}), which is only read. Same as {@link #settingsFrom(Map)}.
+   *
+   * @throws SinkConfigurationException naming the key and the fix
+   */
+  public B settingsFrom(SparkConf conf) {
+    return apply(SinkProperties.read(pipelineId, conf, JdbcProperties.ALL));
+  }
+
+  /**
+   * Applies the settings of this pipeline found in {@code conf} under {@code
+   * spark.exactlyonce.<pipeline id>.} (see {@link JdbcProperties} and {@code docs/settings.md}):
+   * each key calls its builder method, so a value is checked as the method checks it. A key that is
+   * absent leaves the builder as it was; builder calls made after this one win over the
+   * configuration, calls made before it are overridden by keys present. {@code url} replaces the
+   * URL of a {@link #connection(JdbcSettings)} given before and keeps its other settings; without
+   * one, the connection keys need {@code url}.
+   *
+   * @throws SinkConfigurationException for an unknown key (naming the nearest one), a key that
+   *     looks like a secret (secrets come from {@code passwordEnv}) or a value that is not valid,
+   *     naming the key and the fix
+   */
+  public B settingsFrom(Map<String, String> conf) {
+    return apply(SinkProperties.read(pipelineId, conf, JdbcProperties.ALL));
+  }
+
+  private B apply(SinkProperties p) {
+    JdbcSettings[] s = {settings};
+    p.ifPresent(
+        JdbcProperties.URL, u -> s[0] = s[0] == null ? JdbcSettings.url(u) : s[0].withUrl(u));
+    for (SinkSetting<?> connectionKey :
+        List.of(
+            JdbcProperties.USER,
+            JdbcProperties.PASSWORD_ENV,
+            JdbcProperties.MAX_POOL_SIZE,
+            JdbcProperties.RECONNECT_TIMEOUT,
+            JdbcProperties.PROPERTY)) {
+      if (s[0] == null && p.get(connectionKey).isPresent()) {
+        throw new SinkConfigurationException(
+            p.fullKey(connectionKey)
+                + " is set but there is no connection to apply it to: set "
+                + p.fullKey(JdbcProperties.URL)
+                + ", or call connection(JdbcSettings.url(...)) before settingsFrom(...)");
+      }
+    }
+    p.ifPresent(JdbcProperties.USER, u -> s[0] = s[0].user(u));
+    p.ifPresent(JdbcProperties.PASSWORD_ENV, e -> s[0] = s[0].passwordFromEnv(e));
+    p.ifPresent(JdbcProperties.MAX_POOL_SIZE, n -> s[0] = s[0].maxPoolSize(n));
+    p.ifPresent(JdbcProperties.RECONNECT_TIMEOUT, t -> s[0] = s[0].reconnectTimeout(t));
+    p.forEachEntry(JdbcProperties.PROPERTY, (k, v) -> s[0] = s[0].property(k, v));
+    settings = s[0];
+    // Names are checked here as build() checks them, so that the error names the key.
+    p.ifPresent(JdbcProperties.OFFSETS_TABLE, n -> offsetsTable(checkedName("offsets table", n)));
+    p.ifPresent(JdbcProperties.WRITERS_TABLE, n -> writersTable(checkedName("writers table", n)));
+    p.ifPresent(JdbcProperties.TABLE, n -> table(checkedName("table", n)));
+    p.ifPresent(JdbcProperties.BATCH_SIZE, this::batchSize);
+    p.ifPresent(JdbcProperties.COPY, this::copy);
+    p.ifPresent(
+        JdbcProperties.DEAD_LETTER_TABLE,
+        n -> deadLetterTable(checkedName("dead-letter table", n)));
+    applyStrategySettings(p);
+    return self();
+  }
+
+  /** Applies the settings of one strategy only; the others refuse them. */
+  void applyStrategySettings(SinkProperties p) {
+    if (p.get(JdbcProperties.STAGING_TABLE).isPresent()) {
+      throw new SinkConfigurationException(
+          p.fullKey(JdbcProperties.STAGING_TABLE)
+              + " applies to a per-batch sink (JdbcSink.perBatch(...)) only: remove it");
+    }
+  }
+
+  static String checkedName(String what, String name) {
+    SqlIdentifier.parse(what, name, true);
+    return name;
   }
 
   /** The offsets table, {@code name} or {@code schema.name}; default {@code eos_offsets}. */
