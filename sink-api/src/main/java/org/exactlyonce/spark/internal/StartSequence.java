@@ -105,10 +105,15 @@ public final class StartSequence {
     public EpochsTaken takeEpochs(StartOffsets kafka) {
       Map<PipelineId, Map<TopicPartition, Long>> stored = new LinkedHashMap<>();
       Map<PipelineId, Map<TopicPartition, Long>> marks = new LinkedHashMap<>();
+      // The marks before the offsets: the running driver may commit between the two reads (a
+      // rolling deploy), and a commit raises a partition's offset and its mark together. Read in
+      // this order, the offsets can only be at or past the marks unless they were moved back
+      // outside the library; read the other way, a commit in between looked like offsets moved
+      // back, and the new deployment refused to start.
       stores.forEach(
           (id, store) -> {
-            stored.put(id, store.storedOffsets());
             marks.put(id, store.highWaterMarks());
+            stored.put(id, store.storedOffsets());
           });
       kafka.refresh();
       stored.forEach(

@@ -583,6 +583,151 @@ abstract class SinkContract {
   }
 
   /**
+   * A deployment that starts while the running driver still commits (a rolling deploy) reads the
+   * stored offsets and their high-water marks before it takes its writer epoch. A commit of the
+   * running driver that lands between those two reads must not look like offsets moved back by
+   * hand: the start goes on, from what the running driver committed last. (For the Kafka sinks'
+   * progress group, which keeps no marks, the row holds trivially.)
+   */
+  @Test
+  void aStartRacingACommitOfTheRunningDriverIsNotTakenForOffsetsMovedBack() {
+    ExactlyOnceSink sink = fixture.sink(pipeline("race"));
+    send(topic, 0, "race", 20, null);
+    try (OffsetStore running = sink.openOffsetStore()) {
+      long epoch = begin(running);
+      running.storeStartOffsets(Map.of(tp0, 0L, tp1, 0L), epoch);
+      running.commitRanges(epoch, List.of(SourceRange.of(topic, 0, 0, 10)));
+      ExactlyOnceSink racing =
+          new CommitAfterFirstRead(
+              sink,
+              () ->
+                  assertThat(running.commitRanges(epoch, List.of(SourceRange.of(topic, 0, 10, 20))))
+                      .extracting(PartitionCommit::outcome)
+                      .containsExactly(CommitOutcome.COMMITTED));
+      JavaStreamingContext ssc = new JavaStreamingContext(sc, Durations.milliseconds(500));
+      try {
+        ExactlyOnceStream<String, String> stream =
+            ExactlyOnce.directStream(ssc, kafkaParams(), List.of(topic), racing);
+        assertThat(((CommitAfterFirstRead) racing).fired).as("the racing commit ran").isTrue();
+        assertThat(stream.startOffsets()).containsEntry(tp0, 20L);
+      } finally {
+        ssc.stop(false, true);
+      }
+    }
+  }
+
+  /**
+   * A sink whose offset store runs {@code commit} (the running driver's) right after the first read
+   * a starting deployment makes of it, whichever read that is.
+   */
+  private static final class CommitAfterFirstRead implements ExactlyOnceSink {
+    private static final long serialVersionUID = 1L;
+    private final ExactlyOnceSink sink;
+    private final transient Runnable commit;
+    private transient boolean fired;
+
+    CommitAfterFirstRead(ExactlyOnceSink sink, Runnable commit) {
+      this.sink = sink;
+      this.commit = commit;
+    }
+
+    @Override
+    public org.exactlyonce.spark.PipelineId pipelineId() {
+      return sink.pipelineId();
+    }
+
+    @Override
+    public String describe() {
+      return sink.describe();
+    }
+
+    @Override
+    public void checkOutputs() {
+      sink.checkOutputs();
+    }
+
+    @Override
+    public void checkConsumerSettings(Map<String, Object> kafkaParams) {
+      sink.checkConsumerSettings(kafkaParams);
+    }
+
+    @Override
+    public void checkStreamingSettings(org.apache.spark.SparkConf conf) {
+      sink.checkStreamingSettings(conf);
+    }
+
+    @Override
+    public OffsetStore openOffsetStore() {
+      OffsetStore store = sink.openOffsetStore();
+      return new OffsetStore() {
+        private <T> T thenCommit(T read) {
+          if (!fired) {
+            fired = true;
+            commit.run();
+          }
+          return read;
+        }
+
+        @Override
+        public void validate() {
+          store.validate();
+        }
+
+        @Override
+        public long takeWriterEpoch() {
+          return store.takeWriterEpoch();
+        }
+
+        @Override
+        public Map<TopicPartition, Long> storedOffsets() {
+          return thenCommit(store.storedOffsets());
+        }
+
+        @Override
+        public Map<TopicPartition, Long> storedOffsetsAtStart(
+            java.util.Collection<TopicPartition> partitions, long epoch) {
+          return store.storedOffsetsAtStart(partitions, epoch);
+        }
+
+        @Override
+        public void checkBeforeEpoch(java.util.Collection<TopicPartition> partitions) {
+          store.checkBeforeEpoch(partitions);
+        }
+
+        @Override
+        public Map<TopicPartition, Long> highWaterMarks() {
+          return thenCommit(store.highWaterMarks());
+        }
+
+        @Override
+        public String offsetsToolResetOptions() {
+          return store.offsetsToolResetOptions();
+        }
+
+        @Override
+        public void storeStartOffsets(Map<TopicPartition, Long> offsets, long epoch) {
+          store.storeStartOffsets(offsets, epoch);
+        }
+
+        @Override
+        public List<PartitionCommit> commitRanges(long epoch, List<SourceRange> ranges) {
+          return store.commitRanges(epoch, ranges);
+        }
+
+        @Override
+        public void keepAlive(java.util.Collection<TopicPartition> partitions, long epoch) {
+          store.keepAlive(partitions, epoch);
+        }
+
+        @Override
+        public void close() {
+          store.close();
+        }
+      };
+    }
+  }
+
+  /**
    * Records the mapper fails on go to the sink's dead letters, in the same exactly-once unit as the
    * outputs: every task's first attempt fails after its sink committed, so Spark replays every
    * range once, and still each bad record is a dead letter exactly once, each good one an output
