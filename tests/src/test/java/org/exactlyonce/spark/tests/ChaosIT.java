@@ -793,6 +793,7 @@ class ChaosIT {
     List<String> cmd = new ArrayList<>();
     cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
     cmd.add("-Xmx768m");
+    cmd.addAll(List.of(ChaosJob.FAST_START_OPTIONS.split(" ")));
     cmd.add("-Dchaos.rate=" + Integer.getInteger("chaos.rate", 250));
     cmd.add("-Dchaos.slowMs=" + Integer.getInteger("chaos.slowMs", 4));
     // Task failures at the commit protocol's points, in the executor JVMs.
