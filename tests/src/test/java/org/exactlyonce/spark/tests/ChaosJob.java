@@ -312,6 +312,10 @@ public final class ChaosJob {
         .key(ToBytes.utf8(v -> v))
         .value(ToBytes.utf8(v -> v))
         .apiTimeout(Duration.ofSeconds(15))
+        // A killed driver's producer leaves its transaction open, and the restarted driver cannot
+        // start until the broker aborts it: after 20 s rather than the default minute (a range's
+        // transaction here takes a few seconds, outages included).
+        .transactionTimeout(Duration.ofSeconds(20))
         .producerProperty("delivery.timeout.ms", "20000")
         .producerProperty("request.timeout.ms", "5000");
   }
