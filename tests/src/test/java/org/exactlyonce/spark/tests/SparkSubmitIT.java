@@ -25,6 +25,9 @@ import org.exactlyonce.spark.testing.servers.KafkaBroker;
 import org.exactlyonce.spark.testing.servers.SparkSetup;
 import org.exactlyonce.spark.testing.servers.StandaloneCluster;
 import org.exactlyonce.spark.testing.servers.TestServers;
+import org.exactlyonce.spark.tests.support.JdbcTestSupport;
+import org.exactlyonce.spark.tests.support.KafkaOutput;
+import org.exactlyonce.spark.tests.support.StreamHarness;
 import org.junit.jupiter.api.Test;
 
 /**

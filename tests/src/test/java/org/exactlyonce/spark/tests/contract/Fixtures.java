@@ -34,7 +34,7 @@ import org.exactlyonce.spark.testing.servers.CassandraServer;
 import org.exactlyonce.spark.testing.servers.KafkaBroker;
 import org.exactlyonce.spark.testing.servers.PostgresServer;
 import org.exactlyonce.spark.testing.servers.TestServers;
-import org.exactlyonce.spark.tests.CassandraTestSupport;
+import org.exactlyonce.spark.tests.support.CassandraTestSupport;
 import scala.Tuple2;
 
 /** The sinks of every backend and strategy, each writing one output per input id. */
