@@ -4,6 +4,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import org.apache.kafka.common.TopicPartition;
+import org.exactlyonce.spark.ExactlyOnceException;
 import org.exactlyonce.spark.PipelineId;
 import org.exactlyonce.spark.SourceRange;
 import org.exactlyonce.spark.spi.CommitDecision;
@@ -80,8 +81,19 @@ final class JdbcCommitUnit implements CommitUnit {
             .bindArray("expected", Long.class, advances.stream().map(Advance::expected).toList())
             .bindArray("untils", Long.class, advances.stream().map(a -> a.range().until()).toList())
             .execute();
-    // The rows are locked, so every compare-and-set applies; fewer means the unit is broken (the
-    // protocol then throws and the transaction rolls back).
-    return updated == advances.size();
+    if (updated != advances.size()) {
+      // Cannot happen while the row locks are held. Throw rather than return false: false tells
+      // the protocol that nothing changed, and some rows of this statement did; the transaction
+      // rolls back.
+      throw new ExactlyOnceException(
+          "the offset rows of "
+              + advances.stream().map(a -> a.range().topicPartition()).toList()
+              + " changed under their locks ("
+              + updated
+              + " of "
+              + advances.size()
+              + " compare-and-sets applied); rolling back");
+    }
+    return true;
   }
 }
