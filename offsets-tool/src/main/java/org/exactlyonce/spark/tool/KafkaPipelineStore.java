@@ -267,7 +267,7 @@ final class KafkaPipelineStore implements PipelineStore {
                     + " ms, on "
                     + d.topicPartitions()
                     + "): read_committed readers of those partitions wait behind it until it"
-                    + " ends, and the next start waits for it",
+                    + " ends",
                 "none if a driver of the pipeline still runs (its next commit ends it); otherwise"
                     + " the coordinator aborts it "
                     + ends
