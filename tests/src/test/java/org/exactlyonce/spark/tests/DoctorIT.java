@@ -283,6 +283,53 @@ class DoctorIT {
     }
   }
 
+  @Test
+  void kafkaIdlePartitionWhoseStoredOffsetTheBrokerMayExpireIsReported() throws Exception {
+    // Records of four days ago, all processed: no batch commits the partitions again, and the
+    // broker keeps a member-less group's offsets 7 days (its default) after their last commit.
+    kafka.createTopic(topic, 2);
+    long fourDaysAgo = System.currentTimeMillis() - Duration.ofDays(4).toMillis();
+    List<ProducerRecord<String, String>> records = new ArrayList<>();
+    for (int i = 0; i < 3; i++) {
+      records.add(new ProducerRecord<>(topic, 0, fourDaysAgo + i, "k" + i, "v" + i));
+      records.add(new ProducerRecord<>(topic, 1, fourDaysAgo + i, "k" + i, "v" + i));
+    }
+    kafka.send(records);
+    String outTopic = "doctor-out-" + suffix;
+    kafka.createTopic(outTopic, 1);
+    String pipeline = "doctor-idle-" + suffix;
+    KafkaSink<String> sink =
+        KafkaSink.<String>transactional(pipeline)
+            .bootstrapServers(kafka.bootstrapServers())
+            .topic(outTopic)
+            .value(ToBytes.utf8(s -> s))
+            .apiTimeout(Duration.ofSeconds(20))
+            .build();
+    long epoch = start(sink);
+    assertThat(commit(sink, epoch, 0, 0, 3)).isEqualTo(CommitOutcome.COMMITTED);
+    assertThat(commit(sink, epoch, 1, 0, 2)).isEqualTo(CommitOutcome.COMMITTED);
+
+    Run idle =
+        tool(
+            Map.of(),
+            "doctor",
+            "--pipeline",
+            pipeline,
+            "--bootstrap-servers",
+            kafka.bootstrapServers());
+    assertThat(idle.exit()).as(idle.out() + idle.err()).isEqualTo(OffsetsTool.FOUND_WARNINGS);
+    assertThat(idle.out())
+        .containsPattern(
+            "WARN +"
+                + topic
+                + " +0 +idle since its latest record at \\S+: no batch commits it, and group 'eos-progress-"
+                + pipeline
+                + "' has no members, so the broker deletes its stored offset 10080 min after its"
+                + " last commit \\(the broker's offsets.retention.minutes\\)")
+        // Partition 1 still has a record to process: a batch will commit it.
+        .doesNotContainPattern("WARN +" + topic + " +1 ");
+  }
+
   private CommitOutcome commit(
       KafkaSink<String> sink, long epoch, int partition, long from, long to) {
     SourceRange r = SourceRange.of(topic, partition, from, to);
