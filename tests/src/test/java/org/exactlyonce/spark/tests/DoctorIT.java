@@ -1,6 +1,7 @@
 package org.exactlyonce.spark.tests;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
 
 import java.io.PrintWriter;
 import java.io.StringWriter;
@@ -203,6 +204,84 @@ class DoctorIT {
     Run stale = tool(env, doctor);
     assertThat(stale.out())
         .containsPattern("INFO +- +- +a driver took the pipeline at .* and has committed nothing");
+  }
+
+  @Test
+  void topicRecreatedWithFewerPartitionsIsReportedPartitionByPartition() throws Exception {
+    sourceTopic();
+    JdbcTestSupport db = new JdbcTestSupport();
+    PostgresServer pg = TestServers.postgres();
+    Map<String, String> env = Map.of("EOS_TEST_PGPASSWORD", pg.password());
+    String pipeline = "doctor-recreated";
+    JdbcSink<Out> sink =
+        JdbcSink.<Out>transactional(pipeline)
+            .connection(db.settings)
+            .table("out")
+            .columns("id", "topic", "kafka_partition", "src_offset")
+            .values(JdbcTestSupport::values)
+            .build();
+    long epoch = start(sink);
+    assertThat(commit(sink, epoch, 0, 0, 8)).isEqualTo(CommitOutcome.COMMITTED);
+    assertThat(commit(sink, epoch, 1, 0, 4)).isEqualTo(CommitOutcome.COMMITTED);
+    String[] doctor = {
+      "doctor",
+      "--pipeline",
+      pipeline,
+      "--bootstrap-servers",
+      kafka.bootstrapServers(),
+      "--jdbc-url",
+      db.url,
+      "--user",
+      pg.user(),
+      "--password-env",
+      "EOS_TEST_PGPASSWORD"
+    };
+
+    try (Admin admin = kafka.admin()) {
+      admin.deleteTopics(List.of(topic)).all().get(30, TimeUnit.SECONDS);
+    }
+    // Deleted: until it is created again, the next start refuses to run.
+    await()
+        .atMost(Duration.ofSeconds(30))
+        .untilAsserted(
+            () -> {
+              Run gone = tool(env, doctor);
+              assertThat(gone.exit()).isEqualTo(OffsetsTool.FOUND_ERRORS);
+              assertThat(gone.out())
+                  .containsPattern(
+                      "ERROR +"
+                          + topic
+                          + " +- +topic '"
+                          + topic
+                          + "' has stored offsets but does"
+                          + " not exist");
+            });
+    // Created again with one partition of 2 records: partition 0's stored 8 lies past its end,
+    // and partition 1 is gone.
+    await()
+        .atMost(Duration.ofSeconds(30))
+        .ignoreExceptions()
+        .untilAsserted(() -> kafka.createTopic(topic, 1));
+    kafka.send(
+        List.of(
+            new ProducerRecord<>(topic, 0, "k0", "v0"),
+            new ProducerRecord<>(topic, 0, "k1", "v1")));
+    Run recreated = tool(env, doctor);
+    assertThat(recreated.exit()).isEqualTo(OffsetsTool.FOUND_ERRORS);
+    assertThat(recreated.out())
+        .containsPattern(
+            "ERROR +"
+                + topic
+                + " +0 +stored offset 8 is past the log end 2 .*--to-offset "
+                + topic
+                + ":0=0 --execute")
+        .containsPattern(
+            "WARN +"
+                + topic
+                + " +1 +stored offset 4 for a partition topic '"
+                + topic
+                + "' no longer has \\(it has 1;")
+        .contains("1 error(s), 1 warning(s)");
   }
 
   private CommitOutcome commit(JdbcSink<Out> sink, long epoch, int partition, long from, long to) {
