@@ -107,6 +107,58 @@ final class ConnectionOptions {
     return out;
   }
 
+  /**
+   * These options as arguments of the tool, for the commands {@code doctor} prints: the same store
+   * and source, the password by its variable's name only, the JDBC URL without its parameters.
+   *
+   * @param forReset whether the command is a reset, which needs a Kafka sink's output topic
+   */
+  String asArguments(boolean forReset) {
+    StringBuilder b = new StringBuilder();
+    if (bootstrapServers != null) {
+      b.append(" --bootstrap-servers ").append(bootstrapServers);
+    }
+    if (jdbcUrl != null) {
+      b.append(" --jdbc-url ").append(JdbcSettings.url(jdbcUrl).safeUrl());
+      if (user != null) {
+        b.append(" --user ").append(user);
+      }
+      if (passwordEnv != null) {
+        b.append(" --password-env ").append(passwordEnv);
+      }
+      if (!"eos_offsets".equals(offsetsTable)) {
+        b.append(" --offsets-table ").append(offsetsTable);
+      }
+      if (!"eos_writers".equals(writersTable)) {
+        b.append(" --writers-table ").append(writersTable);
+      }
+    } else {
+      if (progressServers != null) {
+        b.append(" --progress-bootstrap-servers ").append(progressServers);
+      }
+      if (progressGroup != null) {
+        b.append(" --progress-group ").append(progressGroup);
+      }
+      if (outputTopic != null) {
+        b.append(" --output-topic ").append(outputTopic);
+      } else if (forReset) {
+        b.append(" --output-topic <the sink's output topic>");
+      }
+      if (idempotentSink) {
+        b.append(" --idempotent-sink");
+      }
+    }
+    if (kafkaConfig != null) {
+      b.append(" --kafka-config ").append(kafkaConfig);
+    }
+    return b.toString().trim();
+  }
+
+  /** Whether the store is a Kafka sink's progress group (no {@code --jdbc-url}). */
+  boolean kafkaStore() {
+    return jdbcUrl == null;
+  }
+
   /** The offsets store these options name. */
   PipelineStore openStore(Map<String, String> environment) {
     if (jdbcUrl != null) {

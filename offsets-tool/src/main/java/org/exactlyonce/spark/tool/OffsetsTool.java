@@ -9,18 +9,24 @@ import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Spec;
 
 /**
- * The {@code exactly-once-offsets} command: {@code show}, {@code lag} and {@code reset} of a
- * pipeline's stored offsets, for the PostgreSQL offsets table and a Kafka sink's progress group.
+ * The {@code exactly-once-offsets} command: {@code show}, {@code lag}, {@code reset} and {@code
+ * doctor} of a pipeline's stored offsets, for the PostgreSQL offsets table and a Kafka sink's
+ * progress group.
  *
  * <p>Exit codes: 0 done, 1 failed (the message says why and what to fix), 2 wrong usage, {@value
- * #REFUSED} refused because a driver may still hold the pipeline.
+ * #REFUSED} refused because a driver may still hold the pipeline; {@code doctor}: {@value
+ * #FOUND_ERRORS} found something that stops the next start, {@value #FOUND_WARNINGS} found
+ * something that surprises it (and nothing that stops it).
  */
 @Command(
     name = "exactly-once-offsets",
     mixinStandardHelpOptions = true,
     versionProvider = OffsetsTool.Version.class,
     description = {
-      "Shows, measures and resets the offsets an exactly-once sink stored for a pipeline.",
+      "Shows, measures and resets the offsets an exactly-once sink stored for a pipeline, and"
+          + " diagnoses what would stop or surprise its next start (doctor).",
+      "Exit codes: 0 done, 1 failed, 2 wrong usage, 3 reset refused (a driver may hold the"
+          + " pipeline), 4 doctor found an ERROR, 5 doctor found a WARN but no ERROR.",
       "Offsets are read from the sink's own store (PostgreSQL offsets table with --jdbc-url, or a"
           + " Kafka sink's progress group otherwise); the source topics are read at"
           + " --bootstrap-servers."
@@ -29,11 +35,18 @@ import picocli.CommandLine.Spec;
       ShowCommand.class,
       LagCommand.class,
       ResetCommand.class,
+      DoctorCommand.class,
       CommandLine.HelpCommand.class
     })
 public final class OffsetsTool implements Runnable {
   /** The exit code of a reset refused because a driver may still hold the pipeline. */
   public static final int REFUSED = 3;
+
+  /** The exit code of {@code doctor} when it found something that stops the next start. */
+  public static final int FOUND_ERRORS = 4;
+
+  /** The exit code of {@code doctor} when it found surprises but nothing that stops a start. */
+  public static final int FOUND_WARNINGS = 5;
 
   private final Map<String, String> environment;
 
@@ -51,7 +64,7 @@ public final class OffsetsTool implements Runnable {
   @Override
   public void run() {
     throw new CommandLine.ParameterException(
-        spec.commandLine(), "name a verb: show, lag or reset (each has --help)");
+        spec.commandLine(), "name a verb: show, lag, reset or doctor (each has --help)");
   }
 
   /** Runs the tool with the process's environment and exits with its exit code. */

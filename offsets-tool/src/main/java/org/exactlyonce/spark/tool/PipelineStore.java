@@ -26,6 +26,21 @@ interface PipelineStore extends AutoCloseable {
    */
   Optional<String> heldBecause(String pipeline, Duration idleFor);
 
+  /**
+   * What the store itself shows that would stop or surprise the next start of {@code state}'s
+   * pipeline, beyond its offsets against the log (which {@code doctor} checks for every store).
+   *
+   * @param end the end offset of each existing stored partition
+   * @param lastRecordMillis the timestamp of each existing stored partition's latest record, -1 if
+   *     unknown
+   * @param idleFor how long without a commit counts as idle
+   */
+  List<Finding> diagnose(
+      PipelineState state,
+      java.util.Map<org.apache.kafka.common.TopicPartition, Long> end,
+      java.util.Map<org.apache.kafka.common.TopicPartition, Long> lastRecordMillis,
+      Duration idleFor);
+
   @Override
   void close();
 }

@@ -231,6 +231,61 @@ final class PostgresPipelineStore implements PipelineStore {
     }
   }
 
+  /**
+   * A writer epoch taken longer than {@code idleFor} ago with no offset written since: a driver
+   * started and has committed nothing (stuck, or its partitions received nothing), or was stopped
+   * right after its start. Not an error: the next start takes a newer epoch.
+   */
+  @Override
+  public List<Finding> diagnose(
+      PipelineState state,
+      Map<TopicPartition, Long> end,
+      Map<TopicPartition, Long> lastRecordMillis,
+      Duration idleFor) {
+    Instant taken = state.epochTakenAt();
+    if (taken == null) {
+      return List.of();
+    }
+    Instant now = databaseNow();
+    Instant committed =
+        state.partitions().stream()
+            .map(PipelineState.Stored::committedAt)
+            .filter(java.util.Objects::nonNull)
+            .max(Instant::compareTo)
+            .orElse(null);
+    boolean idle = Duration.between(taken, now).compareTo(idleFor) > 0;
+    if (!idle || (committed != null && !committed.isBefore(taken))) {
+      return List.of();
+    }
+    return List.of(
+        Finding.of(
+            Finding.Severity.INFO,
+            null,
+            "a driver took the pipeline at "
+                + taken
+                + (state.takenBy() == null ? "" : " (" + state.takenBy() + ")")
+                + " under writer epoch "
+                + state.writerEpoch()
+                + " and has committed nothing since ("
+                + Duration.between(taken, now).toSeconds()
+                + " s, longer than --idle-for "
+                + idleFor
+                + ")",
+            "none needed: the next start takes a newer epoch. If that driver still runs, check"
+                + " why it commits nothing (stuck batch, or no new records)"));
+  }
+
+  private Instant databaseNow() {
+    try (PreparedStatement s = connection.prepareStatement("SELECT now()");
+        ResultSet rs = s.executeQuery()) {
+      rs.next();
+      return rs.getTimestamp(1).toInstant();
+    } catch (SQLException e) {
+      throw new SinkConfigurationException(
+          "reading the time of " + settings.safeUrl() + " failed: " + e.getMessage(), e);
+    }
+  }
+
   static String ago(Instant then, Instant now) {
     Duration d = Duration.between(then, now);
     return d.toSeconds() + " s ago (" + then + ")";

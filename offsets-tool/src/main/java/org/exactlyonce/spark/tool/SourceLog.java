@@ -45,6 +45,52 @@ final class SourceLog implements AutoCloseable {
     return out;
   }
 
+  /**
+   * The partitions of those of {@code topics} that exist, per topic; a topic that does not exist
+   * has no entry.
+   */
+  Map<String, List<TopicPartition>> existingPartitionsOf(Collection<String> topics) {
+    Map<String, List<TopicPartition>> out = new java.util.TreeMap<>();
+    admin
+        .describeTopics(topics)
+        .topicNameValues()
+        .forEach(
+            (topic, future) -> {
+              try {
+                TopicDescription d = get(future, List.of(topic));
+                List<TopicPartition> tps = new java.util.ArrayList<>();
+                d.partitions().forEach(p -> tps.add(new TopicPartition(topic, p.partition())));
+                out.put(topic, tps);
+              } catch (MissingTopicException e) {
+                // absent from the answer: the caller reports it
+              }
+            });
+    return out;
+  }
+
+  /**
+   * Per partition, the timestamp of its latest record (by timestamp), or -1 where it holds none or
+   * the broker does not tell.
+   */
+  Map<TopicPartition, Long> lastRecordTimes(Collection<TopicPartition> tps) {
+    Map<TopicPartition, OffsetSpec> request = new HashMap<>();
+    tps.forEach(tp -> request.put(tp, OffsetSpec.maxTimestamp()));
+    Map<TopicPartition, Long> out = new HashMap<>();
+    try {
+      admin
+          .listOffsets(request)
+          .all()
+          .get(TIMEOUT_MS, TimeUnit.MILLISECONDS)
+          .forEach((tp, i) -> out.put(tp, i.timestamp()));
+    } catch (ExecutionException | TimeoutException e) {
+      tps.forEach(tp -> out.put(tp, -1L));
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new SinkConfigurationException("interrupted while reading the source topics", e);
+    }
+    return out;
+  }
+
   Map<TopicPartition, Long> earliest(Collection<TopicPartition> tps) {
     return offsets(tps, OffsetSpec.earliest());
   }
@@ -82,7 +128,7 @@ final class SourceLog implements AutoCloseable {
       return future.get(TIMEOUT_MS, TimeUnit.MILLISECONDS);
     } catch (ExecutionException e) {
       if (e.getCause() instanceof UnknownTopicOrPartitionException) {
-        throw new SinkConfigurationException(
+        throw new MissingTopicException(
             "topic(s) "
                 + topics
                 + " or one of their partitions do not exist on the source cluster at '"
@@ -109,6 +155,15 @@ final class SourceLog implements AutoCloseable {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new SinkConfigurationException("interrupted while reading the source topics", e);
+    }
+  }
+
+  /** A topic or partition the source cluster does not have. */
+  static final class MissingTopicException extends SinkConfigurationException {
+    private static final long serialVersionUID = 1L;
+
+    MissingTopicException(String message) {
+      super(message);
     }
   }
 

@@ -24,12 +24,57 @@ class OffsetsToolTest {
 
   @Test
   void everyVerbHasHelp() {
-    for (String verb : new String[] {"show", "lag", "reset"}) {
+    for (String verb : new String[] {"show", "lag", "reset", "doctor"}) {
       assertThat(run(verb, "--help")).isZero();
       assertThat(out.toString()).contains("Usage: exactly-once-offsets " + verb);
     }
     assertThat(run("--help")).isZero();
-    assertThat(out.toString()).contains("show", "lag", "reset");
+    assertThat(out.toString()).contains("show", "lag", "reset", "doctor");
+  }
+
+  @Test
+  void doctorsExitCodesAreDocumentedAndDistinctFromTheOthers() {
+    assertThat(run("doctor", "--help")).isZero();
+    assertThat(out.toString().replaceAll("\\s+", " "))
+        .contains(
+            "Exit codes: 0 nothing found (or INFO only), 5 WARN but no ERROR, 4 at least one ERROR");
+    assertThat(OffsetsTool.FOUND_ERRORS)
+        .isNotIn(0, 1, 2, OffsetsTool.REFUSED)
+        .isNotEqualTo(OffsetsTool.FOUND_WARNINGS);
+    assertThat(OffsetsTool.FOUND_WARNINGS).isNotIn(0, 1, 2, OffsetsTool.REFUSED);
+  }
+
+  @Test
+  void doctorNeedsAPipelineAndTheSourceCluster() {
+    assertThat(run("doctor")).isEqualTo(2);
+    assertThat(err.toString()).contains("--pipeline");
+    assertThat(run("doctor", "--pipeline", "p", "--jdbc-url", "jdbc:postgresql://127.0.0.1:1/x"))
+        .isEqualTo(1);
+    assertThat(err.toString()).contains("doctor reads the source topics' offsets");
+  }
+
+  @Test
+  void fixCommandsRepeatTheStoreOptionsWithoutSecrets() {
+    ConnectionOptions c = new ConnectionOptions();
+    c.jdbcUrl = "jdbc:postgresql://db/ads?password=s3cret";
+    c.user = "app";
+    c.passwordEnv = "PGPASSWORD";
+    c.offsetsTable = "eos_offsets";
+    c.writersTable = "ops.writers";
+    c.bootstrapServers = "kafka:9092";
+    assertThat(c.asArguments(true))
+        .isEqualTo(
+            "--bootstrap-servers kafka:9092 --jdbc-url jdbc:postgresql://db/ads --user app"
+                + " --password-env PGPASSWORD --writers-table ops.writers");
+    ConnectionOptions k = new ConnectionOptions();
+    k.bootstrapServers = "src:9092";
+    k.progressServers = "out:9092";
+    k.idempotentSink = true;
+    assertThat(k.asArguments(true))
+        .isEqualTo(
+            "--bootstrap-servers src:9092 --progress-bootstrap-servers out:9092 --output-topic"
+                + " <the sink's output topic> --idempotent-sink");
+    assertThat(k.asArguments(false)).doesNotContain("--output-topic");
   }
 
   @Test
