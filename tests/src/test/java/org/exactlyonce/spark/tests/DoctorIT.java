@@ -36,7 +36,8 @@ import org.exactlyonce.spark.spi.ExactlyOnceSink;
 import org.exactlyonce.spark.testing.servers.KafkaBroker;
 import org.exactlyonce.spark.testing.servers.PostgresServer;
 import org.exactlyonce.spark.testing.servers.TestServers;
-import org.exactlyonce.spark.tests.JdbcTestSupport.Out;
+import org.exactlyonce.spark.tests.support.JdbcTestSupport;
+import org.exactlyonce.spark.tests.support.JdbcTestSupport.Out;
 import org.exactlyonce.spark.tool.OffsetsTool;
 import org.junit.jupiter.api.Test;
 
