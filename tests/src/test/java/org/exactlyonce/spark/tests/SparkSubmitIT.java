@@ -31,11 +31,13 @@ import org.exactlyonce.spark.tests.support.StreamHarness;
 import org.junit.jupiter.api.Test;
 
 /**
- * The example's cluster jar, submitted the way a user submits a job: {@code SparkSubmit --master
- * spark://... --deploy-mode client} in a JVM of its own, to a standalone cluster (a Master and two
- * Workers as separate JVMs, {@link StandaloneCluster}). The driver's class path holds Spark and its
- * dependencies only (not the sinks, their drivers nor kafka-clients: those must come from the jar),
- * and the executors fetch the jar from the driver as on any cluster.
+ * The example submitted the way a user submits a job: {@code SparkSubmit --master spark://...
+ * --deploy-mode client --jars exactly-once-sinks-assembly_2.12-<version>.jar
+ * examples-<version>-cluster.jar} in a JVM of its own, to a standalone cluster (a Master and two
+ * Workers as separate JVMs, {@link StandaloneCluster}). The job jar holds the example's code and
+ * its command-line parser only, as a user's job jar would; the library's assembly brings the sinks,
+ * their drivers, kafka-clients and Spark's Kafka direct stream. The driver's class path holds Spark
+ * and its dependencies only, and the executors fetch both jars from the driver as on any cluster.
  *
  * <p>Mid-run, while a sink's PostgreSQL transaction is open, one executor JVM (a {@code
  * CoarseGrainedExecutorBackend} child of a Worker) is killed with SIGKILL; Spark reruns its tasks
@@ -58,10 +60,21 @@ class SparkSubmitIT {
     return Path.of(jar);
   }
 
+  /** The library's assembly for spark-submit; tests/pom.xml passes its path. */
+  private static Path assemblyJar() {
+    String jar = System.getProperty("sinks.assemblyJar");
+    assertThat(jar).as("system property sinks.assemblyJar (set by tests/pom.xml)").isNotNull();
+    assertThat(Path.of(jar))
+        .as("the library's assembly: build with mvn verify -Pcluster -pl tests -am")
+        .isRegularFile();
+    return Path.of(jar);
+  }
+
   /**
-   * What the cluster jar bundles, as path fragments of the Maven repository (the artifact set of
-   * examples/pom.xml's shade plugin), and this build's own modules: left off the driver's and the
-   * executors' class path, so that the job finds them in the submitted jar or not at all.
+   * What the two submitted jars bundle, as path fragments of the Maven repository (the artifact
+   * sets of the shade plugins of assembly/pom.xml and examples/pom.xml), and this build's own
+   * modules: left off the driver's and the executors' class path, so that the job finds them in the
+   * submitted jar or not at all.
    */
   private static final List<String> IN_THE_JAR =
       List.of(
@@ -93,9 +106,38 @@ class SparkSubmitIT {
   }
 
   @Test
+  void theAssemblyHoldsNoLoggingConfigurationAndRelocatesTheDriversThatClash() throws Exception {
+    List<String> entries;
+    try (java.util.zip.ZipFile zip = new java.util.zip.ZipFile(assemblyJar().toFile())) {
+      entries = zip.stream().map(java.util.zip.ZipEntry::getName).toList();
+    }
+    assertThat(entries)
+        .as("the assembly's entries")
+        .contains(
+            "org/exactlyonce/spark/ExactlyOnce.class",
+            "org/exactlyonce/spark/jdbc/JdbcSink.class",
+            "org/postgresql/Driver.class",
+            "org/apache/kafka/clients/producer/KafkaProducer.class",
+            "org/apache/spark/streaming/kafka010/KafkaUtils.class")
+        .noneMatch(e -> e.matches("(.*/)?(log4j2?\\.(properties|xml)|logback(-test)?\\.xml)"))
+        .noneMatch(e -> e.startsWith("org/antlr/") || e.startsWith("com/typesafe/config/"))
+        .anyMatch(e -> e.startsWith("org/exactlyonce/spark/shaded/antlr/"))
+        .noneMatch(e -> e.startsWith("scala/") || e.startsWith("io/netty/"));
+    // Of Spark, only the Kafka direct stream and its token provider, which distributions lack.
+    assertThat(entries)
+        .filteredOn(e -> e.startsWith("org/apache/spark/") && e.endsWith(".class"))
+        .as("Spark classes in the assembly")
+        .allMatch(
+            e ->
+                e.startsWith("org/apache/spark/streaming/kafka010/")
+                    || e.startsWith("org/apache/spark/kafka010/"));
+  }
+
+  @Test
   void theSubmittedExampleWritesEveryRecordOnceAfterAnExecutorIsKilled() throws Exception {
     long started = System.nanoTime();
     Path jar = clusterJar();
+    Path assembly = assemblyJar();
     KafkaBroker kafka = TestServers.kafka();
     JdbcTestSupport db = new JdbcTestSupport();
     String topic = "submit-" + System.nanoTime();
@@ -136,6 +178,8 @@ class SparkSubmitIT {
               // About 20 one-second batches, so that the kill lands mid-run.
               "--conf",
               "spark.streaming.kafka.maxRatePerPartition=" + RECORDS / PARTITIONS / 20,
+              "--jars",
+              assembly.toString(),
               jar.toString(),
               "--records",
               Integer.toString(RECORDS),
