@@ -107,6 +107,16 @@ public final class ExactlyOnceMetrics {
   public static final String LAG = "lag";
 
   /**
+   * Gauges {@code lagMs.<topic>-<partition>}: how long, in milliseconds, the partition's oldest
+   * uncommitted record has waited at least: the time since the earliest committed batch whose end
+   * offset (as Spark saw it when it cut the batch) lay past the committed offset, 0 when the
+   * committed offset has reached the latest end seen. Computed when read, so it keeps growing while
+   * the pipeline is stuck behind; records that arrived after the last committed batch are not seen
+   * until the next one. A partition's gauge appears with its first committed batch.
+   */
+  public static final String LAG_MS = "lagMs";
+
+  /**
    * Gauge: Spark's batch time of the last committed batch, in epoch milliseconds; 0 before the
    * first.
    */
@@ -120,6 +130,11 @@ public final class ExactlyOnceMetrics {
   /** The name, within its source, of the lag gauge of {@code topic}'s {@code partition}. */
   public static String lagName(String topic, int partition) {
     return LAG + "." + topic + "-" + partition;
+  }
+
+  /** The name, within its source, of the time-lag gauge of {@code topic}'s {@code partition}. */
+  public static String lagMsName(String topic, int partition) {
+    return LAG_MS + "." + topic + "-" + partition;
   }
 
   /** The name, within its source, of the failure counter of {@code kind}. */

@@ -156,6 +156,12 @@ public final class IdempotentBatch<K, V, R>
       } finally {
         FaultPoints.leaveRange();
       }
+      // An idempotent write is committed when it returns; the stored offsets follow on the driver.
+      ExecutorMetrics.taskCommitted(
+          CommitOutcome.COMMITTED,
+          outputs.recordsRead(),
+          rows,
+          (System.nanoTime() - started) / 1_000_000);
       return List.of(
               new long[] {
                 index,

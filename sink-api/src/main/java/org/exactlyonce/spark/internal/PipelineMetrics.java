@@ -44,9 +44,16 @@ public final class PipelineMetrics implements Source {
   private final Histogram commitLatency = registry.histogram(ExactlyOnceMetrics.COMMIT_LATENCY_MS);
   private final AtomicLong lastBatchTime = new AtomicLong();
   private final Map<TopicPartition, AtomicLong> lag = new ConcurrentHashMap<>();
+  private final Map<TopicPartition, BehindSince> lagMs = new ConcurrentHashMap<>();
+  private final java.util.function.LongSupplier clock;
   private volatile boolean closed;
 
   PipelineMetrics(PipelineId pipeline) {
+    this(pipeline, System::currentTimeMillis);
+  }
+
+  PipelineMetrics(PipelineId pipeline, java.util.function.LongSupplier clock) {
+    this.clock = clock;
     this.name = ExactlyOnceMetrics.sourceName(pipeline);
     for (String kind : FAILURE_KINDS) {
       registry.counter(ExactlyOnceMetrics.failureName(kind));
@@ -94,8 +101,10 @@ public final class PipelineMetrics implements Source {
             c.outcome() == CommitOutcome.ALREADY_COMMITTED
                 ? Math.max(c.range().until(), c.storedBefore())
                 : c.range().until();
-        long behind = Math.max(0, end - Math.max(stored, committed.applyAsLong(tp)));
+        long committedNow = Math.max(stored, committed.applyAsLong(tp));
+        long behind = Math.max(0, end - committedNow);
         lagOf(tp).set(behind);
+        behindSince(tp).observe(result.batchTimeMs(), end, committedNow);
       }
     }
     lastBatchTime.set(result.batchTimeMs());
@@ -130,6 +139,52 @@ public final class PipelineMetrics implements Source {
           ExactlyOnceMetrics.lagName(tp.topic(), tp.partition()), () -> (Gauge<Long>) created::get);
     }
     return created;
+  }
+
+  private BehindSince behindSince(TopicPartition tp) {
+    BehindSince value = lagMs.get(tp);
+    if (value != null) {
+      return value;
+    }
+    BehindSince created = new BehindSince();
+    value = lagMs.putIfAbsent(tp, created);
+    if (value != null) {
+      return value;
+    }
+    if (!closed) { // as in lagOf
+      registry.gauge(
+          ExactlyOnceMetrics.lagMsName(tp.topic(), tp.partition()),
+          () -> (Gauge<Long>) () -> created.millisBehind(clock.getAsLong()));
+    }
+    return created;
+  }
+
+  /**
+   * How long a partition's oldest uncommitted record has waited, at least: the end offsets Spark
+   * saw at each committed batch's time, as long as the committed offset is below them. The record
+   * at the committed offset existed at the first batch time whose end lay past it, so it is at
+   * least that old; when the committed offset reaches every end seen, the partition is not behind.
+   * Read at the gauge's read time, so the value keeps growing while the pipeline is stuck behind.
+   */
+  static final class BehindSince {
+    private final java.util.ArrayDeque<long[]> seen = new java.util.ArrayDeque<>();
+
+    synchronized void observe(long batchTimeMs, long end, long committedOffset) {
+      long[] last = seen.peekLast();
+      if (last == null || end > last[1]) {
+        seen.addLast(new long[] {batchTimeMs, end});
+      }
+      // A rewind moves the committed offset back below ends already dropped: those records count
+      // from the batch that saw them again, which is later than they arrived (a lower bound).
+      while (!seen.isEmpty() && seen.peekFirst()[1] <= committedOffset) {
+        seen.removeFirst();
+      }
+    }
+
+    synchronized long millisBehind(long nowMs) {
+      long[] first = seen.peekFirst();
+      return first == null ? 0 : Math.max(0, nowMs - first[0]);
+    }
   }
 
   /** Counts ranges refused because a newer driver holds the pipeline. */

@@ -138,6 +138,8 @@ public final class TransactionalBatch<K, V, R>
             new MappedPartition<>(records, mapper, range, sink.routesBadRecordsToDeadLetters());
         PartitionCommit commit = sink.commit(epoch, range, outputs);
         FaultPoints.reach(FaultPoints.TASK_AFTER_COMMIT);
+        ExecutorMetrics.taskCommitted(
+            commit.outcome(), commit.recordsIn(), commit.rowsWritten(), commit.millis());
         boolean wrote =
             commit.outcome() == CommitOutcome.COMMITTED
                 || commit.outcome() == CommitOutcome.TRIMMED;

@@ -76,6 +76,43 @@ class PipelineMetricsTest {
   }
 
   @Test
+  void timeLagIsTheAgeOfTheFirstBatchWhoseEndLayPastTheCommittedOffsetAndZeroOnceCaughtUp() {
+    long[] now = {0};
+    PipelineMetrics m = new PipelineMetrics(ID, () -> now[0]);
+    TopicPartition t0 = new TopicPartition("t", 0);
+    String name = ExactlyOnceMetrics.lagMsName("t", 0);
+    // Batch at 1 s saw the end at 150 and committed 50: the record at 50 existed at 1 s.
+    m.batchCommitted(committed(1_000, 0, 50), 0, Map.of(t0, 150L), tp -> 50);
+    now[0] = 1_400;
+    assertThat(gauge(m, name)).isEqualTo(400L);
+    now[0] = 2_700; // nothing committed since: the wait keeps growing
+    assertThat(gauge(m, name)).isEqualTo(1_700L);
+    // Batch at 2 s saw the end at 300 and committed 150: every record seen at 1 s is written, the
+    // record at 150 was first seen at 2 s.
+    m.batchCommitted(committed(2_000, 50, 150), 0, Map.of(t0, 300L), tp -> 150);
+    assertThat(gauge(m, name)).isEqualTo(700L);
+    // Batch at 3 s saw no new records and committed up to 300: caught up.
+    m.batchCommitted(committed(3_000, 150, 300), 0, Map.of(t0, 300L), tp -> 300);
+    assertThat(gauge(m, name)).isEqualTo(0L);
+    assertThat(gauge(m, ExactlyOnceMetrics.lagName("t", 0))).isEqualTo(0L);
+  }
+
+  private static BatchResult committed(long batchTime, long from, long until) {
+    return BatchResult.ofRanges(
+        ID,
+        batchTime,
+        List.of(
+            new PartitionCommit(
+                SourceRange.of("t", 0, from, until),
+                CommitOutcome.COMMITTED,
+                from,
+                until - from,
+                until - from,
+                1)),
+        1);
+  }
+
+  @Test
   void everyFailureKindIsRegisteredAtZeroAndCountedByKind() {
     PipelineMetrics m = new PipelineMetrics(ID);
     m.failed(new WriterFencedException("x"));

@@ -15,6 +15,7 @@ import org.apache.kafka.common.TopicPartition;
 import org.exactlyonce.spark.BatchResult;
 import org.exactlyonce.spark.CommitOutcome;
 import org.exactlyonce.spark.ExactlyOnce;
+import org.exactlyonce.spark.ExactlyOnceExecutorMetrics;
 import org.exactlyonce.spark.ExactlyOnceMetrics;
 import org.exactlyonce.spark.ExactlyOnceStream;
 import org.exactlyonce.spark.PartitionCommit;
@@ -44,6 +45,16 @@ class MetricsIT {
 
   private final MBeanServer jmx = ManagementFactory.getPlatformMBeanServer();
 
+  /** The executor-side metrics read, as MBean name suffix and attribute. */
+  private static final List<String> EXECUTOR_METRICS =
+      List.of(
+          ExactlyOnceExecutorMetrics.ROWS_WRITTEN + "/Count",
+          ExactlyOnceExecutorMetrics.RECORDS_READ + "/Count",
+          ExactlyOnceExecutorMetrics.RANGES_COMMITTED + "/Count",
+          ExactlyOnceExecutorMetrics.REPLAYS_SKIPPED + "/Count",
+          ExactlyOnceExecutorMetrics.TASK_ROWS_WRITTEN + "/Count",
+          ExactlyOnceExecutorMetrics.TASK_COMMIT_MS + "/Count");
+
   /**
    * Run 1: pipeline "ahead" writes 300 records, rate-limited to 50 records per partition and batch,
    * so each batch leaves a known lag behind the partitions' end. Run 2: a new pipeline "behind"
@@ -61,7 +72,9 @@ class MetricsIT {
             PARTITIONS,
             Map.of(
                 "spark.streaming.kafka.maxRatePerPartition", "100",
-                "spark.metrics.conf.*.sink.jmx.class", "org.apache.spark.metrics.sink.JmxSink"))) {
+                "spark.metrics.conf.*.sink.jmx.class", "org.apache.spark.metrics.sink.JmxSink",
+                // The executor-side metrics (on a local master the executor is "driver").
+                "spark.plugins", ExactlyOnceExecutorMetrics.class.getName()))) {
       List<ProducerRecord<String, String>> records = new ArrayList<>();
       for (int p = 0; p < PARTITIONS; p++) {
         for (int i = 0; i < PER_PARTITION; i++) {
@@ -82,6 +95,7 @@ class MetricsIT {
           };
 
       // Run 1: only "ahead".
+      long[] executor = new long[EXECUTOR_METRICS.size()];
       List<BatchResult> first = new CopyOnWriteArrayList<>();
       List<String> mismatches = new CopyOnWriteArrayList<>();
       Throwable failure =
@@ -94,8 +108,26 @@ class MetricsIT {
                 stream.onBatch(r -> check(r, first, end, false, mismatches));
                 return stream;
               },
-              () -> read("ahead", ExactlyOnceMetrics.ROWS_WRITTEN, "Count") == TOTAL - BAD);
+              () -> {
+                if (read("ahead", ExactlyOnceMetrics.ROWS_WRITTEN, "Count") != TOTAL - BAD) {
+                  return false;
+                }
+                // Read while the stream still runs: the plugin's source goes with its context.
+                for (int i = 0; i < EXECUTOR_METRICS.size(); i++) {
+                  executor[i] = readExecutor(EXECUTOR_METRICS.get(i));
+                }
+                return true;
+              });
       assertThat(failure).isNull();
+      long rangesWritten =
+          first.stream()
+              .flatMap(r -> r.commits().stream())
+              .filter(c -> !c.range().isEmpty())
+              .count();
+      // Every range was committed by one task attempt on the local executor, and counted there.
+      assertThat(executor)
+          .as("executor-side " + EXECUTOR_METRICS)
+          .containsExactly(TOTAL - BAD, TOTAL, rangesWritten, 0, rangesWritten, rangesWritten);
       assertThat(mismatches).isEmpty();
       assertThat(db.count("out")).isEqualTo(TOTAL - BAD);
       assertThat(db.count("ahead_dead_letters")).isEqualTo(BAD);
@@ -193,6 +225,16 @@ class MetricsIT {
       long expected = skipsAll ? 0 : end.get(tp) - c.range().until();
       expect(
           mismatches, p, ExactlyOnceMetrics.lagName(tp.topic(), tp.partition()), "Value", expected);
+      // Behind: the oldest record not written waited since a batch time before now (the batch
+      // runs after its time), so at least a millisecond; caught up: 0.
+      try {
+        long waited = read(p, ExactlyOnceMetrics.lagMsName(tp.topic(), tp.partition()), "Value");
+        if (expected > 0 ? waited <= 0 : waited != 0) {
+          mismatches.add(p + " lagMs of " + tp + ": " + waited + " with " + expected + " behind");
+        }
+      } catch (RuntimeException e) {
+        mismatches.add(p + " lagMs of " + tp + ": " + e.getMessage());
+      }
     }
     long ranges =
         seen.stream()
@@ -266,6 +308,22 @@ class MetricsIT {
 
   private static String quoted(String s) {
     return s.startsWith("\"") ? s : ObjectName.quote(s);
+  }
+
+  /** {@code metric/attribute} of the executor plugin's source, which Spark's JmxSink shows. */
+  private long readExecutor(String metricAndAttribute) {
+    String[] parts = metricAndAttribute.split("/");
+    String suffix = ".driver.plugin." + ExactlyOnceExecutorMetrics.class.getName() + "." + parts[0];
+    try {
+      for (ObjectName n : jmx.queryNames(new ObjectName("metrics:*"), null)) {
+        if (ObjectName.unquote(quoted(n.getKeyProperty("name"))).endsWith(suffix)) {
+          return ((Number) jmx.getAttribute(n, parts[1])).longValue();
+        }
+      }
+    } catch (javax.management.JMException e) {
+      throw new IllegalStateException(e);
+    }
+    throw new IllegalStateException("no MBean named *" + suffix + " in JMX");
   }
 
   /** Attribute {@code attribute} of metric {@code metric} of {@code pipeline}'s source. */
