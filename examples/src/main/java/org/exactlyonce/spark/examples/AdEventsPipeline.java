@@ -375,6 +375,10 @@ public final class AdEventsPipeline implements Callable<Integer> {
     // spark-submit --conf may pace the job differently (SparkSubmitIT slows it down so that an
     // executor can be killed mid-run).
     conf.setIfMissing("spark.streaming.kafka.maxRatePerPartition", "2000");
+    // The summary reads each output's metrics the way an operator would: from Spark's metrics
+    // system, through its JMX sink (this is the job's own configuration, not the library's).
+    conf.setIfMissing(
+        "spark.metrics.conf.*.sink.jmx.class", "org.apache.spark.metrics.sink.JmxSink");
     JavaStreamingContext ssc = new JavaStreamingContext(conf, Durations.seconds(1));
     Map<String, Object> kafkaParams = new HashMap<>();
     kafkaParams.put("bootstrap.servers", bootstrapServers);
@@ -489,8 +493,8 @@ public final class AdEventsPipeline implements Callable<Integer> {
             boolean first = batches.add(b.batchTimeMs());
             if (b.recordsIn() > 0 || b.replaysSkipped() > 0) {
               System.out.printf(
-                  "batch %d %-30s records %,6d  rows %,6d  replays skipped %d  %,5d ms%n",
-                  b.batchTimeMs(),
+                  "batch %s %-30s records %,6d  rows %,6d  replays skipped %d  %,5d ms%n",
+                  CLOCK.format(java.time.Instant.ofEpochMilli(b.batchTimeMs())),
                   b.pipelineId(),
                   b.recordsIn(),
                   b.rowsWritten(),
@@ -503,8 +507,18 @@ public final class AdEventsPipeline implements Callable<Integer> {
           });
       Map<TopicPartition, Long> end = endOffsets();
       ssc.start();
+      long lastProgress = System.nanoTime();
       while (stream.failure() == null && !caughtUp(outputs.pipelines(), committed, end)) {
         ssc.awaitTerminationOrTimeout(1000);
+        if (System.nanoTime() - lastProgress >= PROGRESS_EVERY.toNanos()) {
+          System.out.println(progress(outputs.pipelines(), committed, end));
+          lastProgress = System.nanoTime();
+        }
+      }
+      if (stream.failure() == null) {
+        System.out.println(progress(outputs.pipelines(), committed, end));
+        // Before the stop: a stream's metrics sources leave the metrics system with it.
+        metricsLines = metricsOf(outputs.pipelines());
       }
       ssc.stop(true, true);
       if (stream.failure() != null) {
@@ -515,6 +529,92 @@ public final class AdEventsPipeline implements Callable<Integer> {
     } finally {
       ssc.stop(true, false);
     }
+  }
+
+  private static final java.time.format.DateTimeFormatter CLOCK =
+      java.time.format.DateTimeFormatter.ofPattern("HH:mm:ss").withZone(java.time.ZoneOffset.UTC);
+  private static final Duration PROGRESS_EVERY = Duration.ofSeconds(5);
+
+  /** What the last run read from the metrics system, one line per output, for the summary. */
+  private List<String> metricsLines = List.of();
+
+  /** One line: per output, the records committed of those in the topic, and the lag. */
+  private static String progress(
+      Collection<PipelineId> pipelines,
+      Map<PipelineId, Map<TopicPartition, Long>> committed,
+      Map<TopicPartition, Long> end) {
+    long total = end.values().stream().mapToLong(Long::longValue).sum();
+    StringBuilder line =
+        new StringBuilder("progress ")
+            .append(CLOCK.format(java.time.Instant.now()))
+            .append(" UTC:");
+    for (PipelineId p : pipelines) {
+      Map<TopicPartition, Long> done = committed.getOrDefault(p, Map.of());
+      long n =
+          end.entrySet().stream()
+              .mapToLong(e -> Math.min(e.getValue(), done.getOrDefault(e.getKey(), 0L)))
+              .sum();
+      line.append(
+          String.format(
+              "  %s %,d/%,d (%d %%) lag %,d",
+              p, n, total, total == 0 ? 100 : n * 100 / total, total - n));
+    }
+    return line.toString();
+  }
+
+  /**
+   * Each output's figures as Spark's metrics system shows them (its JMX sink): the names are {@link
+   * org.exactlyonce.spark.ExactlyOnceMetrics}'. Read on the driver, where they are kept.
+   */
+  private static List<String> metricsOf(Collection<PipelineId> pipelines) {
+    javax.management.MBeanServer jmx =
+        java.lang.management.ManagementFactory.getPlatformMBeanServer();
+    List<String> lines = new ArrayList<>();
+    for (PipelineId p : pipelines) {
+      String source = ".driver." + org.exactlyonce.spark.ExactlyOnceMetrics.sourceName(p) + ".";
+      Map<String, Object> counters = new TreeMap<>();
+      Object p50 = null;
+      Object p99 = null;
+      try {
+        for (javax.management.ObjectName n :
+            jmx.queryNames(new javax.management.ObjectName("metrics:*"), null)) {
+          String name = n.getKeyProperty("name");
+          name = name.startsWith("\"") ? javax.management.ObjectName.unquote(name) : name;
+          int at = name.indexOf(source);
+          if (at < 0) {
+            continue;
+          }
+          String metric = name.substring(at + source.length());
+          if (metric.equals(org.exactlyonce.spark.ExactlyOnceMetrics.COMMIT_LATENCY_MS)) {
+            p50 = jmx.getAttribute(n, "50thPercentile");
+            p99 = jmx.getAttribute(n, "99thPercentile");
+          } else if ("counters".equals(n.getKeyProperty("type"))) {
+            counters.put(metric, jmx.getAttribute(n, "Count"));
+          }
+        }
+      } catch (javax.management.JMException e) {
+        lines.add(String.format("  %-36s not readable from JMX: %s", p, e));
+        continue;
+      }
+      if (counters.isEmpty()) {
+        lines.add(String.format("  %-36s no metrics in JMX (spark.metrics.conf overridden?)", p));
+        continue;
+      }
+      lines.add(
+          String.format(
+              "  %-36s batches %,d, records %,d, rows %,d, replays skipped %,d, trimmed %,d, dead"
+                  + " letters %,d, commit p50 %.0f ms, p99 %.0f ms",
+              p,
+              counters.get("batchesCommitted"),
+              counters.get("recordsRead"),
+              counters.get("rowsWritten"),
+              counters.get("replaysSkipped"),
+              counters.get("rangesTrimmed"),
+              counters.get("deadLetters"),
+              p50 == null ? 0.0 : ((Number) p50).doubleValue(),
+              p99 == null ? 0.0 : ((Number) p99).doubleValue()));
+    }
+    return lines;
   }
 
   /** Whether every output has committed every partition up to {@code end}. */
@@ -612,6 +712,10 @@ public final class AdEventsPipeline implements Callable<Integer> {
       readCommitted(attributedTopic()).forEach(v -> ids.add(v.split(",")[0]));
       long dead = readCommitted(deadLetterTopic()).size(); // only this output writes this topic
       exact &= report("Kafka attributed conversions", conversionIds, ids, malformed, dead);
+    }
+    if (!metricsLines.isEmpty()) {
+      System.out.println("metrics of the last run, from Spark's metrics system (JMX):");
+      metricsLines.forEach(System.out::println);
     }
     System.out.println(exact ? "-> EXACTLY ONCE" : "-> BROKEN");
     return exact ? 0 : 2;

@@ -56,6 +56,20 @@ class ExampleIT {
         .containsPattern(
             "Kafka attributed conversions +rows 3,800, duplicates 0, missing 0, unexpected 0, dead"
                 + " letters 200 of 200")
-        .contains("-> EXACTLY ONCE");
+        .contains("-> EXACTLY ONCE")
+        // Progress as it runs, the last line once every output caught up with the topic.
+        .containsPattern(
+            "progress \\d\\d:\\d\\d:\\d\\d UTC: .*ads-clicks 20,000/20,000 \\(100 %\\) lag 0")
+        .containsPattern(
+            "progress \\d\\d:\\d\\d:\\d\\d UTC: .*ads-attributed-conversions 20,000/20,000"
+                + " \\(100 %\\) lag 0")
+        // The summary's metrics, read from Spark's metrics system through JMX (the resumed run's).
+        .contains("metrics of the last run, from Spark's metrics system (JMX):")
+        .containsPattern(
+            "ads-clicks +batches [\\d,]+, records [\\d,]+, rows [\\d,]+, replays skipped [\\d,]+,"
+                + " trimmed [\\d,]+, dead letters [\\d,]+, commit p50 \\d+ ms, p99 \\d+ ms")
+        .containsPattern("ads-events +batches [\\d,]+, records [\\d,]+")
+        .containsPattern("ads-conversions-per-campaign +batches [\\d,]+, records [\\d,]+")
+        .containsPattern("ads-attributed-conversions +batches [\\d,]+, records [\\d,]+");
   }
 }
