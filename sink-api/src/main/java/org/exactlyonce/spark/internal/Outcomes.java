@@ -11,6 +11,8 @@ import org.exactlyonce.spark.spi.CommitDecision;
 
 /** Turns the commit outcomes of a batch into the driver's verdict, the same for every strategy. */
 public final class Outcomes {
+  private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(Outcomes.class);
+
   private Outcomes() {}
 
   /**
@@ -42,7 +44,26 @@ public final class Outcomes {
                       c.millis())
                   : c);
         }
-        default -> guard.recordCommitted(pipeline, c.range().topicPartition(), c.range().until());
+        default -> {
+          // The protocol decided these on the executors, the same way for every backend; the
+          // driver's log is where an operator looks for them.
+          if (c.outcome() == CommitOutcome.TRIMMED) {
+            LOG.info(
+                "pipeline '{}': {} was partly committed by an earlier attempt (stored offset {}):"
+                    + " only the rest was written",
+                pipeline,
+                c.range(),
+                c.storedBefore());
+          } else if (c.outcome() == CommitOutcome.ALREADY_COMMITTED && !c.range().isEmpty()) {
+            LOG.debug(
+                "pipeline '{}': {} was already committed (stored offset {}): a replay, nothing"
+                    + " written",
+                pipeline,
+                c.range(),
+                c.storedBefore());
+          }
+          guard.recordCommitted(pipeline, c.range().topicPartition(), c.range().until());
+        }
       }
     }
     if (!fenced.isEmpty()) {
