@@ -20,11 +20,11 @@ import org.exactlyonce.spark.internal.ExecutorMetrics;
  *
  * <p>Spark names the source {@code plugin.org.exactlyonce.spark.ExactlyOnceExecutorMetrics}, after
  * the application id and the executor id: JMX shows {@code metrics:name=<app id>.<executor
- * id>.plugin.org.exactlyonce.spark.ExactlyOnceExecutorMetrics.rowsWritten,type=counters} (executor
- * id {@code driver} on a local master). The values add up every pipeline whose tasks ran on the
- * executor, and count task attempts: a retried or speculative attempt that finds its range
- * committed counts as a replay, not as rows. A per-batch sink commits on the driver; its figures
- * are the driver's ({@link ExactlyOnceMetrics}).
+ * id>.plugin.org.exactlyonce.spark.ExactlyOnceExecutorMetrics.rowsWritten,type=counters} (on a
+ * local master, whose executor starts before the application id is known, without the two ids). The
+ * values add up every pipeline whose tasks ran on the executor, and count task attempts: a retried
+ * or speculative attempt that finds its range committed counts as a replay, not as rows. A
+ * per-batch sink commits on the driver; its figures are the driver's ({@link ExactlyOnceMetrics}).
  */
 public final class ExactlyOnceExecutorMetrics implements SparkPlugin {
 

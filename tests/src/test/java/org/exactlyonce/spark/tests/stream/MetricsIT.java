@@ -73,7 +73,7 @@ class MetricsIT {
             Map.of(
                 "spark.streaming.kafka.maxRatePerPartition", "100",
                 "spark.metrics.conf.*.sink.jmx.class", "org.apache.spark.metrics.sink.JmxSink",
-                // The executor-side metrics (on a local master the executor is "driver").
+                // The executor-side metrics (a local master's executor shares this JVM).
                 "spark.plugins", ExactlyOnceExecutorMetrics.class.getName()))) {
       List<ProducerRecord<String, String>> records = new ArrayList<>();
       for (int p = 0; p < PARTITIONS; p++) {
@@ -313,10 +313,13 @@ class MetricsIT {
   /** {@code metric/attribute} of the executor plugin's source, which Spark's JmxSink shows. */
   private long readExecutor(String metricAndAttribute) {
     String[] parts = metricAndAttribute.split("/");
-    String suffix = ".driver.plugin." + ExactlyOnceExecutorMetrics.class.getName() + "." + parts[0];
+    // On a local master the executor starts before the application id is known, so Spark names
+    // the source without the "<app id>.<executor id>." it puts in front on a cluster.
+    String suffix = "plugin." + ExactlyOnceExecutorMetrics.class.getName() + "." + parts[0];
     try {
       for (ObjectName n : jmx.queryNames(new ObjectName("metrics:*"), null)) {
-        if (ObjectName.unquote(quoted(n.getKeyProperty("name"))).endsWith(suffix)) {
+        String name = ObjectName.unquote(quoted(n.getKeyProperty("name")));
+        if (name.equals(suffix) || name.endsWith("." + suffix)) {
           return ((Number) jmx.getAttribute(n, parts[1])).longValue();
         }
       }
