@@ -10,8 +10,8 @@ import picocli.CommandLine.Spec;
 
 /**
  * The {@code exactly-once-offsets} command: {@code show}, {@code lag}, {@code reset} and {@code
- * doctor} of a pipeline's stored offsets, for the PostgreSQL offsets table and a Kafka sink's
- * progress group.
+ * doctor} of a pipeline's stored offsets, for the PostgreSQL and Cassandra offsets tables and a
+ * Kafka sink's progress group.
  *
  * <p>Exit codes: 0 done, 1 failed (the message says why and what to fix), 2 wrong usage, {@value
  * #REFUSED} refused because a driver may still hold the pipeline; {@code doctor}: {@value
@@ -27,9 +27,9 @@ import picocli.CommandLine.Spec;
           + " diagnoses what would stop or surprise its next start (doctor).",
       "Exit codes: 0 done, 1 failed, 2 wrong usage, 3 reset refused (a driver may hold the"
           + " pipeline), 4 doctor found an ERROR, 5 doctor found a WARN but no ERROR.",
-      "Offsets are read from the sink's own store (PostgreSQL offsets table with --jdbc-url, or a"
-          + " Kafka sink's progress group otherwise); the source topics are read at"
-          + " --bootstrap-servers."
+      "Offsets are read from the sink's own store (PostgreSQL offsets table with --jdbc-url,"
+          + " Cassandra offsets table with --cassandra, or a Kafka sink's progress group"
+          + " otherwise); the source topics are read at --bootstrap-servers."
     },
     subcommands = {
       ShowCommand.class,

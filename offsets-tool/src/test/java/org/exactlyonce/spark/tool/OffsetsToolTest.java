@@ -108,6 +108,47 @@ class OffsetsToolTest {
   }
 
   @Test
+  void aCassandraStoreNeedsItsDataCenterAndKeyspace() {
+    assertThat(run("show", "--cassandra", "127.0.0.1:1")).isEqualTo(1);
+    assertThat(err.toString()).contains("--cassandra needs --cassandra-dc");
+    assertThat(run("show", "--cassandra", "127.0.0.1:1", "--cassandra-dc", "dc1")).isEqualTo(1);
+    assertThat(err.toString()).contains("pass --keyspace");
+    assertThat(run("show", "--cassandra", "nohost", "--cassandra-dc", "dc1")).isEqualTo(1);
+    assertThat(err.toString()).contains("'nohost' is not host:port");
+    assertThat(
+            run(
+                "show",
+                "--cassandra",
+                "127.0.0.1:1",
+                "--cassandra-dc",
+                "dc1",
+                "--offsets-table",
+                "ks.bad-name"))
+        .isEqualTo(1);
+    assertThat(err.toString()).contains("is not a plain CQL name");
+    assertThat(run("show", "--cassandra", "127.0.0.1:1", "--jdbc-url", "jdbc:postgresql://x/y"))
+        .isEqualTo(1);
+    assertThat(err.toString()).contains("name two offsets stores");
+  }
+
+  @Test
+  void cassandraFixCommandsRepeatTheStoreOptionsWithoutSecrets() {
+    ConnectionOptions c = new ConnectionOptions();
+    c.cassandra = java.util.List.of("cas1:9042", "cas2:9042");
+    c.cassandraDc = "dc1";
+    c.keyspace = "ads";
+    c.user = "app";
+    c.passwordEnv = "CASSANDRA_PASSWORD";
+    c.offsetsTable = "eos_offsets";
+    c.bootstrapServers = "kafka:9092";
+    assertThat(c.asArguments(true))
+        .isEqualTo(
+            "--bootstrap-servers kafka:9092 --cassandra cas1:9042,cas2:9042 --cassandra-dc dc1"
+                + " --keyspace ads --user app --password-env CASSANDRA_PASSWORD");
+    assertThat(c.kafkaStore()).isFalse();
+  }
+
+  @Test
   void durations() {
     ResetCommand.DurationConverter c = new ResetCommand.DurationConverter();
     assertThat(c.convert("500ms")).isEqualTo(Duration.ofMillis(500));
