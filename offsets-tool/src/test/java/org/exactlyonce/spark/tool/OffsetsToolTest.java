@@ -24,12 +24,12 @@ class OffsetsToolTest {
 
   @Test
   void everyVerbHasHelp() {
-    for (String verb : new String[] {"show", "lag", "reset", "doctor"}) {
+    for (String verb : new String[] {"show", "lag", "reset", "doctor", "export", "import"}) {
       assertThat(run(verb, "--help")).isZero();
       assertThat(out.toString()).contains("Usage: exactly-once-offsets " + verb);
     }
     assertThat(run("--help")).isZero();
-    assertThat(out.toString()).contains("show", "lag", "reset", "doctor");
+    assertThat(out.toString()).contains("show", "lag", "reset", "doctor", "export", "import");
   }
 
   @Test
@@ -90,6 +90,12 @@ class OffsetsToolTest {
     assertThat(err.toString()).contains("is not TOPIC:PARTITION=OFFSET");
     assertThat(run("reset", "--pipeline", "p", "--to-datetime", "yesterday")).isEqualTo(2);
     assertThat(run("lag")).isEqualTo(2); // --pipeline is required
+    assertThat(run("export", "--pipeline", "p")).isEqualTo(2); // --to-group is required
+    assertThat(run("import", "--pipeline", "p")).isEqualTo(2); // --from-group is required
+    assertThat(run("import", "--pipeline", "p", "--from-group", "g", "--dry-run", "--execute"))
+        .isEqualTo(2);
+    assertThat(run("export", "--pipeline", "p", "--to-group", "eos-progress-p")).isEqualTo(2);
+    assertThat(err.toString()).contains("is the Kafka sink's progress group of pipeline 'p'");
   }
 
   @Test
