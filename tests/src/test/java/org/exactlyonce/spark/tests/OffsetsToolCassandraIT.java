@@ -1,6 +1,7 @@
 package org.exactlyonce.spark.tests;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.awaitility.Awaitility.await;
 
 import com.datastax.oss.driver.api.core.CqlSession;
@@ -259,6 +260,25 @@ class OffsetsToolCassandraIT {
             + "' AND topic = '"
             + topic
             + "' AND kafka_partition = 0");
+    // The start refuses it, naming the tool's command for this store.
+    assertThatThrownBy(() -> start(sink))
+        .hasMessageContaining("stored offset 1 is below its high-water mark 3")
+        .hasMessageContaining(
+            "bin/exactly-once-offsets reset --pipeline "
+                + pipeline
+                + " --bootstrap-servers "
+                + kafka.bootstrapServers()
+                + " --cassandra "
+                + cassandra.host()
+                + ":"
+                + cassandra.nativePort()
+                + " --cassandra-dc "
+                + cassandra.localDatacenter()
+                + " --keyspace "
+                + ks
+                + " --to-offset "
+                + topic
+                + ":0=1 --execute");
     Run found = tool(args("doctor", "--pipeline", pipeline));
     assertThat(found.exit()).as(found.out() + found.err()).isEqualTo(OffsetsTool.FOUND_ERRORS);
     assertThat(found.out())
