@@ -153,15 +153,23 @@ final class CassandraPipelineStore implements PipelineStore {
     }
   }
 
-  private void requireTable() {
-    List<Row> rows =
-        query(
+  private boolean tableExists() {
+    return !query(
             null,
             "SELECT column_name FROM system_schema.columns WHERE keyspace_name = ? AND"
                 + " table_name = ?",
             keyspace,
-            table);
-    if (rows.isEmpty()) {
+            table)
+        .isEmpty();
+  }
+
+  /**
+   * Without {@code pipeline}, a missing table is an error (the options name the wrong place); a
+   * named pipeline in a table no sink has created yet has stored nothing, which {@code import} into
+   * a new pipeline expects (its rewind creates the table, as the sink's start would).
+   */
+  private void requireTable() {
+    if (!tableExists()) {
       throw new SinkConfigurationException(
           "table '"
               + keyspace
@@ -183,6 +191,9 @@ final class CassandraPipelineStore implements PipelineStore {
       Instant offsetsWritten) {}
 
   private Map<String, Pipeline> pipelines(String pipeline) {
+    if (pipeline != null && !tableExists()) {
+      return Map.of();
+    }
     requireTable();
     String select =
         "SELECT pipeline_id, topic, kafka_partition, until_offset, high_water, writer_epoch,"
