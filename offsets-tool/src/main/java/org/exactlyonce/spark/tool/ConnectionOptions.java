@@ -5,9 +5,11 @@ import java.io.Reader;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Properties;
 import org.exactlyonce.spark.SinkConfigurationException;
+import org.exactlyonce.spark.cassandra.CassandraSettings;
 import org.exactlyonce.spark.jdbc.JdbcSettings;
 import picocli.CommandLine.Option;
 
@@ -18,25 +20,51 @@ final class ConnectionOptions {
       paramLabel = "URL",
       description =
           "PostgreSQL offsets store: the JDBC URL the sink connects to"
-              + " (jdbc:postgresql://host/db). Without it, the store is a Kafka sink's progress"
-              + " group.")
+              + " (jdbc:postgresql://host/db). Without it and without --cassandra, the store is a"
+              + " Kafka sink's progress group.")
   String jdbcUrl;
 
-  @Option(names = "--user", paramLabel = "USER", description = "PostgreSQL user.")
+  @Option(
+      names = "--cassandra",
+      paramLabel = "HOST:PORT[,...]",
+      split = ",",
+      description =
+          "Cassandra offsets store: contact points of the cluster the Cassandra sink writes to"
+              + " (with --cassandra-dc and --keyspace).")
+  List<String> cassandra;
+
+  @Option(
+      names = "--cassandra-dc",
+      paramLabel = "DC",
+      description = "The Cassandra sink's local data center (required with --cassandra).")
+  String cassandraDc;
+
+  @Option(
+      names = "--keyspace",
+      paramLabel = "KEYSPACE",
+      description =
+          "The keyspace of the Cassandra sink's offsets table: by default the output table's"
+              + " (not needed if --offsets-table is keyspace.table).")
+  String keyspace;
+
+  @Option(names = "--user", paramLabel = "USER", description = "PostgreSQL or Cassandra user.")
   String user;
 
   @Option(
       names = "--password-env",
       paramLabel = "NAME",
       description =
-          "Environment variable that holds the PostgreSQL password (never given as an argument).")
+          "Environment variable that holds the PostgreSQL or Cassandra password (never given as"
+              + " an argument).")
   String passwordEnv;
 
   @Option(
       names = "--offsets-table",
       paramLabel = "TABLE",
       defaultValue = "eos_offsets",
-      description = "The sink's offsets table (default: ${DEFAULT-VALUE}).")
+      description =
+          "The sink's offsets table (default: ${DEFAULT-VALUE}); for Cassandra, in --keyspace,"
+              + " or keyspace.table.")
   String offsetsTable;
 
   @Option(
@@ -132,6 +160,23 @@ final class ConnectionOptions {
       if (!"eos_writers".equals(writersTable)) {
         b.append(" --writers-table ").append(writersTable);
       }
+    } else if (cassandra != null) {
+      b.append(" --cassandra ").append(String.join(",", cassandra));
+      if (cassandraDc != null) {
+        b.append(" --cassandra-dc ").append(cassandraDc);
+      }
+      if (keyspace != null) {
+        b.append(" --keyspace ").append(keyspace);
+      }
+      if (user != null) {
+        b.append(" --user ").append(user);
+      }
+      if (passwordEnv != null) {
+        b.append(" --password-env ").append(passwordEnv);
+      }
+      if (!"eos_offsets".equals(offsetsTable)) {
+        b.append(" --offsets-table ").append(offsetsTable);
+      }
     } else {
       if (progressServers != null) {
         b.append(" --progress-bootstrap-servers ").append(progressServers);
@@ -154,36 +199,71 @@ final class ConnectionOptions {
     return b.toString().trim();
   }
 
-  /** Whether the store is a Kafka sink's progress group (no {@code --jdbc-url}). */
+  /**
+   * Whether the store is a Kafka sink's progress group (no {@code --jdbc-url}, no {@code
+   * --cassandra}).
+   */
   boolean kafkaStore() {
-    return jdbcUrl == null;
+    return jdbcUrl == null && cassandra == null;
+  }
+
+  private String password(Map<String, String> environment, String what) {
+    if (passwordEnv == null) {
+      return null;
+    }
+    String password = environment.get(passwordEnv);
+    if (password == null) {
+      throw new SinkConfigurationException(
+          "--password-env "
+              + passwordEnv
+              + ": the environment variable "
+              + passwordEnv
+              + " is not set; export it with the "
+              + what
+              + " password");
+    }
+    return password;
   }
 
   /** The offsets store these options name. */
   PipelineStore openStore(Map<String, String> environment) {
+    if (jdbcUrl != null && cassandra != null) {
+      throw new SinkConfigurationException(
+          "--jdbc-url and --cassandra name two offsets stores: pass the one the sink uses");
+    }
     if (jdbcUrl != null) {
       JdbcSettings settings = JdbcSettings.url(jdbcUrl);
       if (user != null) {
         settings = settings.user(user);
       }
-      if (passwordEnv != null) {
-        String password = environment.get(passwordEnv);
-        if (password == null) {
-          throw new SinkConfigurationException(
-              "--password-env "
-                  + passwordEnv
-                  + ": the environment variable "
-                  + passwordEnv
-                  + " is not set; export it with the PostgreSQL password");
-        }
+      String password = password(environment, "PostgreSQL");
+      if (password != null) {
         settings = settings.password(password);
       }
       return new PostgresPipelineStore(settings, offsetsTable, writersTable);
     }
+    if (cassandra != null) {
+      if (cassandraDc == null) {
+        throw new SinkConfigurationException(
+            "--cassandra needs --cassandra-dc: the local data center the sink connects to (the"
+                + " localDatacenter of its CassandraSettings)");
+      }
+      CassandraSettings settings =
+          CassandraSettings.contactPoints(cassandraDc, cassandra.toArray(new String[0]));
+      if (user != null) {
+        settings = settings.user(user);
+      }
+      String password = password(environment, "Cassandra");
+      if (password != null) {
+        settings = settings.password(password);
+      }
+      return new CassandraPipelineStore(settings, keyspace, offsetsTable);
+    }
     String servers = progressServers != null ? progressServers : bootstrapServers;
     if (servers == null) {
       throw new SinkConfigurationException(
-          "no offsets store named: pass --jdbc-url (PostgreSQL offsets table), or"
+          "no offsets store named: pass --jdbc-url (PostgreSQL offsets table), --cassandra,"
+              + " --cassandra-dc and --keyspace (Cassandra offsets table), or"
               + " --bootstrap-servers (a Kafka sink's progress group on the cluster the pipeline"
               + " reads from; --progress-bootstrap-servers if the sink writes to another one)");
     }

@@ -33,8 +33,9 @@ import picocli.CommandLine.Spec;
           + " library; source topics gone; partitions without a stored offset (added since) and"
           + " stored partitions the topic no longer has; for a Kafka sink's progress group, open"
           + " transactions of the pipeline's transactional ids and idle partitions whose stored"
-          + " offset the broker may expire; for PostgreSQL, a writer epoch taken longer than"
-          + " --idle-for ago with nothing committed since.",
+          + " offset the broker may expire; for PostgreSQL and Cassandra, a writer epoch taken"
+          + " longer than --idle-for ago with nothing committed since; for Cassandra, stored"
+          + " offsets below their high-water mark (moved back outside the library).",
       "Exit codes: 0 nothing found (or INFO only), "
           + OffsetsTool.FOUND_WARNINGS
           + " WARN but no ERROR, "
@@ -59,7 +60,7 @@ final class DoctorCommand implements Callable<Integer> {
       converter = ResetCommand.DurationConverter.class,
       description =
           "A writer epoch taken longer ago than this with nothing committed since is reported"
-              + " (PostgreSQL): 90s, 2m, 1h, PT2M (default: ${DEFAULT-VALUE}).")
+              + " (PostgreSQL, Cassandra): 90s, 2m, 1h, PT2M (default: ${DEFAULT-VALUE}).")
   Duration idleFor;
 
   @Override

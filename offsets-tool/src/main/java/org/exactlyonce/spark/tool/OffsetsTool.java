@@ -9,33 +9,37 @@ import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Spec;
 
 /**
- * The {@code exactly-once-offsets} command: {@code show}, {@code lag}, {@code reset} and {@code
- * doctor} of a pipeline's stored offsets, for the PostgreSQL offsets table and a Kafka sink's
- * progress group.
+ * The {@code exactly-once-offsets} command: {@code show}, {@code lag}, {@code reset}, {@code
+ * doctor}, {@code export} and {@code import} of a pipeline's stored offsets, for the PostgreSQL and
+ * Cassandra offsets tables and a Kafka sink's progress group.
  *
  * <p>Exit codes: 0 done, 1 failed (the message says why and what to fix), 2 wrong usage, {@value
- * #REFUSED} refused because a driver may still hold the pipeline; {@code doctor}: {@value
- * #FOUND_ERRORS} found something that stops the next start, {@value #FOUND_WARNINGS} found
- * something that surprises it (and nothing that stops it).
+ * #REFUSED} refused because a driver may still hold the pipeline (or, for {@code export} and {@code
+ * import}, the consumer group has active members); {@code doctor}: {@value #FOUND_ERRORS} found
+ * something that stops the next start, {@value #FOUND_WARNINGS} found something that surprises it
+ * (and nothing that stops it).
  */
 @Command(
     name = "exactly-once-offsets",
     mixinStandardHelpOptions = true,
     versionProvider = OffsetsTool.Version.class,
     description = {
-      "Shows, measures and resets the offsets an exactly-once sink stored for a pipeline, and"
-          + " diagnoses what would stop or surprise its next start (doctor).",
-      "Exit codes: 0 done, 1 failed, 2 wrong usage, 3 reset refused (a driver may hold the"
-          + " pipeline), 4 doctor found an ERROR, 5 doctor found a WARN but no ERROR.",
-      "Offsets are read from the sink's own store (PostgreSQL offsets table with --jdbc-url, or a"
-          + " Kafka sink's progress group otherwise); the source topics are read at"
-          + " --bootstrap-servers."
+      "Shows, measures and resets the offsets an exactly-once sink stored for a pipeline,"
+          + " diagnoses what would stop or surprise its next start (doctor), and moves offsets"
+          + " between the pipeline and a Kafka consumer group (export, import).",
+      "Exit codes: 0 done, 1 failed, 2 wrong usage, 3 reset or import refused (a driver may hold"
+          + " the pipeline) or export or import refused (the group has active members), 4 doctor found an ERROR, 5 doctor found a WARN but no ERROR.",
+      "Offsets are read from the sink's own store (PostgreSQL offsets table with --jdbc-url,"
+          + " Cassandra offsets table with --cassandra, or a Kafka sink's progress group"
+          + " otherwise); the source topics are read at --bootstrap-servers."
     },
     subcommands = {
       ShowCommand.class,
       LagCommand.class,
       ResetCommand.class,
       DoctorCommand.class,
+      ExportCommand.class,
+      ImportCommand.class,
       CommandLine.HelpCommand.class
     })
 public final class OffsetsTool implements Runnable {
@@ -64,7 +68,8 @@ public final class OffsetsTool implements Runnable {
   @Override
   public void run() {
     throw new CommandLine.ParameterException(
-        spec.commandLine(), "name a verb: show, lag, reset or doctor (each has --help)");
+        spec.commandLine(),
+        "name a verb: show, lag, reset, doctor, export or import (each has --help)");
   }
 
   /** Runs the tool with the process's environment and exits with its exit code. */

@@ -24,9 +24,9 @@ record PipelineState(
    * One stored offset.
    *
    * @param offset the next offset to process
-   * @param epoch the writer epoch that wrote it
+   * @param epoch the writer epoch that wrote it, null where the store does not record it
    * @param committedAt when it was last written, null where the store does not record it
    * @param note what the store says about it beyond the offset, or null
    */
-  record Stored(TopicPartition tp, long offset, long epoch, Instant committedAt, String note) {}
+  record Stored(TopicPartition tp, long offset, Long epoch, Instant committedAt, String note) {}
 }

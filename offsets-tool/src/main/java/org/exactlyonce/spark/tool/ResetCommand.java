@@ -143,55 +143,88 @@ final class ResetCommand implements Callable<Integer> {
       Map<TopicPartition, Long> end = source.end(partitions);
       Map<TopicPartition, Long> plan = plan(current, partitions, start, end, source);
 
-      out.println(
-          "reset of pipeline '" + pipeline + "' in " + store.describe() + " to " + targetName());
-      TextTable t =
-          new TextTable("TOPIC", "PARTITION", "CURRENT", "NEW", "CHANGE", "LOG-START", "LOG-END");
-      plan.forEach(
-          (tp, o) -> {
-            Long c = current.get(tp);
-            t.row(
-                tp.topic(),
-                tp.partition(),
-                c,
-                o,
-                c == null ? null : String.format(Locale.ROOT, "%+d", o - c),
-                start.get(tp),
-                end.get(tp));
-          });
-      t.print(out);
-      if (!execute) {
-        out.println("dry run: nothing was changed. Apply this plan with --execute.");
-        out.flush();
-        return 0;
-      }
-      if (!force) {
-        Optional<String> held = store.heldBecause(pipeline, idleFor);
-        if (held.isPresent()) {
-          err.println(
-              "refused: pipeline '"
-                  + pipeline
-                  + "' may still be held by a running driver: "
-                  + held.get()
-                  + " (--idle-for "
-                  + idleFor
-                  + "). Nothing was changed. Stop the job and run this again once it has been"
-                  + " idle for --idle-for, or add --force: a driver still running is then fenced"
-                  + " and stops at its next commit.");
-          err.flush();
-          return OffsetsTool.REFUSED;
-        }
-      }
-      ExactlyOnce.rewind(store.rewindSink(pipeline), plan);
-      out.println(
-          "done: "
-              + plan.size()
-              + " offset(s) of pipeline '"
-              + pipeline
-              + "' reset under a new writer epoch; the next start of the pipeline resumes there.");
+      return applyPlan(
+          out,
+          err,
+          store,
+          pipeline,
+          "reset of pipeline '" + pipeline + "' in " + store.describe() + " to " + targetName(),
+          current,
+          plan,
+          start,
+          end,
+          new Apply(execute, force, idleFor));
+    }
+  }
+
+  /** How a plan is applied: {@code --execute}, {@code --force}, {@code --idle-for}. */
+  record Apply(boolean execute, boolean force, Duration idleFor) {}
+
+  /**
+   * Prints {@code plan} against the current offsets and, with {@code --execute}, applies it through
+   * {@link ExactlyOnce#rewind} unless a driver may still hold the pipeline (and not {@code
+   * --force}). Shared by {@code reset} and {@code import}.
+   *
+   * @return the exit code
+   */
+  static int applyPlan(
+      PrintWriter out,
+      PrintWriter err,
+      PipelineStore store,
+      String pipeline,
+      String heading,
+      Map<TopicPartition, Long> current,
+      Map<TopicPartition, Long> plan,
+      Map<TopicPartition, Long> start,
+      Map<TopicPartition, Long> end,
+      Apply apply) {
+    out.println(heading);
+    TextTable t =
+        new TextTable("TOPIC", "PARTITION", "CURRENT", "NEW", "CHANGE", "LOG-START", "LOG-END");
+    plan.forEach(
+        (tp, o) -> {
+          Long c = current.get(tp);
+          t.row(
+              tp.topic(),
+              tp.partition(),
+              c,
+              o,
+              c == null ? null : String.format(Locale.ROOT, "%+d", o - c),
+              start.get(tp),
+              end.get(tp));
+        });
+    t.print(out);
+    if (!apply.execute()) {
+      out.println("dry run: nothing was changed. Apply this plan with --execute.");
       out.flush();
       return 0;
     }
+    if (!apply.force()) {
+      Optional<String> held = store.heldBecause(pipeline, apply.idleFor());
+      if (held.isPresent()) {
+        err.println(
+            "refused: pipeline '"
+                + pipeline
+                + "' may still be held by a running driver: "
+                + held.get()
+                + " (--idle-for "
+                + apply.idleFor()
+                + "). Nothing was changed. Stop the job and run this again once it has been"
+                + " idle for --idle-for, or add --force: a driver still running is then fenced"
+                + " and stops at its next commit.");
+        err.flush();
+        return OffsetsTool.REFUSED;
+      }
+    }
+    ExactlyOnce.rewind(store.rewindSink(pipeline), plan);
+    out.println(
+        "done: "
+            + plan.size()
+            + " offset(s) of pipeline '"
+            + pipeline
+            + "' set under a new writer epoch; the next start of the pipeline resumes there.");
+    out.flush();
+    return 0;
   }
 
   private List<TopicPartition> partitions(Map<TopicPartition, Long> current) {
@@ -241,21 +274,36 @@ final class ResetCommand implements Callable<Integer> {
     Map<TopicPartition, Long> plan = new LinkedHashMap<>();
     for (TopicPartition tp : partitions) {
       long o = wanted.get(tp);
-      if (o < start.get(tp) || o > end.get(tp)) {
-        throw new SinkConfigurationException(
-            "offset "
-                + o
-                + " for "
-                + tp
-                + " lies outside its log ("
-                + start.get(tp)
-                + ".."
-                + end.get(tp)
-                + "): the next start would refuse it. Choose an offset within the log");
-      }
+      requireWithinLog(tp, o, start, end, "Choose an offset within the log");
       plan.put(tp, o);
     }
     return plan;
+  }
+
+  /**
+   * Refuses an offset the next start would refuse.
+   *
+   * @param fix what to do instead
+   */
+  static void requireWithinLog(
+      TopicPartition tp,
+      long o,
+      Map<TopicPartition, Long> start,
+      Map<TopicPartition, Long> end,
+      String fix) {
+    if (o < start.get(tp) || o > end.get(tp)) {
+      throw new SinkConfigurationException(
+          "offset "
+              + o
+              + " for "
+              + tp
+              + " lies outside its log ("
+              + start.get(tp)
+              + ".."
+              + end.get(tp)
+              + "): the next start would refuse it. Nothing was changed. "
+              + fix);
+    }
   }
 
   private Map<TopicPartition, Long> explicit() {

@@ -17,7 +17,7 @@ import picocli.CommandLine.Spec;
       "Shows the stored offsets (the next offset to process) of every partition of a pipeline, the"
           + " writer epoch that wrote each, when it was last written, and the pipeline's current"
           + " writer epoch (when and by which process it was taken, where the store records it).",
-      "Without --pipeline, every pipeline of a PostgreSQL offsets table."
+      "Without --pipeline, every pipeline of a PostgreSQL or Cassandra offsets table."
     })
 final class ShowCommand implements Callable<Integer> {
   @ParentCommand OffsetsTool tool;

@@ -10,9 +10,11 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.ConsumerGroupDescription;
 import org.apache.kafka.clients.admin.ListOffsetsResult.ListOffsetsResultInfo;
 import org.apache.kafka.clients.admin.OffsetSpec;
 import org.apache.kafka.clients.admin.TopicDescription;
+import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
 import org.exactlyonce.spark.SinkConfigurationException;
@@ -155,6 +157,76 @@ final class SourceLog implements AutoCloseable {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new SinkConfigurationException("interrupted while reading the source topics", e);
+    }
+  }
+
+  /** The committed offsets of consumer group {@code group} (none if it has none or is unknown). */
+  Map<TopicPartition, Long> groupOffsets(String group) {
+    Map<TopicPartition, Long> out = new HashMap<>();
+    groupCall(admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata(), group)
+        .forEach(
+            (tp, om) -> {
+              if (om != null) {
+                out.put(tp, om.offset());
+              }
+            });
+    return out;
+  }
+
+  /** The active members of consumer group {@code group}, as client id @ host; none if unknown. */
+  List<String> groupMembers(String group) {
+    ConsumerGroupDescription d;
+    try {
+      d =
+          groupCall(
+              admin.describeConsumerGroups(List.of(group)).describedGroups().get(group), group);
+    } catch (SinkConfigurationException e) {
+      if (e.getCause() instanceof ExecutionException x
+          && x.getCause() instanceof org.apache.kafka.common.errors.GroupIdNotFoundException) {
+        return List.of(); // brokers of the new group protocol: an unknown group has no members
+      }
+      throw e;
+    }
+    List<String> out = new java.util.ArrayList<>();
+    d.members().forEach(m -> out.add(m.clientId() + "@" + m.host()));
+    return out;
+  }
+
+  /**
+   * Commits {@code offsets} for consumer group {@code group}, each with {@code metadata}; Kafka
+   * refuses it while the group has active members.
+   */
+  void alterGroupOffsets(String group, Map<TopicPartition, Long> offsets, String metadata) {
+    Map<TopicPartition, OffsetAndMetadata> request = new HashMap<>();
+    offsets.forEach((tp, o) -> request.put(tp, new OffsetAndMetadata(o, metadata)));
+    groupCall(admin.alterConsumerGroupOffsets(group, request).all(), group);
+  }
+
+  private <T> T groupCall(org.apache.kafka.common.KafkaFuture<T> future, String group) {
+    try {
+      return future.get(TIMEOUT_MS, TimeUnit.MILLISECONDS);
+    } catch (ExecutionException e) {
+      throw new SinkConfigurationException(
+          "consumer group '"
+              + group
+              + "' at '"
+              + servers
+              + "': "
+              + e.getCause()
+              + ". Check the group's name, --bootstrap-servers and --kafka-config (the principal"
+              + " needs DESCRIBE and READ on the group)",
+          e);
+    } catch (TimeoutException e) {
+      throw new SinkConfigurationException(
+          "Kafka at '"
+              + servers
+              + "' did not answer within "
+              + TIMEOUT_MS
+              + " ms: check --bootstrap-servers and --kafka-config",
+          e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new SinkConfigurationException("interrupted while reading group " + group, e);
     }
   }
 

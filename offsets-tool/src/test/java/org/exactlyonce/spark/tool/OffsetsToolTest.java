@@ -24,12 +24,12 @@ class OffsetsToolTest {
 
   @Test
   void everyVerbHasHelp() {
-    for (String verb : new String[] {"show", "lag", "reset", "doctor"}) {
+    for (String verb : new String[] {"show", "lag", "reset", "doctor", "export", "import"}) {
       assertThat(run(verb, "--help")).isZero();
       assertThat(out.toString()).contains("Usage: exactly-once-offsets " + verb);
     }
     assertThat(run("--help")).isZero();
-    assertThat(out.toString()).contains("show", "lag", "reset", "doctor");
+    assertThat(out.toString()).contains("show", "lag", "reset", "doctor", "export", "import");
   }
 
   @Test
@@ -90,6 +90,12 @@ class OffsetsToolTest {
     assertThat(err.toString()).contains("is not TOPIC:PARTITION=OFFSET");
     assertThat(run("reset", "--pipeline", "p", "--to-datetime", "yesterday")).isEqualTo(2);
     assertThat(run("lag")).isEqualTo(2); // --pipeline is required
+    assertThat(run("export", "--pipeline", "p")).isEqualTo(2); // --to-group is required
+    assertThat(run("import", "--pipeline", "p")).isEqualTo(2); // --from-group is required
+    assertThat(run("import", "--pipeline", "p", "--from-group", "g", "--dry-run", "--execute"))
+        .isEqualTo(2);
+    assertThat(run("export", "--pipeline", "p", "--to-group", "eos-progress-p")).isEqualTo(2);
+    assertThat(err.toString()).contains("is the Kafka sink's progress group of pipeline 'p'");
   }
 
   @Test
@@ -105,6 +111,47 @@ class OffsetsToolTest {
                 "EOS_NOT_SET"))
         .isEqualTo(1);
     assertThat(err.toString()).contains("the environment variable EOS_NOT_SET is not set");
+  }
+
+  @Test
+  void aCassandraStoreNeedsItsDataCenterAndKeyspace() {
+    assertThat(run("show", "--cassandra", "127.0.0.1:1")).isEqualTo(1);
+    assertThat(err.toString()).contains("--cassandra needs --cassandra-dc");
+    assertThat(run("show", "--cassandra", "127.0.0.1:1", "--cassandra-dc", "dc1")).isEqualTo(1);
+    assertThat(err.toString()).contains("pass --keyspace");
+    assertThat(run("show", "--cassandra", "nohost", "--cassandra-dc", "dc1")).isEqualTo(1);
+    assertThat(err.toString()).contains("'nohost' is not host:port");
+    assertThat(
+            run(
+                "show",
+                "--cassandra",
+                "127.0.0.1:1",
+                "--cassandra-dc",
+                "dc1",
+                "--offsets-table",
+                "ks.bad-name"))
+        .isEqualTo(1);
+    assertThat(err.toString()).contains("is not a plain CQL name");
+    assertThat(run("show", "--cassandra", "127.0.0.1:1", "--jdbc-url", "jdbc:postgresql://x/y"))
+        .isEqualTo(1);
+    assertThat(err.toString()).contains("name two offsets stores");
+  }
+
+  @Test
+  void cassandraFixCommandsRepeatTheStoreOptionsWithoutSecrets() {
+    ConnectionOptions c = new ConnectionOptions();
+    c.cassandra = java.util.List.of("cas1:9042", "cas2:9042");
+    c.cassandraDc = "dc1";
+    c.keyspace = "ads";
+    c.user = "app";
+    c.passwordEnv = "CASSANDRA_PASSWORD";
+    c.offsetsTable = "eos_offsets";
+    c.bootstrapServers = "kafka:9092";
+    assertThat(c.asArguments(true))
+        .isEqualTo(
+            "--bootstrap-servers kafka:9092 --cassandra cas1:9042,cas2:9042 --cassandra-dc dc1"
+                + " --keyspace ads --user app --password-env CASSANDRA_PASSWORD");
+    assertThat(c.kafkaStore()).isFalse();
   }
 
   @Test

@@ -38,7 +38,9 @@ import org.junit.jupiter.api.Test;
  * show} and {@code lag} print what the store holds, {@code reset} changes nothing without {@code
  * --execute}, is refused while a driver may hold the pipeline unless forced, and once applied the
  * next start accepts the new offsets (the high-water mark moved with them) while the older writer
- * is fenced. One source topic with two partitions: 10 records in partition 0, 6 in partition 1.
+ * is fenced; {@code export} writes the PostgreSQL store's offsets into a consumer group and {@code
+ * import} sets a progress group's from one. One source topic with two partitions: 10 records in
+ * partition 0, 6 in partition 1. The Cassandra store is {@link OffsetsToolCassandraIT}'s.
  */
 class OffsetsToolIT {
   private final KafkaBroker kafka = TestServers.kafka();
@@ -99,7 +101,7 @@ class OffsetsToolIT {
   }
 
   @Test
-  void postgresShowLagAndResetThroughTheLibrary() {
+  void postgresShowLagResetAndExportThroughTheLibrary() throws Exception {
     sourceTopic();
     JdbcTestSupport db = new JdbcTestSupport();
     PostgresServer pg = TestServers.postgres();
@@ -181,6 +183,26 @@ class OffsetsToolIT {
     assertThat(forced.exit()).as(forced.out() + forced.err()).isZero();
     assertThat(db.stored(pipeline)).isEqualTo(Map.of(p0, 9L, p1, 1L));
     assertThat(storedOf(start(sink))).isEqualTo(Map.of(p0, 9L, p1, 1L));
+
+    // export: the stored offsets become a consumer group's committed offsets.
+    String group = "tool-pg-export-" + suffix;
+    Run exported =
+        tool(
+            env,
+            concat(
+                new String[] {
+                  "export",
+                  "--pipeline",
+                  pipeline,
+                  "--bootstrap-servers",
+                  kafka.bootstrapServers(),
+                  "--to-group",
+                  group,
+                  "--execute"
+                },
+                store));
+    assertThat(exported.exit()).as(exported.out() + exported.err()).isZero();
+    assertThat(groupOffsets(group)).isEqualTo(Map.of(p0, 9L, p1, 1L));
   }
 
   private CommitOutcome commit(JdbcSink<Out> sink, long epoch, int partition, long from, long to) {
@@ -192,7 +214,7 @@ class OffsetsToolIT {
   }
 
   @Test
-  void kafkaProgressGroupShowLagAndResetThroughTheLibrary() throws Exception {
+  void kafkaProgressGroupShowLagResetAndImportThroughTheLibrary() throws Exception {
     sourceTopic();
     String outTopic = "tool-out-" + suffix;
     kafka.createTopic(outTopic, 1);
@@ -246,6 +268,35 @@ class OffsetsToolIT {
     StartSequence.Started next = start(sink);
     assertThat(storedOf(next)).isEqualTo(Map.of(p0, 5L, p1, 1L));
     assertThat(commit(sink, epochOf(next), 0, 5, 10)).isEqualTo(CommitOutcome.COMMITTED);
+
+    // import: a consumer group's committed offsets become the progress group's, through the
+    // library's rewind (a progress group records no times: --force).
+    String group = "tool-kafka-old-job-" + suffix;
+    try (Admin admin = kafka.admin()) {
+      admin
+          .alterConsumerGroupOffsets(
+              group, Map.of(p0, new OffsetAndMetadata(2), p1, new OffsetAndMetadata(3)))
+          .all()
+          .get(30, TimeUnit.SECONDS);
+    }
+    Run imported =
+        tool(
+            env,
+            concat(
+                new String[] {
+                  "import",
+                  "--output-topic",
+                  outTopic,
+                  "--from-group",
+                  group,
+                  "--execute",
+                  "--force"
+                },
+                store));
+    assertThat(imported.exit()).as(imported.out() + imported.err()).isZero();
+    assertThat(imported.out()).containsPattern(topic + " +0 +10 +2 +-8");
+    assertThat(progress(pipeline)).isEqualTo(Map.of(p0, 2L, p1, 3L));
+    assertThat(storedOf(start(sink))).isEqualTo(Map.of(p0, 2L, p1, 3L));
   }
 
   private CommitOutcome commit(
@@ -263,11 +314,16 @@ class OffsetsToolIT {
 
   /** The committed offsets of the pipeline's progress group, as Kafka's admin client reads them. */
   private Map<TopicPartition, Long> progress(String pipeline) throws Exception {
+    return groupOffsets("eos-progress-" + pipeline);
+  }
+
+  /** The committed offsets of {@code group}, as Kafka's admin client reads them. */
+  private Map<TopicPartition, Long> groupOffsets(String group) throws Exception {
     Map<TopicPartition, Long> out = new HashMap<>();
     try (Admin admin = kafka.admin()) {
       Map<TopicPartition, OffsetAndMetadata> committed =
           admin
-              .listConsumerGroupOffsets("eos-progress-" + pipeline)
+              .listConsumerGroupOffsets(group)
               .partitionsToOffsetAndMetadata()
               .get(30, TimeUnit.SECONDS);
       committed.forEach((tp, om) -> out.put(tp, om.offset()));

@@ -205,6 +205,29 @@ public final class CassandraOffsetStore implements OffsetStore {
                 epoch));
   }
 
+  /**
+   * {@code --cassandra}, {@code --cassandra-dc}, {@code --keyspace}, the table if not the default,
+   * and {@code --user} with {@code --password-env} (the tool reads the password from the
+   * environment only; the variable's name is the user's to fill in).
+   */
+  @Override
+  public String offsetsToolResetOptions() {
+    StringBuilder o =
+        new StringBuilder("--cassandra ")
+            .append(String.join(",", spec.settings().contactPoints()))
+            .append(" --cassandra-dc ")
+            .append(spec.settings().localDatacenter())
+            .append(" --keyspace ")
+            .append(spec.offsetsTable().keyspace());
+    if (!"eos_offsets".equals(spec.offsetsTable().name())) {
+      o.append(" --offsets-table ").append(spec.offsetsTable().name());
+    }
+    if (spec.settings().user() != null) {
+      o.append(" --user ").append(spec.settings().user()).append(" --password-env <VARIABLE>");
+    }
+    return o.toString();
+  }
+
   @Override
   public boolean canRewind() {
     return true;
