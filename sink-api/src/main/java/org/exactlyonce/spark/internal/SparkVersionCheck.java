@@ -1,5 +1,9 @@
 package org.exactlyonce.spark.internal;
 
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.util.Properties;
 import org.apache.spark.SparkConf;
 import org.exactlyonce.spark.SinkConfigurationException;
 import org.slf4j.Logger;
@@ -15,14 +19,22 @@ import org.slf4j.LoggerFactory;
 public final class SparkVersionCheck {
   private static final Logger LOG = LoggerFactory.getLogger(SparkVersionCheck.class);
 
+  private static final String BUILD_RESOURCE = "spark-line.properties";
+
+  private static final Properties BUILD = buildProperties();
+
+  /**
+   * The Spark release this build compiles against and the test suite runs it with: the root pom's
+   * {@code spark.version}, recorded in a resource at build time (the same sources build each Spark
+   * line, see bin/change-spark-line).
+   */
+  public static final String SPARK_TESTED = BUILD.getProperty("spark.version");
+
   /** The Spark line (major.minor) this build compiles against. */
-  public static final String SPARK_LINE = "3.5";
+  public static final String SPARK_LINE = majorMinor(SPARK_TESTED);
 
-  /** The Spark release the test suite runs this build with. */
-  public static final String SPARK_TESTED = "3.5.5";
-
-  /** The Scala binary version this build compiles against. */
-  public static final String SCALA_BINARY = "2.12";
+  /** The Scala binary version this build compiles against (the root pom's). */
+  public static final String SCALA_BINARY = BUILD.getProperty("scala.binary.version");
 
   /** Lets a stream start on an untested Spark line anyway (logged as a warning). */
   public static final String ALLOW_UNTESTED = "spark.exactlyonce.allowUntestedSpark";
@@ -83,6 +95,31 @@ public final class SparkVersionCheck {
             + " if there is one, or set "
             + ALLOW_UNTESTED
             + "=true to start anyway at your own risk");
+  }
+
+  private static Properties buildProperties() {
+    Properties p = new Properties();
+    try (InputStream in = SparkVersionCheck.class.getResourceAsStream(BUILD_RESOURCE)) {
+      if (in == null) {
+        throw new IllegalStateException(
+            "resource "
+                + BUILD_RESOURCE
+                + " is missing beside "
+                + SparkVersionCheck.class.getName()
+                + ": this jar of the exactly-once library was not built by its Maven build");
+      }
+      p.load(in);
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot read " + BUILD_RESOURCE, e);
+    }
+    for (String key : new String[] {"spark.version", "scala.binary.version"}) {
+      String v = p.getProperty(key);
+      if (v == null || v.isBlank() || v.contains("${")) {
+        throw new IllegalStateException(
+            BUILD_RESOURCE + " has no " + key + " (got " + v + "): the build did not filter it");
+      }
+    }
+    return p;
   }
 
   /** {@code "3.5"} of {@code "3.5.5"} (or of {@code "3.5.5-SNAPSHOT"}). */

@@ -102,10 +102,17 @@ public final class TransactionAwareStream<K, V> extends DirectKafkaInputDStream 
     return toScala(new HashMap<TopicPartition, Object>(adjusted));
   }
 
+  /**
+   * Built with {@code updated}, which Scala 2.12 and 2.13 share: {@code toMap}'s implicit evidence
+   * has another type on each (a {@code Function1} from {@code Predef.$conforms} on 2.12, a {@code
+   * <:<} on 2.13), so no one Java call of it compiles on both Spark lines.
+   */
   private static <A> scala.collection.immutable.Map<A, Object> toScala(Map<A, Object> m) {
-    return JavaConverters.mapAsScalaMapConverter(m)
-        .asScala()
-        .toMap(scala.Predef$.MODULE$.$conforms());
+    scala.collection.immutable.Map<A, Object> out = scala.collection.immutable.Map$.MODULE$.empty();
+    for (Map.Entry<A, Object> e : m.entrySet()) {
+      out = out.updated(e.getKey(), e.getValue());
+    }
+    return out;
   }
 
   /**

@@ -3,6 +3,9 @@ package org.exactlyonce.spark.internal;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatCode;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.exactlyonce.spark.internal.SparkVersionCheck.SCALA_BINARY;
+import static org.exactlyonce.spark.internal.SparkVersionCheck.SPARK_LINE;
+import static org.exactlyonce.spark.internal.SparkVersionCheck.SPARK_TESTED;
 
 import org.exactlyonce.spark.SinkConfigurationException;
 import org.junit.jupiter.api.Test;
@@ -26,27 +29,36 @@ class SparkVersionCheckTest {
   }
 
   @Test
+  void theBuildRecordsItsSparkReleaseAndScalaBinaryVersion() {
+    assertThat(SparkVersionCheck.SPARK_TESTED).matches("\\d+\\.\\d+\\.\\d+");
+    assertThat(SparkVersionCheck.SPARK_LINE).isEqualTo(SparkVersionCheck.majorMinor(SPARK_TESTED));
+    assertThat(SparkVersionCheck.SCALA_BINARY).matches("2\\.1\\d");
+  }
+
+  @Test
   void anotherPatchReleaseOfTheSameSparkLineStarts() {
-    assertThatCode(() -> SparkVersionCheck.check("3.5.1", "2.12.18", false))
+    assertThatCode(() -> SparkVersionCheck.check(SPARK_LINE + ".99", SCALA_BINARY + ".7", false))
         .doesNotThrowAnyException();
   }
 
   @Test
   void anotherSparkLineIsRefusedNamingBothVersionsAndTheWayOut() {
-    assertThatThrownBy(() -> SparkVersionCheck.check("3.4.1", "2.12.17", false))
+    // 3.4 is neither line this source tree builds (3.5 and 4.2).
+    assertThatThrownBy(() -> SparkVersionCheck.check("3.4.1", SCALA_BINARY + ".17", false))
         .isInstanceOf(SinkConfigurationException.class)
-        .hasMessageContaining("for Spark 3.5.x")
+        .hasMessageContaining("for Spark " + SPARK_LINE + ".x")
         .hasMessageContaining("runs on Spark 3.4.1")
         .hasMessageContaining(SparkVersionCheck.ALLOW_UNTESTED + "=true");
-    assertThatCode(() -> SparkVersionCheck.check("3.4.1", "2.12.17", true))
+    assertThatCode(() -> SparkVersionCheck.check("3.4.1", SCALA_BINARY + ".17", true))
         .doesNotThrowAnyException();
   }
 
   @Test
   void anotherScalaBinaryVersionIsRefusedEvenWhenUntestedSparkIsAllowed() {
-    assertThatThrownBy(() -> SparkVersionCheck.check("4.0.1", "2.13.16", true))
+    String other = SCALA_BINARY.equals("2.12") ? "2.13" : "2.12";
+    assertThatThrownBy(() -> SparkVersionCheck.check("4.0.1", other + ".16", true))
         .isInstanceOf(SinkConfigurationException.class)
-        .hasMessageContaining("for Scala 2.12 but runs on Scala 2.13.16")
-        .hasMessageContaining("_2.13");
+        .hasMessageContaining("for Scala " + SCALA_BINARY + " but runs on Scala " + other + ".16")
+        .hasMessageContaining("_" + other);
   }
 }

@@ -39,7 +39,8 @@ public final class SparkSetup {
    * {@code local-cluster[executors, cores, memory]}: a master, a worker and {@code executors}
    * executor JVMs, so a test can kill an executor with SIGKILL. Needs environment variable
    * SPARK_HOME to name a folder (its {@code jars/} subfolder is created if missing) and
-   * SPARK_SCALA_VERSION=2.12; the build's Failsafe configuration sets both.
+   * SPARK_SCALA_VERSION set to the Scala binary version ({@link #scalaBinaryVersion()}); the
+   * build's Failsafe configuration sets both.
    */
   public static SparkConf localCluster(String appName, int executors, int coresEach) {
     sparkHome();
@@ -63,6 +64,16 @@ public final class SparkSetup {
         .set("spark.executor.extraClassPath", System.getProperty("java.class.path"))
         .set("spark.executor.extraJavaOptions", JAVA17_OPTIONS)
         .set("spark.task.maxFailures", "4");
+  }
+
+  /**
+   * The Scala binary version of the Scala library on this JVM's class path ({@code "2.12"} or
+   * {@code "2.13"}, after the Spark line the build is on), which Spark's launcher needs as
+   * SPARK_SCALA_VERSION to start executor and worker JVMs.
+   */
+  public static String scalaBinaryVersion() {
+    String[] parts = scala.util.Properties.versionNumberString().split("\\.");
+    return parts[0] + "." + parts[1];
   }
 
   /** SPARK_HOME as separate executor JVMs need it: any folder with a {@code jars/} subfolder. */

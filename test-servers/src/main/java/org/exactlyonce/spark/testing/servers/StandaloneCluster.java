@@ -145,7 +145,7 @@ public final class StandaloneCluster implements AutoCloseable {
         "SPARK_HOME",
         sparkHome.toString(),
         "SPARK_SCALA_VERSION",
-        "2.12",
+        SparkSetup.scalaBinaryVersion(),
         "SPARK_LOCAL_IP",
         host,
         // Daemons write their logs to their stdout, which goes to the log file.
