@@ -508,15 +508,20 @@ public final class AdEventsPipeline implements Callable<Integer> {
       Map<TopicPartition, Long> end = endOffsets();
       ssc.start();
       long lastProgress = System.nanoTime();
+      String printed = "";
       while (stream.failure() == null && !caughtUp(outputs.pipelines(), committed, end)) {
         ssc.awaitTerminationOrTimeout(1000);
         if (System.nanoTime() - lastProgress >= PROGRESS_EVERY.toNanos()) {
-          System.out.println(progress(outputs.pipelines(), committed, end));
+          printed = progress(outputs.pipelines(), committed, end);
+          System.out.println(printed);
           lastProgress = System.nanoTime();
         }
       }
       if (stream.failure() == null) {
-        System.out.println(progress(outputs.pipelines(), committed, end));
+        String done = progress(outputs.pipelines(), committed, end);
+        if (!figures(done).equals(figures(printed))) {
+          System.out.println(done); // the last line: every output caught up
+        }
         // Before the stop: a stream's metrics sources leave the metrics system with it.
         metricsLines = metricsOf(outputs.pipelines());
       }
@@ -537,6 +542,12 @@ public final class AdEventsPipeline implements Callable<Integer> {
 
   /** What the last run read from the metrics system, one line per output, for the summary. */
   private List<String> metricsLines = List.of();
+
+  /** A progress line without its time. */
+  private static String figures(String progressLine) {
+    int at = progressLine.indexOf("UTC:");
+    return at < 0 ? progressLine : progressLine.substring(at);
+  }
 
   /** One line: per output, the records committed of those in the topic, and the lag. */
   private static String progress(

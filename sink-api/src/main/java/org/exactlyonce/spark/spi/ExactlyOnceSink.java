@@ -16,7 +16,7 @@ public interface ExactlyOnceSink extends Serializable {
   /**
    * The sink's effective configuration, logged once at INFO when a stream starts (as Kafka clients
    * log theirs): pipeline, backend, where outputs and offsets go, batch sizes and timeouts. Never a
-   * secret: no password, no URL parameters, no client credential. Default: {@link #toString()},
+   * secret: no password, no URL parameters, no client credential. Default: {@code toString()},
    * which every sink of the library keeps free of secrets.
    */
   default String describe() {
