@@ -38,9 +38,10 @@ import org.junit.jupiter.api.Test;
  * show} and {@code lag} print what the store holds, {@code reset} changes nothing without {@code
  * --execute}, is refused while a driver may hold the pipeline unless forced, and once applied the
  * next start accepts the new offsets (the high-water mark moved with them) while the older writer
- * is fenced; {@code export} writes the PostgreSQL store's offsets into a consumer group and {@code
- * import} sets a progress group's from one. One source topic with two partitions: 10 records in
- * partition 0, 6 in partition 1. The Cassandra store is {@link OffsetsToolCassandraIT}'s.
+ * is fenced; {@code export} writes a store's offsets into a consumer group and {@code import} sets
+ * a store's from one (both stores each way); {@code reset --to-datetime} against the broker's
+ * timestamps. One source topic with two partitions: 10 records in partition 0, 6 in partition 1.
+ * The Cassandra store is {@link OffsetsToolCassandraIT}'s.
  */
 class OffsetsToolIT {
   private final KafkaBroker kafka = TestServers.kafka();
@@ -203,6 +204,52 @@ class OffsetsToolIT {
                 store));
     assertThat(exported.exit()).as(exported.out() + exported.err()).isZero();
     assertThat(groupOffsets(group)).isEqualTo(Map.of(p0, 9L, p1, 1L));
+
+    // import: a consumer group's committed offsets become the PostgreSQL store's, through the
+    // library's rewind (held: the start above took an epoch just now, so --force).
+    String oldJob = "tool-pg-old-job-" + suffix;
+    alterGroup(oldJob, Map.of(p0, 4L, p1, 5L));
+    Run imported =
+        tool(
+            env,
+            concat(
+                new String[] {
+                  "import",
+                  "--pipeline",
+                  pipeline,
+                  "--bootstrap-servers",
+                  kafka.bootstrapServers(),
+                  "--from-group",
+                  oldJob,
+                  "--execute",
+                  "--force"
+                },
+                store));
+    assertThat(imported.exit()).as(imported.out() + imported.err()).isZero();
+    assertThat(db.stored(pipeline)).isEqualTo(Map.of(p0, 4L, p1, 5L));
+    assertThat(storedOf(start(sink))).isEqualTo(Map.of(p0, 4L, p1, 5L));
+
+    // reset --to-datetime against the broker's timestamps: every record was written after
+    // 2000-01-01, so that time maps to the first offset of each partition.
+    Run byTime =
+        tool(
+            env,
+            concat(
+                reset,
+                store,
+                new String[] {"--to-datetime", "2000-01-01T00:00:00Z", "--execute", "--force"}));
+    assertThat(byTime.exit()).as(byTime.out() + byTime.err()).isZero();
+    assertThat(db.stored(pipeline)).isEqualTo(Map.of(p0, 0L, p1, 0L));
+    assertThat(storedOf(start(sink))).isEqualTo(Map.of(p0, 0L, p1, 0L));
+  }
+
+  /** Sets {@code group}'s committed offsets, as another job's consumer would have left them. */
+  private void alterGroup(String group, Map<TopicPartition, Long> offsets) throws Exception {
+    Map<TopicPartition, OffsetAndMetadata> committed = new HashMap<>();
+    offsets.forEach((tp, o) -> committed.put(tp, new OffsetAndMetadata(o)));
+    try (Admin admin = kafka.admin()) {
+      admin.alterConsumerGroupOffsets(group, committed).all().get(30, TimeUnit.SECONDS);
+    }
   }
 
   private CommitOutcome commit(JdbcSink<Out> sink, long epoch, int partition, long from, long to) {
@@ -297,6 +344,13 @@ class OffsetsToolIT {
     assertThat(imported.out()).containsPattern(topic + " +0 +10 +2 +-8");
     assertThat(progress(pipeline)).isEqualTo(Map.of(p0, 2L, p1, 3L));
     assertThat(storedOf(start(sink))).isEqualTo(Map.of(p0, 2L, p1, 3L));
+
+    // export: the progress group's offsets become another consumer group's.
+    String exportGroup = "tool-kafka-export-" + suffix;
+    Run exported =
+        tool(env, concat(new String[] {"export", "--to-group", exportGroup, "--execute"}, store));
+    assertThat(exported.exit()).as(exported.out() + exported.err()).isZero();
+    assertThat(groupOffsets(exportGroup)).isEqualTo(Map.of(p0, 2L, p1, 3L));
   }
 
   private CommitOutcome commit(
