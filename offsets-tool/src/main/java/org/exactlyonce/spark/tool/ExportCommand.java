@@ -102,6 +102,17 @@ final class ExportCommand implements Callable<Integer> {
                 + store.describe()
                 + ": nothing to export. Check --pipeline and the store options");
       }
+      // Another pipeline's offset store (its progress group, by metadata, whatever its name):
+      // overwriting it would move that pipeline's offsets outside its writer epochs.
+      if (source.holdsLibraryProgress(group)) {
+        throw new SinkConfigurationException(
+            "--to-group '"
+                + group
+                + "' holds offsets a Kafka sink of this library wrote: it is some pipeline's"
+                + " progress group (its offsets store), not a consumer group to export to. Change"
+                + " that pipeline's offsets with reset or import on it; export writes to the"
+                + " consumer group of another job");
+      }
       Map<TopicPartition, Long> now = source.groupOffsets(group);
       List<String> members = source.groupMembers(group);
       out.println(

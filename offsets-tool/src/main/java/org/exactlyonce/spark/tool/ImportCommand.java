@@ -72,6 +72,14 @@ final class ImportCommand implements Callable<Integer> {
   boolean force;
 
   @Option(
+      names = "--allow-rewind",
+      description =
+          "Apply even if the group is behind the pipeline on some partition: the records between"
+              + " are then read and written again (a sink that is not idempotent writes them"
+              + " twice). Without it, such an import is refused.")
+  boolean allowRewind;
+
+  @Option(
       names = "--idle-for",
       paramLabel = "DURATION",
       defaultValue = "2m",
@@ -128,6 +136,35 @@ final class ImportCommand implements Callable<Integer> {
             end,
             "Import the other partitions with --topic, then set this one with reset");
         plan.put(tp, o);
+      }
+      // An import is a migration, not a rewind: a group behind the pipeline (a stale or
+      // mirror group, the wrong group) would make the pipeline write those records again.
+      List<String> behind =
+          plan.entrySet().stream()
+              .filter(
+                  e -> current.containsKey(e.getKey()) && e.getValue() < current.get(e.getKey()))
+              .map(e -> e.getKey() + " " + current.get(e.getKey()) + " -> " + e.getValue())
+              .toList();
+      if (!behind.isEmpty() && !allowRewind) {
+        String why =
+            "consumer group '"
+                + group
+                + "' is behind pipeline '"
+                + pipeline
+                + "' on "
+                + behind
+                + ": importing it would move those stored offsets back, and the pipeline would"
+                + " read and write the records between again.";
+        if (execute) {
+          err.println(
+              "refused: "
+                  + why
+                  + " Nothing was changed. If that is what you want, add --allow-rewind (or use"
+                  + " reset, the tool's rewind).");
+          err.flush();
+          return OffsetsTool.REFUSED;
+        }
+        out.println("note: " + why + " --execute will need --allow-rewind.");
       }
       List<String> members = source.groupMembers(group);
       if (execute && !force && !members.isEmpty()) {

@@ -173,6 +173,18 @@ final class SourceLog implements AutoCloseable {
     return out;
   }
 
+  /**
+   * Whether some committed offset of {@code group} was written by the library's Kafka sinks (a
+   * progress group: some pipeline's offset store, whatever its name).
+   */
+  boolean holdsLibraryProgress(String group) {
+    return groupCall(admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata(), group)
+        .values()
+        .stream()
+        .anyMatch(
+            om -> om != null && org.exactlyonce.spark.kafka.ProgressGroups.writtenByTheLibrary(om));
+  }
+
   /** The active members of consumer group {@code group}, as client id @ host; none if unknown. */
   List<String> groupMembers(String group) {
     ConsumerGroupDescription d;

@@ -206,25 +206,28 @@ class OffsetsToolIT {
     assertThat(groupOffsets(group)).isEqualTo(Map.of(p0, 9L, p1, 1L));
 
     // import: a consumer group's committed offsets become the PostgreSQL store's, through the
-    // library's rewind (held: the start above took an epoch just now, so --force).
+    // library's rewind (held: the start above took an epoch just now, so --force). The group is
+    // behind the pipeline on partition 0 (9 -> 4): refused unless --allow-rewind.
     String oldJob = "tool-pg-old-job-" + suffix;
     alterGroup(oldJob, Map.of(p0, 4L, p1, 5L));
-    Run imported =
-        tool(
-            env,
-            concat(
-                new String[] {
-                  "import",
-                  "--pipeline",
-                  pipeline,
-                  "--bootstrap-servers",
-                  kafka.bootstrapServers(),
-                  "--from-group",
-                  oldJob,
-                  "--execute",
-                  "--force"
-                },
-                store));
+    String[] importOldJob = {
+      "import",
+      "--pipeline",
+      pipeline,
+      "--bootstrap-servers",
+      kafka.bootstrapServers(),
+      "--from-group",
+      oldJob,
+      "--execute",
+      "--force"
+    };
+    Run rewinds = tool(env, concat(importOldJob, store));
+    assertThat(rewinds.exit()).as(rewinds.out() + rewinds.err()).isEqualTo(OffsetsTool.REFUSED);
+    assertThat(rewinds.err())
+        .contains("is behind pipeline '" + pipeline + "' on [" + topic + "-0 9 -> 4]")
+        .contains("--allow-rewind");
+    assertThat(db.stored(pipeline)).isEqualTo(Map.of(p0, 9L, p1, 1L));
+    Run imported = tool(env, concat(importOldJob, new String[] {"--allow-rewind"}, store));
     assertThat(imported.exit()).as(imported.out() + imported.err()).isZero();
     assertThat(db.stored(pipeline)).isEqualTo(Map.of(p0, 4L, p1, 5L));
     assertThat(storedOf(start(sink))).isEqualTo(Map.of(p0, 4L, p1, 5L));
@@ -337,7 +340,8 @@ class OffsetsToolIT {
                   "--from-group",
                   group,
                   "--execute",
-                  "--force"
+                  "--force",
+                  "--allow-rewind" // partition 0 goes back from 10 to 2
                 },
                 store));
     assertThat(imported.exit()).as(imported.out() + imported.err()).isZero();
@@ -351,6 +355,28 @@ class OffsetsToolIT {
         tool(env, concat(new String[] {"export", "--to-group", exportGroup, "--execute"}, store));
     assertThat(exported.exit()).as(exported.out() + exported.err()).isZero();
     assertThat(groupOffsets(exportGroup)).isEqualTo(Map.of(p0, 2L, p1, 3L));
+
+    // Never into another pipeline's progress group (its offsets store), known by what the library
+    // wrote there, whatever the group's name.
+    String other = "tool-kafka-other-" + suffix;
+    start(
+        KafkaSink.<String>transactional(other)
+            .bootstrapServers(kafka.bootstrapServers())
+            .topic(outTopic)
+            .value(ToBytes.utf8(s -> s))
+            .apiTimeout(Duration.ofSeconds(20))
+            .build());
+    Map<TopicPartition, Long> othersOffsets = progress(other);
+    assertThat(othersOffsets).isNotEmpty();
+    Run intoProgress =
+        tool(
+            env,
+            concat(
+                new String[] {"export", "--to-group", "eos-progress-" + other, "--execute"},
+                store));
+    assertThat(intoProgress.exit()).as(intoProgress.out() + intoProgress.err()).isNotZero();
+    assertThat(intoProgress.err()).contains("holds offsets a Kafka sink of this library wrote");
+    assertThat(progress(other)).isEqualTo(othersOffsets);
   }
 
   private CommitOutcome commit(
