@@ -22,8 +22,11 @@ import org.exactlyonce.spark.internal.ExecutorMetrics;
  * the application id and the executor id: JMX shows {@code metrics:name=<app id>.<executor
  * id>.plugin.org.exactlyonce.spark.ExactlyOnceExecutorMetrics.rowsWritten,type=counters} (on a
  * local master, whose executor starts before the application id is known, without the two ids). The
- * values add up every pipeline whose tasks ran on the executor, and count task attempts: a retried
- * or speculative attempt that finds its range committed counts as a replay, not as rows. A
+ * values add up every pipeline whose tasks ran on the executor, and count task attempts. For a
+ * transactional sink, a retried or speculative attempt that finds its range committed counts as a
+ * replay, not as rows. An idempotent sink's attempts count the writes they made: a retried attempt
+ * rewrites its range and counts it again, and its skipped replays are decided on the driver, so
+ * {@link #REPLAYS_SKIPPED} stays 0 for it; its offsets are committed on the driver afterwards. A
  * per-batch sink commits on the driver; its figures are the driver's ({@link ExactlyOnceMetrics}).
  */
 public final class ExactlyOnceExecutorMetrics implements SparkPlugin {

@@ -105,6 +105,12 @@ public final class PipelineMetrics implements Source {
         long behind = Math.max(0, end - committedNow);
         lagOf(tp).set(behind);
         behindSince(tp).observe(result.batchTimeMs(), end, committedNow);
+      } else if (c.outcome().isSuccess()) {
+        // No end known for this batch: what it committed still ends the wait of older records.
+        BehindSince waiting = lagMs.get(tp);
+        if (waiting != null) {
+          waiting.committed(Math.max(c.range().until(), committed.applyAsLong(tp)));
+        }
       }
     }
     lastBatchTime.set(result.batchTimeMs());
@@ -176,6 +182,13 @@ public final class PipelineMetrics implements Source {
       }
       // A rewind moves the committed offset back below ends already dropped: those records count
       // from the batch that saw them again, which is later than they arrived (a lower bound).
+      while (!seen.isEmpty() && seen.peekFirst()[1] <= committedOffset) {
+        seen.removeFirst();
+      }
+    }
+
+    /** The committed offset moved to {@code committedOffset}, with no end offset seen. */
+    synchronized void committed(long committedOffset) {
       while (!seen.isEmpty() && seen.peekFirst()[1] <= committedOffset) {
         seen.removeFirst();
       }

@@ -97,6 +97,20 @@ class PipelineMetricsTest {
     assertThat(gauge(m, ExactlyOnceMetrics.lagName("t", 0))).isEqualTo(0L);
   }
 
+  @Test
+  void aBatchWithoutKnownEndsStillEndsTheWaitOfTheRecordsItCommitted() {
+    long[] now = {1_500};
+    PipelineMetrics m = new PipelineMetrics(ID, () -> now[0]);
+    TopicPartition t0 = new TopicPartition("t", 0);
+    String name = ExactlyOnceMetrics.lagMsName("t", 0);
+    m.batchCommitted(committed(1_000, 0, 50), 0, Map.of(t0, 150L), tp -> 50);
+    assertThat(gauge(m, name)).isEqualTo(500L);
+    // Spark's end offsets unknown for this batch; it committed everything seen at 1 s.
+    m.batchCommitted(committed(2_000, 50, 150), 0, Map.of(), tp -> 150);
+    now[0] = 9_000;
+    assertThat(gauge(m, name)).isEqualTo(0L);
+  }
+
   private static BatchResult committed(long batchTime, long from, long until) {
     return BatchResult.ofRanges(
         ID,
