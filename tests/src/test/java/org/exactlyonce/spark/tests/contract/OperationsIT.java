@@ -10,10 +10,20 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.TreeMap;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.spark.api.java.JavaSparkContext;
+import org.apache.spark.scheduler.SparkListener;
+import org.apache.spark.scheduler.SparkListenerJobStart;
 import org.apache.spark.streaming.Durations;
 import org.apache.spark.streaming.api.java.JavaStreamingContext;
+import org.apache.spark.streaming.kafka010.ConsumerStrategies;
+import org.apache.spark.streaming.kafka010.KafkaUtils;
+import org.apache.spark.streaming.kafka010.LocationStrategies;
+import org.apache.spark.streaming.scheduler.StreamingListener;
+import org.apache.spark.streaming.scheduler.StreamingListenerBatchCompleted;
 import org.exactlyonce.spark.CommitOutcome;
 import org.exactlyonce.spark.ExactlyOnce;
 import org.exactlyonce.spark.ExactlyOnceStream;
@@ -213,6 +223,204 @@ class OperationsIT {
       java.sql.DriverManager.setLoginTimeout(loginTimeout);
     }
     assertThat(settings()).isEqualTo(before);
+  }
+
+  /**
+   * Issue 19: the behaviour the unchanged settings map stands for. A plain Kafka direct stream the
+   * application starts after the library's stream ran, in the same SparkContext, runs one Spark job
+   * per batch: its output operation's. When the library set {@code
+   * spark.streaming.kafka.allowNonConsecutiveOffsets=true} on the live conf, Spark's {@code
+   * DirectKafkaInputDStream.compute} sized every batch of every plain stream with {@code
+   * KafkaRDD.count()}, which for a "compacted" batch is a second Spark job reading it all. The
+   * negative control sets that value itself and sees those jobs, so the count can see the leak.
+   */
+  @Test
+  void aPlainDirectStreamAfterTheLibrarysRunsOneSparkJobPerBatch() {
+    try (Fixtures.JdbcTransactional rows = new Fixtures.JdbcTransactional()) {
+      Map<String, Long> expected = new LinkedHashMap<>();
+      send(0, "library", 5, expected);
+      run(List.of(rows), List.of(rows.sink("beside-plain-" + System.nanoTime())), expected);
+    }
+
+    StreamJobs plain = runPlainStream("plain");
+    assertThat(plain.jobsNoOutputOperationStarted)
+        .as(
+            "Spark jobs of a plain direct stream that no output operation started (a batch sized"
+                + " with KafkaRDD.count(): is spark.streaming.kafka.allowNonConsecutiveOffsets=true"
+                + " on the application's conf?): %s",
+            plain)
+        .isZero();
+    assertThat(plain.outputJobsPerBatch.values())
+        .as("Spark jobs per batch of a plain direct stream with one output operation: %s", plain)
+        .containsOnly(1L);
+
+    // Negative control: the setting the library once leaked makes the count job appear.
+    String key = "spark.streaming.kafka.allowNonConsecutiveOffsets";
+    sc.sc().conf().set(key, "true");
+    StreamJobs leaked;
+    try {
+      leaked = runPlainStream("leaked");
+    } finally {
+      sc.sc().conf().remove(key);
+    }
+    assertThat(leaked.jobsNoOutputOperationStarted)
+        .as("the count jobs of a stream reading its batches as compacted: %s", leaked)
+        .isGreaterThanOrEqualTo(leaked.outputJobsPerBatch.size());
+  }
+
+  /**
+   * Runs a plain {@code KafkaUtils.createDirectStream} with one action per batch over a new topic
+   * until three batches held records, stops it gracefully and returns the Spark jobs started while
+   * it ran, per completed batch.
+   */
+  private StreamJobs runPlainStream(String tag) {
+    String plainTopic = tag + "-" + System.nanoTime();
+    kafka.createTopic(plainTopic, 2);
+    Map<String, Object> params = new HashMap<>(params());
+    params.put("group.id", plainTopic);
+    params.put("auto.offset.reset", "earliest");
+    params.put("enable.auto.commit", false);
+
+    JobCounter counter = new JobCounter();
+    sc.sc().addSparkListener(counter);
+    try {
+      JavaStreamingContext ssc = new JavaStreamingContext(sc, Durations.milliseconds(500));
+      try {
+        ssc.addStreamingListener(counter.batches);
+        KafkaUtils.<String, String>createDirectStream(
+                ssc,
+                LocationStrategies.PreferConsistent(),
+                ConsumerStrategies.<String, String>Subscribe(List.of(plainTopic), params))
+            .foreachRDD(rdd -> rdd.foreachPartition(records -> {}));
+        ssc.start();
+        for (int i = 0; i < 3; i++) {
+          int before = i;
+          Inputs.send(kafka, plainTopic, i % 2, tag + i, 10, null);
+          await()
+              .atMost(Duration.ofMinutes(2))
+              .pollInterval(Duration.ofMillis(100))
+              .until(() -> counter.batches.batchesWithRecords() > before);
+        }
+      } finally {
+        // Gracefully: every batch generated (and sized) before the stop completes its output job.
+        ssc.stop(false, true);
+      }
+      // Listener events arrive asynchronously, in order per queue: once a job started after the
+      // stop is seen, every job of the stream has been seen.
+      sc.setLocalProperty(JobCounter.MARKER, "true");
+      try {
+        sc.parallelize(List.of(1), 1).foreachPartition(records -> {});
+      } finally {
+        sc.setLocalProperty(JobCounter.MARKER, null);
+      }
+      await()
+          .atMost(Duration.ofMinutes(1))
+          .pollInterval(Duration.ofMillis(50))
+          .until(() -> counter.markerSeen);
+    } finally {
+      sc.sc().removeSparkListener(counter);
+    }
+    return counter.result();
+  }
+
+  /** Spark jobs of one streaming context: output jobs per completed batch, and all others. */
+  private static final class StreamJobs {
+    final Map<Long, Long> outputJobsPerBatch;
+    final long jobsNoOutputOperationStarted;
+
+    StreamJobs(Map<Long, Long> outputJobsPerBatch, long jobsNoOutputOperationStarted) {
+      this.outputJobsPerBatch = outputJobsPerBatch;
+      this.jobsNoOutputOperationStarted = jobsNoOutputOperationStarted;
+    }
+
+    @Override
+    public String toString() {
+      long batches = outputJobsPerBatch.size();
+      long all = jobsNoOutputOperationStarted;
+      for (long n : outputJobsPerBatch.values()) {
+        all += n;
+      }
+      return String.format(
+          "%d completed batches, %d Spark jobs (%.1f per batch): output jobs per batch time %s,"
+              + " %d jobs no output operation started",
+          batches,
+          all,
+          batches == 0 ? 0.0 : (double) all / batches,
+          outputJobsPerBatch,
+          jobsNoOutputOperationStarted);
+    }
+  }
+
+  /**
+   * Counts the Spark jobs started after its creation, by the batch whose output operation started
+   * them: Spark's JobScheduler sets {@code spark.streaming.internal.batchTime} on the jobs of an
+   * output operation only, not on jobs that computing a batch's RDDs starts (JobGenerator's
+   * thread), such as {@code KafkaRDD.count()}.
+   */
+  private static final class JobCounter extends SparkListener {
+    static final String MARKER = "exactlyonce.test.afterStop";
+    private static final String BATCH_TIME = "spark.streaming.internal.batchTime";
+
+    private final long since = System.currentTimeMillis();
+    private final Map<Long, Long> outputJobs = new ConcurrentHashMap<>();
+    private final AtomicLong otherJobs = new AtomicLong();
+    volatile boolean markerSeen;
+    final Batches batches = new Batches(since);
+
+    @Override
+    public void onJobStart(SparkListenerJobStart start) {
+      String marker = start.properties() == null ? null : start.properties().getProperty(MARKER);
+      if (marker != null) {
+        markerSeen = true;
+        return;
+      }
+      // Jobs of an earlier streaming context were submitted before it stopped, before `since`.
+      if (start.time() < since) {
+        return;
+      }
+      String batchTime =
+          start.properties() == null ? null : start.properties().getProperty(BATCH_TIME);
+      if (batchTime == null) {
+        otherJobs.incrementAndGet();
+      } else {
+        outputJobs.merge(Long.parseLong(batchTime), 1L, Long::sum);
+      }
+    }
+
+    /** Output jobs of each completed batch (0 if none), and every job no output started. */
+    StreamJobs result() {
+      Map<Long, Long> perBatch = new TreeMap<>();
+      for (long batch : batches.completed()) {
+        perBatch.put(batch, outputJobs.getOrDefault(batch, 0L));
+      }
+      return new StreamJobs(perBatch, otherJobs.get());
+    }
+  }
+
+  /** The completed batches of a streaming context, and how many held records. */
+  private static final class Batches implements StreamingListener {
+    private final long since;
+    private final Map<Long, Long> records = new ConcurrentHashMap<>();
+
+    Batches(long since) {
+      this.since = since;
+    }
+
+    @Override
+    public void onBatchCompleted(StreamingListenerBatchCompleted completed) {
+      long time = completed.batchInfo().batchTime().milliseconds();
+      if (time >= since) {
+        records.put(time, completed.batchInfo().numRecords());
+      }
+    }
+
+    long batchesWithRecords() {
+      return records.values().stream().filter(n -> n > 0).count();
+    }
+
+    java.util.Set<Long> completed() {
+      return new java.util.TreeSet<>(records.keySet());
+    }
   }
 
   private static Map<String, String> settings() {
