@@ -1,829 +1,322 @@
 package org.exactlyonce.spark.examples.bench;
 
-import com.datastax.oss.driver.api.core.CqlSession;
-import com.datastax.oss.driver.api.core.cql.AsyncResultSet;
-import com.datastax.oss.driver.api.core.cql.PreparedStatement;
-import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.sql.Connection;
-import java.sql.DriverManager;
-import java.sql.Statement;
-import java.time.LocalDate;
+import java.time.Duration;
+import java.time.Instant;
 import java.util.ArrayList;
-import java.util.Collections;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
-import java.util.Properties;
+import java.util.Set;
 import java.util.concurrent.Callable;
-import java.util.concurrent.CompletionStage;
-import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.concurrent.Semaphore;
-import java.util.concurrent.atomic.AtomicLong;
-import java.util.function.Consumer;
-import org.apache.kafka.clients.consumer.ConsumerRecord;
+import java.util.concurrent.Future;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
-import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
-import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.spark.SparkConf;
 import org.apache.spark.api.java.JavaSparkContext;
-import org.apache.spark.streaming.Durations;
-import org.apache.spark.streaming.api.java.JavaInputDStream;
-import org.apache.spark.streaming.api.java.JavaStreamingContext;
-import org.apache.spark.streaming.kafka010.ConsumerStrategies;
-import org.apache.spark.streaming.kafka010.HasOffsetRanges;
-import org.apache.spark.streaming.kafka010.KafkaUtils;
-import org.apache.spark.streaming.kafka010.LocationStrategies;
-import org.apache.spark.streaming.kafka010.OffsetRange;
-import org.exactlyonce.spark.ExactlyOnce;
-import org.exactlyonce.spark.ExactlyOnceStream;
-import org.exactlyonce.spark.RecordMapper;
-import org.exactlyonce.spark.cassandra.CassandraSettings;
-import org.exactlyonce.spark.cassandra.CassandraSink;
-import org.exactlyonce.spark.jdbc.JdbcSettings;
-import org.exactlyonce.spark.jdbc.JdbcSink;
-import org.exactlyonce.spark.kafka.KafkaSink;
-import org.exactlyonce.spark.kafka.SourcePosition;
-import org.exactlyonce.spark.kafka.ToBytes;
-import org.exactlyonce.spark.spi.ExactlyOnceSink;
-import org.exactlyonce.spark.spi.OffsetStore;
-import org.exactlyonce.spark.spi.PartitionOutputs;
-import org.exactlyonce.spark.testing.servers.CassandraServer;
+import org.exactlyonce.spark.examples.bench.Strategies.Measure;
+import org.exactlyonce.spark.examples.bench.Strategies.Strategy;
 import org.exactlyonce.spark.testing.servers.KafkaBroker;
-import org.exactlyonce.spark.testing.servers.PostgresServer;
 import org.exactlyonce.spark.testing.servers.TestServers;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 /**
- * The price of exactly-once: on the same Kafka data, in one run, each backend's hand-written
- * at-least-once write against this library's exactly-once sink, plus the raw read alone. Prints
- * records/s, per-batch latency (p50/p99) and the ratio exactly-once / at-least-once per backend;
- * writes a Markdown table and a PNG chart.
+ * The price of exactly-once, measured against what a competent user writes by hand: for each
+ * backend, this library's exactly-once sinks and the best at-least-once writers (pooled
+ * connections, {@code reWriteBatchedInserts} and COPY for PostgreSQL, async single rows and
+ * UNLOGGED batches per partition key for Cassandra, one shared idempotent producer for Kafka) read
+ * the same Kafka input, in one run, over curves of records per partition per batch, partitions and
+ * record size.
+ *
+ * <p>Method: every server is started and every strategy run once (not reported) before the first
+ * measured run; at each point the strategies run in alternating order over {@code --rounds} rounds
+ * (forward, then backward), each into a fresh table or topic that is dropped afterwards, so that
+ * nothing a run leaves behind changes the next; the figure of a run is records per second of batch
+ * processing time (Spark's own {@code processingDelay}) without the run's first batch, and a point
+ * reports the median and the spread (min–max) over rounds. Prints figures, writes {@code
+ * results.md}, the raw {@code results.csv} and one PNG per curve and backend.
  */
 @Command(
     name = "run-benchmarks",
     mixinStandardHelpOptions = true,
-    description = "Exactly-once sinks versus hand-written at-least-once writes, side by side.")
+    description = "Exactly-once sinks versus competent at-least-once writers, over curves.")
 public final class Benchmarks implements Callable<Integer> {
 
-  @Option(names = "--records", description = "input records (default ${DEFAULT-VALUE})")
-  int records = 200_000;
-
   @Option(
-      names = "--record-size",
-      description = "value bytes per record (default ${DEFAULT-VALUE})")
-  int recordSize = 100;
-
-  @Option(names = "--partitions", description = "input partitions (default ${DEFAULT-VALUE})")
-  int partitions = 4;
-
-  @Option(names = "--batch-ms", description = "batch interval, ms (default ${DEFAULT-VALUE})")
-  int batchMs = 1000;
+      names = "--rounds",
+      description = "alternated rounds per point (default ${DEFAULT-VALUE})")
+  int rounds = 3;
 
   @Option(
       names = "--batches",
-      description = "batches the input is spread over by the rate limit (default ${DEFAULT-VALUE})")
-  int batches = 4;
+      description =
+          "batches per run; the first is not counted (pools, JIT, validation) (default"
+              + " ${DEFAULT-VALUE})")
+  int batches = 3;
+
+  @Option(names = "--batch-ms", description = "batch interval, ms (default ${DEFAULT-VALUE})")
+  int batchMs = 500;
 
   @Option(
-      names = "--outputs-per-record",
-      description = "outputs per record (default ${DEFAULT-VALUE})")
-  int outputsPerRecord = 1;
+      names = "--per-partition",
+      split = ",",
+      description =
+          "the records-per-partition-per-batch curve, at 4 partitions and 100 B (default"
+              + " ${DEFAULT-VALUE})")
+  List<Integer> perPartition = List.of(250, 1_000, 12_500, 50_000);
+
+  @Option(
+      names = "--partitions",
+      split = ",",
+      description =
+          "the partitions curve, at 250 records per partition per batch and 100 B (default"
+              + " ${DEFAULT-VALUE})")
+  List<Integer> partitions = List.of(4, 100, 1_000);
+
+  @Option(
+      names = "--record-sizes",
+      split = ",",
+      description =
+          "the record-size curve in bytes, at 4 partitions and 1,000 records per partition per"
+              + " batch (default ${DEFAULT-VALUE})")
+  List<Integer> recordSizes = List.of(100, 2_048);
 
   @Option(
       names = "--backends",
       split = ",",
-      description = "any of raw, postgres, cassandra, kafka, overhead (default: all)")
-  List<String> backends = List.of("raw", "postgres", "cassandra", "kafka", "overhead");
+      description = "any of postgres, cassandra, kafka, bookkeeping (default: all)")
+  Set<String> backends =
+      new LinkedHashSet<>(List.of("postgres", "cassandra", "kafka", "bookkeeping"));
+
+  @Option(
+      names = "--profile",
+      description =
+          "after the rounds, one JFR-recorded run of every strategy at the reference point (4"
+              + " partitions, 12,500 records per partition per batch, 100 B); prints the hot frames")
+  boolean profile;
 
   @Option(names = "--out", description = "results folder (default ${DEFAULT-VALUE})")
   Path out = Path.of("target", "benchmarks");
 
-  /** One measured run. */
-  public record Result(
-      String backend,
-      String strategy,
-      double recordsPerSecond,
-      double steadyRecordsPerSecond,
-      long p50Ms,
-      long p99Ms,
-      int batches) {}
+  static final int BASE_PARTITIONS = 4;
+  static final int BASE_SIZE = 100;
+  static final int PARTITION_CURVE_PER_PARTITION = 250;
+  static final int SIZE_CURVE_PER_PARTITION = 1_000;
+  static final int REFERENCE_PER_PARTITION = 12_500;
 
-  private final List<Result> results = new ArrayList<>();
-  private JavaSparkContext sc;
-  private String topic;
-  private String bootstrap;
-  private static volatile String staticJdbcUrl;
+  /** One point of a curve: the input's shape. */
+  record Point(int partitions, int perPartition, int recordSize) {
+    String label() {
+      return String.format(
+          "%d partitions x %,d records/partition/batch x %d B",
+          partitions, perPartition, recordSize);
+    }
+  }
+
+  /** One measured run of one strategy at one point. */
+  record Run(Point point, String strategy, int round, double recordsPerSecond, long p50Ms) {}
+
+  private final List<Run> runs = new ArrayList<>();
+  private final Map<String, String> profiles = new LinkedHashMap<>();
+  private final List<String> bookkeeping = new ArrayList<>();
+  private KafkaBroker kafka;
 
   public static void main(String[] args) {
+    System.setProperty("java.awt.headless", "true");
     System.exit(new CommandLine(new Benchmarks()).execute(args));
   }
 
   @Override
   public Integer call() throws Exception {
-    System.out.println("starting servers ...");
-    KafkaBroker kafka = TestServers.kafka();
-    bootstrap = kafka.bootstrapServers();
-    topic = "bench-" + System.nanoTime();
-    kafka.createTopic(topic, partitions);
-    produce();
-    long perPartitionPerSecond =
-        Math.max(1, (long) Math.ceil((double) records / partitions / batches / (batchMs / 1000.0)));
-    sc =
-        new JavaSparkContext(
-            new SparkConf()
-                .setAppName("benchmarks")
-                .setMaster("local[2]")
-                .set("spark.ui.enabled", "false")
-                .set("spark.driver.host", "127.0.0.1")
-                .set(
-                    "spark.streaming.kafka.maxRatePerPartition",
-                    Long.toString(perPartitionPerSecond)));
+    Instant started = Instant.now();
+    System.out.println("starting and warming every server ...");
+    kafka = TestServers.kafka();
+    Strategies strategies = new Strategies(kafka, batchMs);
+    List<Strategy> all = strategies.all(backends);
+    List<Point> points = points();
+    System.out.printf("%d points x %d strategies x %d rounds%n", points.size(), all.size(), rounds);
+    if (!all.isEmpty()) {
+      // The warm-up: every server and every strategy once, at the smallest point, not reported.
+      Point warm = new Point(BASE_PARTITIONS, 250, BASE_SIZE);
+      atPoint(warm, all, 1, false);
+    }
+    for (Point p : points) {
+      if (!all.isEmpty()) {
+        atPoint(p, all, rounds, true);
+      }
+    }
+    if (profile && !all.isEmpty()) {
+      profile(all);
+    }
+    if (backends.contains("bookkeeping")) {
+      bookkeeping.addAll(Bookkeeping.run(strategies));
+    }
+    Report.write(
+        out,
+        this,
+        runs,
+        points,
+        all,
+        profiles,
+        bookkeeping,
+        Duration.between(started, Instant.now()));
+    return 0;
+  }
+
+  List<Point> points() {
+    Set<Point> ps = new LinkedHashSet<>();
+    for (int n : perPartition) {
+      ps.add(new Point(BASE_PARTITIONS, n, BASE_SIZE));
+    }
+    for (int p : partitions) {
+      ps.add(new Point(p, PARTITION_CURVE_PER_PARTITION, BASE_SIZE));
+    }
+    for (int s : recordSizes) {
+      ps.add(new Point(BASE_PARTITIONS, SIZE_CURVE_PER_PARTITION, s));
+    }
+    return new ArrayList<>(ps);
+  }
+
+  /** Runs every strategy {@code rounds} times at {@code p}, alternating the order. */
+  private void atPoint(Point p, List<Strategy> all, int rounds, boolean record) throws Exception {
+    String topic = produce(p);
+    long total = (long) p.partitions() * p.perPartition() * batches;
+    JavaSparkContext sc = sparkContext(p);
     try {
-      System.out.println("warming up (a raw read, not reported) ...");
-      raw();
-      results.clear();
-      if (backends.contains("raw")) {
-        raw();
-      }
-      if (backends.contains("postgres")) {
-        postgres();
-      }
-      if (backends.contains("cassandra")) {
-        cassandra();
-      }
-      if (backends.contains("kafka")) {
-        kafka(kafka);
-      }
-      if (backends.contains("overhead")) {
-        overhead();
+      for (int round = 1; round <= rounds; round++) {
+        List<Strategy> order = new ArrayList<>(all);
+        if (round % 2 == 0) {
+          java.util.Collections.reverse(order);
+        }
+        for (Strategy s : order) {
+          Measure m = s.run(sc, topic, p, total, null);
+          if (record) {
+            Run r = new Run(p, s.id(), round, m.steadyRecordsPerSecond(), m.p50());
+            runs.add(r);
+            System.out.printf(
+                "  round %d  %-44s %,12.0f records/s  batch p50 %5d ms  (%s)%n",
+                round, s.id(), r.recordsPerSecond(), r.p50Ms(), p.label());
+          } else {
+            System.out.printf("  warm-up  %-44s done%n", s.id());
+          }
+        }
       }
     } finally {
       sc.stop();
     }
-    report();
-    return 0;
   }
 
-  private void produce() {
-    System.out.printf("producing %,d records of %d bytes to %s ...%n", records, recordSize, topic);
-    Map<String, Object> p = new HashMap<>();
-    p.put("bootstrap.servers", bootstrap);
-    p.put("acks", "all");
-    p.put("linger.ms", 10);
-    p.put("batch.size", 256 * 1024);
-    p.put("enable.idempotence", false);
-    p.put("max.in.flight.requests.per.connection", 1);
-    try (KafkaProducer<byte[], byte[]> producer =
-        new KafkaProducer<>(p, new ByteArraySerializer(), new ByteArraySerializer())) {
-      List<java.util.concurrent.Future<?>> acks = new ArrayList<>();
-      for (int i = 0; i < records; i++) {
-        String id = "r" + i + "|";
-        byte[] value = (id + "x".repeat(Math.max(0, recordSize - id.length()))).getBytes();
-        acks.add(producer.send(new ProducerRecord<>(topic, i % partitions, null, value)));
-      }
-      producer.flush();
-      for (var a : acks) {
-        a.get();
-      }
-    } catch (Exception e) {
-      throw new IllegalStateException("benchmark input not produced", e);
-    }
-  }
-
-  private Map<String, Object> params(String group) {
-    Map<String, Object> p = new HashMap<>();
-    p.put("bootstrap.servers", bootstrap);
-    p.put("key.deserializer", StringDeserializer.class);
-    p.put("value.deserializer", StringDeserializer.class);
-    p.put("group.id", group);
-    p.put("auto.offset.reset", "earliest");
-    p.put("enable.auto.commit", false);
-    p.put("max.poll.records", 5000);
-    return p;
-  }
-
-  /** Collects each batch's processing time and record count. */
-  static final class Measure {
-    final List<Long> batchMillis = new CopyOnWriteArrayList<>();
-    final List<Long> batchRecords = new CopyOnWriteArrayList<>();
-    final AtomicLong records = new AtomicLong();
-
-    void batch(long millis, long n) {
-      if (n == 0) {
-        return;
-      }
-      batchMillis.add(millis);
-      batchRecords.add(n);
-      records.addAndGet(n);
-    }
-
-    Result result(String backend, String strategy, long total) {
-      List<Long> sorted = new ArrayList<>(batchMillis);
-      Collections.sort(sorted);
-      long p50 = sorted.isEmpty() ? 0 : sorted.get((sorted.size() - 1) / 2);
-      long p99 = sorted.isEmpty() ? 0 : sorted.get((int) Math.ceil(sorted.size() * 0.99) - 1);
-      // Per second of batch processing time: the rate limit spreads the input over several
-      // batches, so wall time would measure the batch interval, not the sink.
-      double secs = Math.max(1, sorted.stream().mapToLong(Long::longValue).sum()) / 1000.0;
-      // Without the first batch, which also pays for setup (pools, validation, JIT).
-      long steadyRecords = batchRecords.stream().skip(1).mapToLong(Long::longValue).sum();
-      long steadyMillis = batchMillis.stream().skip(1).mapToLong(Long::longValue).sum();
-      double steady = steadyMillis == 0 ? 0 : steadyRecords / (steadyMillis / 1000.0);
-      return new Result(backend, strategy, total / secs, steady, p50, p99, sorted.size());
-    }
-  }
-
-  /** A hand-written job: the user's foreachRDD over Spark's own stream. */
-  private Result handWritten(String backend, String strategy, RddWriter writer) throws Exception {
-    Measure m = new Measure();
-    JavaStreamingContext ssc = new JavaStreamingContext(sc, Durations.milliseconds(batchMs));
+  /** One more run of every strategy at the reference point, recorded with JFR. */
+  private void profile(List<Strategy> all) throws Exception {
+    Point p = new Point(BASE_PARTITIONS, REFERENCE_PER_PARTITION, BASE_SIZE);
+    String topic = produce(p);
+    long total = (long) p.partitions() * p.perPartition() * batches;
+    Path dir = out.resolve("jfr");
+    Files.createDirectories(dir);
+    JavaSparkContext sc = sparkContext(p);
     try {
-      JavaInputDStream<ConsumerRecord<String, String>> stream =
-          KafkaUtils.createDirectStream(
-              ssc,
-              LocationStrategies.PreferConsistent(),
-              ConsumerStrategies.<String, String>Subscribe(
-                  List.of(topic), params("bench-" + strategy + "-" + System.nanoTime())));
-      stream.foreachRDD(
-          rdd -> {
-            OffsetRange[] ranges = ((HasOffsetRanges) rdd.rdd()).offsetRanges();
-            long n = 0;
-            for (OffsetRange r : ranges) {
-              n += r.count();
-            }
-            long t0 = System.currentTimeMillis();
-            if (n > 0) {
-              writer.write(rdd, ranges);
-            }
-            m.batch(System.currentTimeMillis() - t0, n);
-          });
-      ssc.start();
-      while (m.records.get() < records) {
-        ssc.awaitTerminationOrTimeout(100);
+      for (Strategy s : all) {
+        Path file = dir.resolve(s.id().replaceAll("[^A-Za-z0-9.-]+", "_") + ".jfr");
+        s.run(sc, topic, p, total, file);
+        String hot = Profiles.hotFrames(file);
+        profiles.put(s.id(), hot);
+        System.out.println("  profiled " + s.id() + "\n" + hot);
       }
     } finally {
-      ssc.stop(false, true);
+      sc.stop();
     }
-    return print(m.result(backend, strategy, records));
   }
 
-  interface RddWriter {
-    void write(
-        org.apache.spark.api.java.JavaRDD<ConsumerRecord<String, String>> rdd, OffsetRange[] ranges)
-        throws Exception;
+  private JavaSparkContext sparkContext(Point p) {
+    // The rate limit makes every batch hold exactly perPartition records of each partition (the
+    // whole input is in the topic before the run starts). One context per point: the limit is
+    // read from the context's configuration.
+    double perSecond = p.perPartition() * 1000.0 / batchMs;
+    return new JavaSparkContext(
+        new SparkConf()
+            .setAppName("benchmarks")
+            .setMaster("local[2]")
+            .set("spark.ui.enabled", "false")
+            .set("spark.driver.host", "127.0.0.1")
+            .set("spark.streaming.kafka.maxRatePerPartition", Long.toString((long) perSecond))
+            // Spark sizes its executor consumer cache once per JVM (default 64): room for the
+            // largest point's partitions, else every batch there would open new consumers.
+            .set(
+                "spark.streaming.kafka.consumer.cache.maxCapacity",
+                Integer.toString(
+                    Math.max(
+                        64, 2 * partitions.stream().mapToInt(Integer::intValue).max().orElse(4)))));
   }
 
-  /** A job on this library: {@code wire} connects the stream to the sink. */
-  private Result exactlyOnce(
-      String backend,
-      String strategy,
-      ExactlyOnceSink sink,
-      Consumer<ExactlyOnceStream<String, String>> wire)
-      throws Exception {
-    Measure m = new Measure();
-    JavaStreamingContext ssc = new JavaStreamingContext(sc, Durations.milliseconds(batchMs));
-    try {
-      Map<String, Object> p = params("eos-bench-" + System.nanoTime());
-      p.remove("auto.offset.reset");
-      ExactlyOnceStream<String, String> stream =
-          ExactlyOnce.directStream(ssc, p, List.of(topic), sink);
-      stream.onBatch(b -> m.batch(b.millis(), b.recordsIn()));
-      wire.accept(stream);
-      ssc.start();
-      while (m.records.get() < records && stream.failure() == null) {
-        ssc.awaitTerminationOrTimeout(100);
-      }
-      if (stream.failure() != null) {
-        throw new IllegalStateException("the benchmark job failed", stream.failure());
-      }
-    } finally {
-      ssc.stop(false, true);
-    }
-    return print(m.result(backend, strategy, records));
-  }
+  private final Map<Point, String> topics = new HashMap<>();
 
-  private Result print(Result r) {
-    results.add(r);
-    System.out.printf(
-        "%-10s %-56s %,10.0f records/s (%,10.0f after the first batch)   batch p50 %5d ms  p99"
-            + " %5d ms  (%d batches)%n",
-        r.backend(),
-        r.strategy(),
-        r.recordsPerSecond(),
-        r.steadyRecordsPerSecond(),
-        r.p50Ms(),
-        r.p99Ms(),
-        r.batches());
-    return r;
-  }
-
-  /** {@code k} copies of each record's value. */
-  private static RecordMapper<String, String, String> values(int k) {
-    return rec -> Collections.nCopies(k, rec.value());
-  }
-
-  // ---- raw read ------------------------------------------------------------------------------
-
-  private void raw() throws Exception {
-    handWritten(
-        "kafka-read",
-        "raw read, no output (upper bound)",
-        (rdd, ranges) ->
-            rdd.foreachPartition(
-                it -> {
-                  while (it.hasNext()) {
-                    it.next();
-                  }
-                }));
-  }
-
-  // ---- PostgreSQL ----------------------------------------------------------------------------
-
-  private void postgres() throws Exception {
-    PostgresServer pg = TestServers.postgres();
-    String url = pg.createDatabase();
-    String user = pg.user();
-    try (Connection c = DriverManager.getConnection(url, user, "");
-        Statement s = c.createStatement()) {
-      for (String t : List.of("alo", "eos_copy", "eos_insert", "overhead")) {
-        s.execute(
-            "CREATE TABLE IF NOT EXISTS "
-                + t
-                + " (id text, payload text, src_partition int, src_offset bigint)");
-      }
-      s.execute(
-          "CREATE TABLE IF NOT EXISTS alo_offsets (kafka_partition int PRIMARY KEY, until_offset bigint)");
-    }
-    staticJdbcUrl = url;
-    int k = outputsPerRecord;
-    Result alo =
-        handWritten(
-            "postgres",
-            "at-least-once: executeBatch(1000) in foreachPartition",
-            (rdd, ranges) -> {
-              String u = url;
-              rdd.foreachPartition(
-                  it -> {
-                    try (Connection c = DriverManager.getConnection(u, user, "");
-                        java.sql.PreparedStatement ps =
-                            c.prepareStatement(
-                                "INSERT INTO alo (id, payload, src_partition, src_offset) VALUES (?, ?, ?, ?)")) {
-                      c.setAutoCommit(false);
-                      int n = 0;
-                      while (it.hasNext()) {
-                        ConsumerRecord<String, String> r = it.next();
-                        for (int i = 0; i < k; i++) {
-                          String v = r.value();
-                          ps.setString(1, v.substring(0, v.indexOf('|')));
-                          ps.setString(2, v);
-                          ps.setInt(3, r.partition());
-                          ps.setLong(4, r.offset());
-                          ps.addBatch();
-                          if (++n % 1000 == 0) {
-                            ps.executeBatch();
-                          }
-                        }
-                      }
-                      ps.executeBatch();
-                      c.commit();
-                    }
-                  });
-              try (Connection c = DriverManager.getConnection(u, user, "");
-                  java.sql.PreparedStatement ps =
-                      c.prepareStatement(
-                          "INSERT INTO alo_offsets VALUES (?, ?) ON CONFLICT (kafka_partition)"
-                              + " DO UPDATE SET until_offset = excluded.until_offset")) {
-                for (OffsetRange r : ranges) {
-                  ps.setInt(1, r.partition());
-                  ps.setLong(2, r.untilOffset());
-                  ps.addBatch();
+  /** The input of a point: {@code batches} batches' worth of records, produced once. */
+  private String produce(Point p) {
+    return topics.computeIfAbsent(
+        p,
+        point -> {
+          String topic =
+              "bench-"
+                  + point.partitions()
+                  + "-"
+                  + point.perPartition()
+                  + "-"
+                  + point.recordSize()
+                  + "-"
+                  + System.nanoTime();
+          kafka.createTopic(topic, point.partitions());
+          long n = (long) point.partitions() * point.perPartition() * batches;
+          System.out.printf("producing %,d records to %s ...%n", n, topic);
+          Map<String, Object> c = new HashMap<>();
+          c.put("bootstrap.servers", kafka.bootstrapServers());
+          c.put("acks", "all");
+          c.put("linger.ms", 10);
+          c.put("batch.size", 512 * 1024);
+          try (KafkaProducer<byte[], byte[]> producer =
+              new KafkaProducer<>(c, new ByteArraySerializer(), new ByteArraySerializer())) {
+            List<Future<?>> acks = new ArrayList<>();
+            String pad = "x".repeat(point.recordSize());
+            for (long i = 0; i < n; i++) {
+              String id = "r" + i + "|";
+              byte[] value =
+                  (id + pad.substring(0, Math.max(0, point.recordSize() - id.length())))
+                      .getBytes(java.nio.charset.StandardCharsets.UTF_8);
+              acks.add(
+                  producer.send(
+                      new ProducerRecord<>(topic, (int) (i % point.partitions()), null, value)));
+              if (acks.size() >= 100_000) {
+                for (var a : acks) {
+                  a.get();
                 }
-                ps.executeBatch();
+                acks.clear();
               }
-            });
-    JdbcSettings db = JdbcSettings.url(url).user(user);
-    for (boolean copy : new boolean[] {true, false}) {
-      JdbcSink<String[]> sink =
-          JdbcSink.<String[]>transactional(copy ? "bench-pg-copy" : "bench-pg-insert")
-              .connection(db)
-              .table(copy ? "eos_copy" : "eos_insert")
-              .columns("id", "payload", "src_partition", "src_offset")
-              .values(v -> List.of(v[0], v[1], Integer.parseInt(v[2]), Long.parseLong(v[3])))
-              .copy(copy)
-              .build();
-      RecordMapper<String, String, String[]> mapper = pgRows(k);
-      Result eos =
-          exactlyOnce(
-              "postgres",
-              copy
-                  ? "exactly-once: JdbcSink.transactional (COPY)"
-                  : "exactly-once: JdbcSink.transactional, copy(false)",
-              sink,
-              s -> ExactlyOnce.foreachRDD(s, mapper, sink));
-      ratio("postgres", eos, alo);
-    }
-  }
-
-  private static RecordMapper<String, String, String[]> pgRows(int k) {
-    return r -> {
-      List<String[]> out = new ArrayList<>(k);
-      String v = r.value();
-      for (int i = 0; i < k; i++) {
-        out.add(
-            new String[] {
-              v.substring(0, v.indexOf('|')),
-              v,
-              Integer.toString(r.partition()),
-              Long.toString(r.offset())
-            });
-      }
-      return out;
-    };
-  }
-
-  // ---- Cassandra -----------------------------------------------------------------------------
-
-  private static volatile CqlSession aloSession;
-
-  private static synchronized CqlSession aloSession(String host, int port, String dc) {
-    if (aloSession == null) {
-      aloSession =
-          CqlSession.builder()
-              .addContactPoint(new InetSocketAddress(host, port))
-              .withLocalDatacenter(dc)
-              .build();
-    }
-    return aloSession;
-  }
-
-  private void cassandra() throws Exception {
-    CassandraServer cs = TestServers.cassandra();
-    String host = cs.host();
-    int port = cs.nativePort();
-    String dc = cs.localDatacenter();
-    CqlSession s = aloSession(host, port, dc);
-    s.execute(
-        "CREATE KEYSPACE IF NOT EXISTS bench WITH replication = {'class': 'SimpleStrategy',"
-            + " 'replication_factor': 1}");
-    for (String t : List.of("alo", "eos")) {
-      s.execute(
-          "CREATE TABLE IF NOT EXISTS bench."
-              + t
-              + " (src_topic text, src_partition int, src_offset bigint, src_index int,"
-              + " id text, payload text, PRIMARY KEY ((src_topic, src_partition), src_offset, src_index))");
-    }
-    int k = outputsPerRecord;
-    Result alo =
-        handWritten(
-            "cassandra",
-            "at-least-once: executeAsync, 128 in flight",
-            (rdd, ranges) ->
-                rdd.foreachPartition(
-                    it -> {
-                      CqlSession session = aloSession(host, port, dc);
-                      PreparedStatement insert =
-                          session.prepare(
-                              "INSERT INTO bench.alo (src_topic, src_partition, src_offset,"
-                                  + " src_index, id, payload) VALUES (?, ?, ?, ?, ?, ?)");
-                      Semaphore inFlight = new Semaphore(128);
-                      List<Throwable> errors = new CopyOnWriteArrayList<>();
-                      while (it.hasNext()) {
-                        ConsumerRecord<String, String> r = it.next();
-                        for (int i = 0; i < k; i++) {
-                          inFlight.acquire();
-                          String v = r.value();
-                          CompletionStage<AsyncResultSet> f =
-                              session.executeAsync(
-                                  insert.bind(
-                                      r.topic(),
-                                      r.partition(),
-                                      r.offset(),
-                                      i,
-                                      v.substring(0, v.indexOf('|')),
-                                      v));
-                          f.whenComplete(
-                              (ok, e) -> {
-                                if (e != null) {
-                                  errors.add(e);
-                                }
-                                inFlight.release();
-                              });
-                        }
-                      }
-                      inFlight.acquire(128);
-                      if (!errors.isEmpty()) {
-                        throw new IllegalStateException(errors.get(0));
-                      }
-                    }));
-    CassandraSink<String[]> sink =
-        CassandraSink.<String[]>idempotent("bench-cassandra")
-            .connection(CassandraSettings.contactPoints(dc, host + ":" + port))
-            .table("bench.eos")
-            .columns("id", "payload")
-            .values(v -> List.of(v[0], v[1]))
-            .keyedBySourcePosition("src_topic", "src_partition", "src_offset", "src_index")
-            .build();
-    RecordMapper<String, String, String[]> mapper = pgRows(k);
-    Result eos =
-        exactlyOnce(
-            "cassandra",
-            "exactly-once: CassandraSink.idempotent",
-            sink,
-            st -> ExactlyOnce.foreachRDD(st, mapper, sink));
-    ratio("cassandra", eos, alo);
-  }
-
-  // ---- Kafka ---------------------------------------------------------------------------------
-
-  private static volatile KafkaProducer<byte[], byte[]> aloProducer;
-
-  private static synchronized KafkaProducer<byte[], byte[]> aloProducer(String bootstrap) {
-    if (aloProducer == null) {
-      Properties p = new Properties();
-      p.put("bootstrap.servers", bootstrap);
-      p.put("enable.idempotence", true);
-      p.put("acks", "all");
-      p.put("linger.ms", 5);
-      aloProducer = new KafkaProducer<>(p, new ByteArraySerializer(), new ByteArraySerializer());
-    }
-    return aloProducer;
-  }
-
-  private static RddWriter aloKafka(String b, String outTopic, int k, boolean headers) {
-    return (rdd, ranges) ->
-        rdd.foreachPartition(
-            it -> {
-              KafkaProducer<byte[], byte[]> p = aloProducer(b);
-              byte[] pipeline = "bench-kafka".getBytes(java.nio.charset.StandardCharsets.UTF_8);
-              List<java.util.concurrent.Future<?>> acks = new ArrayList<>();
-              while (it.hasNext()) {
-                ConsumerRecord<String, String> r = it.next();
-                for (int i = 0; i < k; i++) {
-                  ProducerRecord<byte[], byte[]> out =
-                      new ProducerRecord<>(outTopic, r.partition(), null, r.value().getBytes());
-                  if (headers) {
-                    out.headers()
-                        .add(
-                            SourcePosition.HEADER,
-                            new SourcePosition(r.topic(), r.partition(), r.offset(), i).toBytes())
-                        .add(SourcePosition.PIPELINE_HEADER, pipeline);
-                  }
-                  acks.add(p.send(out));
-                }
-              }
-              p.flush();
-              for (var a : acks) {
-                a.get();
-              }
-            });
-  }
-
-  private void kafka(KafkaBroker broker) throws Exception {
-    String aloTopic = topic + "-alo";
-    String eosTopic = topic + "-eos";
-    broker.createTopic(aloTopic, partitions);
-    broker.createTopic(eosTopic, partitions);
-    Result alo =
-        handWritten(
-            "kafka",
-            "at-least-once: idempotent producer, flush",
-            aloKafka(bootstrap, aloTopic, outputsPerRecord, false));
-    // The same, with the two headers the sink adds to every record (its source position and
-    // pipeline): separates the cost of those bytes from the cost of the transactions.
-    String headersTopic = topic + "-alo-headers";
-    broker.createTopic(headersTopic, partitions);
-    handWritten(
-        "kafka",
-        "at-least-once: the same, with the sink's two headers",
-        aloKafka(bootstrap, headersTopic, outputsPerRecord, true));
-    KafkaSink<String> sink =
-        KafkaSink.<String>transactional("bench-kafka")
-            .bootstrapServers(bootstrap)
-            .topic(eosTopic)
-            .value(ToBytes.utf8(v -> v))
-            .build();
-    RecordMapper<String, String, String> mapper = values(outputsPerRecord);
-    Result eos =
-        exactlyOnce(
-            "kafka",
-            "exactly-once: KafkaSink.transactional",
-            sink,
-            st -> ExactlyOnce.foreachRDD(st, mapper, sink));
-    ratio("kafka", eos, alo);
-  }
-
-  // ---- commit overhead -----------------------------------------------------------------------
-
-  private void overhead() throws Exception {
-    PostgresServer pg = TestServers.postgres();
-    String url = staticJdbcUrl != null ? staticJdbcUrl : pg.createDatabase();
-    try (Connection c = DriverManager.getConnection(url, pg.user(), "");
-        Statement s = c.createStatement()) {
-      s.execute(
-          "CREATE TABLE IF NOT EXISTS overhead (id text, payload text, src_partition int, src_offset bigint)");
-    }
-    JdbcSink<String[]> sink =
-        JdbcSink.<String[]>transactional("bench-overhead")
-            .connection(JdbcSettings.url(url).user(pg.user()))
-            .table("overhead")
-            .columns("id", "payload", "src_partition", "src_offset")
-            .values(v -> List.of(v[0], v[1], Integer.parseInt(v[2]), Long.parseLong(v[3])))
-            .build();
-    // The bookkeeping of one range alone, without Spark or Kafka: epoch check, row lock, decide,
-    // compare-and-set, commit (fsync'ed: synchronous_commit=on), for one-record ranges whose
-    // record maps to no output.
-    TopicPartition tp = new TopicPartition("overhead", 0);
-    long epoch;
-    try (OffsetStore store = sink.openOffsetStore()) {
-      store.validate();
-      epoch = store.takeWriterEpoch();
-      store.storeStartOffsets(Map.of(tp, 0L), epoch);
-    }
-    List<Long> micros = new ArrayList<>();
-    // The floor, interleaved so that both see the same disk: a one-row UPDATE committed alone,
-    // the cheapest durable transaction PostgreSQL can do here (one fsync of the WAL).
-    List<Long> floorMicros = new ArrayList<>();
-    Connection floor = DriverManager.getConnection(url, pg.user(), "");
-    try (Statement s = floor.createStatement()) {
-      s.execute("CREATE TABLE IF NOT EXISTS overhead_floor (id int PRIMARY KEY, v bigint)");
-      s.execute("INSERT INTO overhead_floor VALUES (0, 0) ON CONFLICT DO NOTHING");
-    }
-    java.sql.PreparedStatement bump =
-        floor.prepareStatement("UPDATE overhead_floor SET v = v + 1 WHERE id = 0");
-    int commits = 2000;
-    for (int i = 0; i < commits + 200; i++) {
-      org.exactlyonce.spark.SourceRange range =
-          org.exactlyonce.spark.SourceRange.of("overhead", 0, i, i + 1);
-      // One record that maps to no output.
-      PartitionOutputs<String[]> outputs =
-          new PartitionOutputs<>() {
-            @Override
-            public java.util.Iterator<Positioned<String[]>> positionedFrom(long offset) {
-              return Collections.emptyIterator();
             }
-
-            @Override
-            public long recordsRead() {
-              return 1;
+            producer.flush();
+            for (var a : acks) {
+              a.get();
             }
-
-            @Override
-            public List<org.exactlyonce.spark.DeadLetter> deadLetters() {
-              return List.of();
-            }
-          };
-      long t0 = System.nanoTime();
-      var c = sink.commit(epoch, range, outputs);
-      long us = (System.nanoTime() - t0) / 1000;
-      if (c.outcome() != org.exactlyonce.spark.CommitOutcome.COMMITTED) {
-        throw new IllegalStateException("overhead run: " + c);
-      }
-      long f0 = System.nanoTime();
-      bump.executeUpdate(); // autocommit: UPDATE and COMMIT in one round trip
-      long floorUs = (System.nanoTime() - f0) / 1000;
-      if (i >= 200) { // the first 200 warm up the pool and the JIT
-        micros.add(us);
-        floorMicros.add(floorUs);
-      }
-    }
-    bump.close();
-    floor.close();
-    double[] range = percentiles(micros);
-    double[] fsync = percentiles(floorMicros);
-    System.out.printf(
-        "%-10s %-56s p50 %.2f ms  p99 %.2f ms  (%,d range commits)%n",
-        "postgres", "offset bookkeeping of one range alone", range[0], range[1], commits);
-    System.out.printf(
-        "%-10s %-56s p50 %.2f ms  p99 %.2f ms  (%,d commits, interleaved)%n",
-        "postgres",
-        "floor: a one-row UPDATE committed alone (one fsync)",
-        fsync[0],
-        fsync[1],
-        commits);
-    ratios.put(
-        "commit overhead per range (target p99 <= 5 ms)",
-        String.format(
-            "p50 %.2f ms, p99 %.2f ms over %,d range commits; the disk's floor in the same run"
-                + " (a one-row UPDATE committed alone): p50 %.2f ms, p99 %.2f ms",
-            range[0], range[1], commits, fsync[0], fsync[1]));
-    bookkeepingOverPartitions(sink);
-  }
-
-  /**
-   * The driver's offset bookkeeping of one batch (what the per-batch and idempotent strategies run
-   * after writing: epoch check, lock, decide, compare-and-set every range, commit) as a curve over
-   * the batch's partitions, to show whether it grows in round trips with them.
-   */
-  private void bookkeepingOverPartitions(JdbcSink<String[]> sink) {
-    StringBuilder curve = new StringBuilder();
-    for (int partitions : new int[] {4, 100, 1000}) {
-      String topic = "bookkeeping-" + partitions;
-      List<Long> micros = new ArrayList<>();
-      try (OffsetStore store = sink.openOffsetStore()) {
-        long epoch = store.takeWriterEpoch();
-        Map<TopicPartition, Long> starts = new java.util.HashMap<>();
-        for (int p = 0; p < partitions; p++) {
-          starts.put(new TopicPartition(topic, p), 0L);
-        }
-        store.storeStartOffsets(starts, epoch);
-        int batches = 30;
-        for (int b = 0; b < batches + 5; b++) {
-          List<org.exactlyonce.spark.SourceRange> ranges = new ArrayList<>();
-          for (int p = 0; p < partitions; p++) {
-            ranges.add(org.exactlyonce.spark.SourceRange.of(topic, p, b, b + 1));
+          } catch (Exception e) {
+            throw new IllegalStateException("benchmark input not produced", e);
           }
-          long t0 = System.nanoTime();
-          var commits = store.commitRanges(epoch, ranges);
-          long us = (System.nanoTime() - t0) / 1000;
-          if (commits.stream()
-              .anyMatch(c -> c.outcome() != org.exactlyonce.spark.CommitOutcome.COMMITTED)) {
-            throw new IllegalStateException("bookkeeping run: " + commits);
-          }
-          if (b >= 5) { // the first 5 warm up
-            micros.add(us);
-          }
-        }
-      }
-      double[] p = percentiles(micros);
-      System.out.printf(
-          "%-10s %-56s p50 %.2f ms  p99 %.2f ms  (%d batches)%n",
-          "postgres",
-          "offset bookkeeping of a batch of " + partitions + " partitions",
-          p[0],
-          p[1],
-          micros.size());
-      curve.append(String.format("%d partitions: p50 %.2f ms; ", partitions, p[0]));
-    }
-    ratios.put(
-        "offset bookkeeping of one batch over partitions (per-batch and idempotent stores)",
-        curve.toString());
+          return topic;
+        });
   }
 
-  /** p50 and p99 of microsecond samples, in milliseconds. */
-  private static double[] percentiles(List<Long> micros) {
-    List<Long> sorted = new ArrayList<>(micros);
-    Collections.sort(sorted);
-    return new double[] {
-      sorted.get(sorted.size() / 2) / 1000.0,
-      sorted.get((int) Math.ceil(sorted.size() * 0.99) - 1) / 1000.0
-    };
+  int batches() {
+    return batches;
   }
 
-  private final Map<String, String> ratios = new LinkedHashMap<>();
-
-  private void ratio(String backend, Result eos, Result alo) {
-    ratios.put(
-        backend + ": " + eos.strategy().replace("exactly-once: ", ""),
-        String.format(
-            "%.2fx the at-least-once write (%,.0f vs %,.0f records/s); %.2fx after the first"
-                + " batch",
-            eos.recordsPerSecond() / alo.recordsPerSecond(),
-            eos.recordsPerSecond(),
-            alo.recordsPerSecond(),
-            eos.steadyRecordsPerSecond() / alo.steadyRecordsPerSecond()));
+  int rounds() {
+    return rounds;
   }
 
-  private void report() throws Exception {
-    System.out.println();
-    System.out.println("exactly-once / at-least-once, same data, same run:");
-    ratios.forEach((k, v) -> System.out.printf("  %-52s %s%n", k, v));
-    Files.createDirectories(out);
-    StringBuilder md = new StringBuilder();
-    md.append("Run ")
-        .append(LocalDate.now())
-        .append(": ")
-        .append(
-            String.format(
-                "%,d records of %d bytes, %d partitions, %d ms batches, rate limit spreading the input over %d batches, %d output(s) per record, Spark local[2].%n%n",
-                records, recordSize, partitions, batchMs, batches, outputsPerRecord));
-    md.append(
-        "| backend | strategy | records/s of batch time | same, after the first batch | batch p50"
-            + " (ms) | batch p99 (ms) | batches |\n");
-    md.append("|---|---|---:|---:|---:|---:|---:|\n");
-    for (Result r : results) {
-      md.append(
-          String.format(
-              "| %s | %s | %,.0f | %,.0f | %d | %d | %d |%n",
-              r.backend(),
-              r.strategy(),
-              r.recordsPerSecond(),
-              r.steadyRecordsPerSecond(),
-              r.p50Ms(),
-              r.p99Ms(),
-              r.batches()));
-    }
-    md.append("\n");
-    ratios.forEach((k, v) -> md.append("- ").append(k).append(": ").append(v).append("\n"));
-    Files.writeString(out.resolve("results.md"), md.toString());
-    Chart.write(out.resolve("throughput.png"), "records/s, same input, one run", results);
-    System.out.println(
-        "\nwrote " + out.resolve("results.md") + " and " + out.resolve("throughput.png"));
+  int batchMs() {
+    return batchMs;
   }
 }
