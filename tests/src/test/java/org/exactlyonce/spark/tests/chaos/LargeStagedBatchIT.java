@@ -20,26 +20,27 @@ import org.junit.jupiter.api.Test;
 
 /**
  * A batch whose results are larger than the driver's whole heap: through the staging path it is
- * written in one batch by a driver (and, in local mode, its executors) whose heap never holds more
- * than a fraction of it, so the results never passed through the driver; the same job and data
- * through the collected path, in the same heap, runs the driver out of memory, because there the
- * driver merges the whole batch per key before writing it.
+ * written in one batch by a driver (and, in local mode, its executors) whose heap is smaller than
+ * the results, so they never passed through it; the same job and data through the collected path,
+ * in the same heap, runs the driver out of memory, because there the driver merges the whole batch
+ * per key (upsertOn) before writing it.
  *
  * <p>The numbers: 1,000,000 distinct keys ({@code key-0} .. {@code key-999999}, 10 bytes on
- * average) each give one result row of key, count (8 bytes) and a 200-byte value column, about 218
- * MB of column data (measured from the table). On the JVM a merged row costs about 400 bytes (the
- * row array, two strings with their byte arrays, a boxed Long, a tree map entry), so the collected
- * path needs about 400 MB of live heap for the batch. The driver gets {@value #DRIVER_HEAP_MIB}
- * MiB: less than the results' bytes, so they cannot have been held there, and far less than the
- * collected path needs, so the control fails by a factor of several, not by a margin. The staged
- * path needs on the executors only the shuffle of the short keys (16 partitions, two tasks at a
- * time) and one JDBC batch of 5,000 rows (about 1 MB) per task, and measured a peak well under the
- * heap (see the printed figures).
+ * average) each give one result row of key, count (8 bytes) and a 200-byte value column: 217 MB of
+ * column data (measured from the table). On the JVM a merged row costs about 400 bytes (the row
+ * array, two strings with their byte arrays, a boxed Long, a tree map entry), so the collected path
+ * needs about 400 MB of live heap for the batch. The driver gets {@value #DRIVER_HEAP_MIB} MiB (134
+ * MB with both survivor spaces, 130 MB usable): well under the results' bytes, so they cannot have
+ * been held there, and about a third of what the collected path needs, so the control fails by a
+ * factor of several, not by a margin. The staged path needs on the executors only the shuffle of
+ * the short keys (16 partitions, two tasks at a time, spilled under Spark's memory limit) and one
+ * JDBC batch of 5,000 rows (about 1 MB) per task: it also passed with 96 MiB, so 128 MiB leaves it
+ * a third more than it needs.
  */
 class LargeStagedBatchIT {
   private static final int ROWS = 1_000_000;
   private static final int VALUE_BYTES = 200;
-  private static final int DRIVER_HEAP_MIB = Integer.getInteger("largeBatch.heapMib", 160);
+  private static final int DRIVER_HEAP_MIB = 128;
 
   /** The exit code of a JVM that {@code -XX:+ExitOnOutOfMemoryError} stopped. */
   private static final int EXIT_ON_OUT_OF_MEMORY = 3;
@@ -96,16 +97,21 @@ class LargeStagedBatchIT {
 
     long maxHeap = Long.parseLong(result.getProperty("maxHeapBytes"));
     long peakHeap = Long.parseLong(result.getProperty("peakHeapBytes"));
+    long peakAfterFullGc = Long.parseLong(result.getProperty("peakHeapAfterFullGcBytes"));
     System.out.printf(
         "LargeStagedBatchIT: results %d MB, driver heap limit %d MB, driver peak heap %d MB,"
-            + " job took %d s%n",
-        resultBytes / 1_000_000, maxHeap / 1_000_000, peakHeap / 1_000_000, run.seconds);
+            + " peak heap after a full collection %d MB, job took %d s%n",
+        resultBytes / 1_000_000,
+        maxHeap / 1_000_000,
+        peakHeap / 1_000_000,
+        peakAfterFullGc / 1_000_000,
+        run.seconds);
     assertThat(resultBytes)
         .as("the results are larger than the driver's heap")
         .isGreaterThan(maxHeap);
     assertThat(peakHeap)
         .as("the driver's peak heap (all pools' peaks) stays well under the results")
-        .isLessThan(resultBytes * 3 / 4);
+        .isLessThan(resultBytes * 2 / 3);
   }
 
   @Test

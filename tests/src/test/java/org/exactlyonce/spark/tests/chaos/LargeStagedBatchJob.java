@@ -1,5 +1,7 @@
 package org.exactlyonce.spark.tests.chaos;
 
+import com.sun.management.GarbageCollectionNotificationInfo;
+import java.lang.management.GarbageCollectorMXBean;
 import java.lang.management.ManagementFactory;
 import java.lang.management.MemoryPoolMXBean;
 import java.lang.management.MemoryType;
@@ -8,8 +10,13 @@ import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.stream.Collectors;
+import javax.management.NotificationEmitter;
+import javax.management.NotificationListener;
+import javax.management.openmbean.CompositeData;
 import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.spark.SparkConf;
 import org.apache.spark.streaming.Durations;
@@ -34,6 +41,7 @@ import scala.Tuple3;
  * batches that read records), {@code records} (records they read), {@code rowsWritten}, {@code
  * peakHeapBytes} (the sum of the heap pools' peak usage since the JVM started: with the serial
  * collector the pools partition the heap, so this bounds the heap ever used from above), {@code
+ * peakHeapAfterFullGcBytes} (the most heap live after a full collection, 0 if none ran), {@code
  * maxHeapBytes} and {@code firstRowThread} (the thread that turned the first result into a table
  * row: an executor's task thread when staged, the driver's streaming job thread when collected).
  */
@@ -109,6 +117,7 @@ public final class LargeStagedBatchJob {
             records.addAndGet(b.recordsIn());
           }
         });
+    AtomicLong peakAfterFullGc = watchHeapAfterFullCollections();
     ssc.start();
     while (stream.failure() == null && records.get() < expected) {
       ssc.awaitTerminationOrTimeout(1000);
@@ -129,6 +138,8 @@ public final class LargeStagedBatchJob {
             + rowsWritten.get()
             + "\npeakHeapBytes="
             + peakHeap
+            + "\npeakHeapAfterFullGcBytes="
+            + peakAfterFullGc.get()
             + "\nmaxHeapBytes="
             + Runtime.getRuntime().maxMemory()
             + "\nfirstRowThread="
@@ -137,6 +148,40 @@ public final class LargeStagedBatchJob {
     System.out.println("LargeStagedBatchJob: " + result.replace('\n', ' '));
     Files.writeString(resultFile, result);
     System.exit(stream.failure() == null ? 0 : 1);
+  }
+
+  /**
+   * The most heap in use right after a full collection (what was live then), over all full
+   * collections from now on; 0 if none ran.
+   */
+  private static AtomicLong watchHeapAfterFullCollections() {
+    Set<String> heapPools =
+        ManagementFactory.getMemoryPoolMXBeans().stream()
+            .filter(p -> p.getType() == MemoryType.HEAP)
+            .map(MemoryPoolMXBean::getName)
+            .collect(Collectors.toSet());
+    AtomicLong peak = new AtomicLong();
+    NotificationListener listener =
+        (n, handback) -> {
+          if (!GarbageCollectionNotificationInfo.GARBAGE_COLLECTION_NOTIFICATION.equals(
+              n.getType())) {
+            return;
+          }
+          GarbageCollectionNotificationInfo info =
+              GarbageCollectionNotificationInfo.from((CompositeData) n.getUserData());
+          if (info.getGcAction().equals("end of major GC")) {
+            long after =
+                info.getGcInfo().getMemoryUsageAfterGc().entrySet().stream()
+                    .filter(e -> heapPools.contains(e.getKey()))
+                    .mapToLong(e -> e.getValue().getUsed())
+                    .sum();
+            peak.accumulateAndGet(after, Math::max);
+          }
+        };
+    for (GarbageCollectorMXBean gc : ManagementFactory.getGarbageCollectorMXBeans()) {
+      ((NotificationEmitter) gc).addNotificationListener(listener, null, null);
+    }
+    return peak;
   }
 
   /** The key repeated to {@code bytes} ASCII characters: a value column of a known size. */
