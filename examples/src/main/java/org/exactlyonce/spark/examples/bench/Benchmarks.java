@@ -258,6 +258,21 @@ public final class Benchmarks implements Callable<Integer> {
 
   /** The input of a point: {@code batches} batches' worth of records, produced once. */
   private String produce(Point p) {
+    // The single broker here has, a few times, left one partition of a new topic unanswered until
+    // the producer's delivery timeout: the input then goes to a new topic.
+    for (int attempt = 1; ; attempt++) {
+      try {
+        return produceOnce(p);
+      } catch (IllegalStateException e) {
+        if (attempt == 3) {
+          throw e;
+        }
+        System.out.println("input not produced (" + e.getCause() + "); again on a new topic");
+      }
+    }
+  }
+
+  private String produceOnce(Point p) {
     return topics.computeIfAbsent(
         p,
         point -> {
@@ -278,6 +293,8 @@ public final class Benchmarks implements Callable<Integer> {
           c.put("acks", "all");
           c.put("linger.ms", 10);
           c.put("batch.size", 512 * 1024);
+          c.put("delivery.timeout.ms", 45_000);
+          c.put("request.timeout.ms", 15_000);
           try (KafkaProducer<byte[], byte[]> producer =
               new KafkaProducer<>(c, new ByteArraySerializer(), new ByteArraySerializer())) {
             List<Future<?>> acks = new ArrayList<>();

@@ -19,7 +19,7 @@ import org.exactlyonce.spark.examples.bench.Strategies.Strategy;
 import org.jfree.chart.ChartFactory;
 import org.jfree.chart.ChartUtils;
 import org.jfree.chart.JFreeChart;
-import org.jfree.chart.axis.LogAxis;
+import org.jfree.chart.axis.LogarithmicAxis;
 import org.jfree.chart.axis.NumberAxis;
 import org.jfree.chart.plot.PlotOrientation;
 import org.jfree.chart.plot.XYPlot;
@@ -263,7 +263,8 @@ final class Report {
       if (!s.backend().equals(backend)) {
         continue;
       }
-      XYSeries xy = new XYSeries((s.kind() == Kind.EXACTLY_ONCE ? "EO " : "ALO ") + s.name());
+      XYSeries xy =
+          new XYSeries((s.kind() == Kind.EXACTLY_ONCE ? "EO " : "ALO (dashed) ") + s.name());
       for (Point p : curve) {
         Stat st = stat(runs, p, s.id());
         if (st != null) {
@@ -284,9 +285,9 @@ final class Report {
             false,
             false);
     XYPlot plot = chart.getXYPlot();
-    LogAxis xAxis = new LogAxis(xLabel);
-    xAxis.setBase(10);
-    xAxis.setSmallestValue(1);
+    // Plain numbers at 1, 2, 5 x 10^n (LogAxis would label 10^2.40).
+    LogarithmicAxis xAxis = new LogarithmicAxis(xLabel);
+    xAxis.setStrictValuesFlag(false);
     plot.setDomainAxis(xAxis);
     ((NumberAxis) plot.getRangeAxis()).setAutoRangeIncludesZero(true);
     plot.setBackgroundPaint(Color.WHITE);
