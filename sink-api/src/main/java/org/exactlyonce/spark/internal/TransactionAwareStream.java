@@ -139,7 +139,7 @@ public final class TransactionAwareStream<K, V> extends DirectKafkaInputDStream 
     KafkaRDD<K, V> rdd =
         new KafkaRDD<>(
             ssc().sparkContext(),
-            executorKafkaParams(),
+            ownExecutorParams(),
             ranges.toArray(new OffsetRange[0]),
             getPreferredHosts(),
             cache);
@@ -166,6 +166,33 @@ public final class TransactionAwareStream<K, V> extends DirectKafkaInputDStream 
     currentOffsets_$eq(until);
     commitAll();
     return scala.Option.apply(rdd);
+  }
+
+  private transient Map<String, Object> ownExecutorParams;
+
+  /**
+   * Spark's executor settings under a consumer group of the library's own. Spark caches executor
+   * consumers by group and partition only, whatever their settings: a stream or RDD of the same
+   * application with the same {@code group.id} and Kafka's default isolation would otherwise leave
+   * read_uncommitted consumers in that cache for this stream's tasks, which would then deliver
+   * aborted records. Nothing is committed to the group (consumers are assigned their partitions),
+   * so its name only separates the cache entries.
+   */
+  private Map<String, Object> ownExecutorParams() {
+    if (ownExecutorParams == null) {
+      Map<String, Object> p = new HashMap<>(executorKafkaParams());
+      Object isolation =
+          p.getOrDefault(
+              org.apache.kafka.clients.consumer.ConsumerConfig.ISOLATION_LEVEL_CONFIG,
+              "read_uncommitted");
+      p.put(
+          org.apache.kafka.clients.consumer.ConsumerConfig.GROUP_ID_CONFIG,
+          p.get(org.apache.kafka.clients.consumer.ConsumerConfig.GROUP_ID_CONFIG)
+              + "-exactly-once-"
+              + isolation);
+      ownExecutorParams = p;
+    }
+    return ownExecutorParams;
   }
 
   /**

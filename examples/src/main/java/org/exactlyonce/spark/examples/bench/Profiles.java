@@ -12,9 +12,9 @@ import jdk.jfr.consumer.RecordingFile;
 
 /**
  * Where a profiled run spent its time: JFR's execution samples of the threads that run the output
- * (Spark's task threads and the streaming job thread on the driver), by the method on top of the
- * stack (self) and by every method of the library, Jdbi and the backends' clients on the stack
- * (total).
+ * (Spark's task threads, and on the driver the streaming job thread and the job generator, which
+ * computes each batch's offsets), by the method on top of the stack (self) and by every method of
+ * the library, Jdbi and the backends' clients on the stack (total).
  */
 final class Profiles {
   private Profiles() {}
@@ -41,7 +41,8 @@ final class Profiles {
               ? ""
               : String.valueOf(e.getThread("sampledThread").getJavaName());
       if (!thread.startsWith("Executor task launch")
-          && !thread.startsWith("streaming-job-executor")) {
+          && !thread.startsWith("streaming-job-executor")
+          && !thread.startsWith("JobGenerator")) {
         continue;
       }
       samples++;

@@ -88,7 +88,7 @@ final class Report {
         String.format(
             "Run of %s, %d min: %d alternated rounds per point, %d batches per run of %d ms (the"
                 + " first not counted), Spark local[2]. Figures: records per second of batch"
-                + " processing time, median of the rounds (min–max); batch p50 is the median of"
+                + " time (generating the batch on the driver plus running its jobs), median of the rounds (min–max); batch p50 is the median of"
                 + " the runs' median batch time.%n%n",
             LocalDate.now(), took.toMinutes(), b.rounds(), b.batches(), b.batchMs()));
     List<String> backends = all.stream().map(Strategy::backend).distinct().toList();
@@ -145,7 +145,7 @@ final class Report {
           p,
           "postgres",
           "JdbcSink.idempotent",
-          s -> s.name().contains("reWriteBatchedInserts"),
+          s -> s.name().contains("keyed table"),
           0.9);
       target(md, runs, all, p, "cassandra", "CassandraSink.idempotent", s -> true, 0.9);
       if (p.perPartition() == Benchmarks.REFERENCE_PER_PARTITION) {
@@ -213,6 +213,21 @@ final class Report {
                           && p.recordSize() == Benchmarks.BASE_SIZE)
               .toList(),
           Point::partitions);
+      plot(
+          out.resolve(backend + "-record-size.png"),
+          backend
+              + ": records/s over record size (4 partitions, 1,000 records per partition per batch)",
+          "record size, bytes",
+          runs,
+          all,
+          backend,
+          points.stream()
+              .filter(
+                  p ->
+                      p.partitions() == Benchmarks.BASE_PARTITIONS
+                          && p.perPartition() == Benchmarks.SIZE_CURVE_PER_PARTITION)
+              .toList(),
+          Point::recordSize);
     }
     System.out.println("\n" + md);
     System.out.println("wrote " + out.resolve("results.md") + ", results.csv and the plots");

@@ -3,7 +3,6 @@ package org.exactlyonce.spark.cassandra.internal;
 import com.datastax.oss.driver.api.core.CqlSession;
 import com.datastax.oss.driver.api.core.DefaultConsistencyLevel;
 import com.datastax.oss.driver.api.core.cql.BatchStatement;
-import com.datastax.oss.driver.api.core.cql.BatchStatementBuilder;
 import com.datastax.oss.driver.api.core.cql.BatchType;
 import com.datastax.oss.driver.api.core.cql.BoundStatement;
 import com.datastax.oss.driver.api.core.cql.PreparedStatement;
@@ -15,7 +14,6 @@ import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.stream.Collectors;
@@ -84,21 +82,21 @@ public final class CassandraWriter {
             + ") USING TIMESTAMP ?";
     CqlSession session = Sessions.get(spec.settings());
     PreparedStatement insert = Sessions.prepare(spec.settings(), cql);
-    boolean batched = onePartitionPerRange(spec, session);
-    // A batch of rows of one partition is one mutation for the node (applied at once, no batch
-    // log, exempt from the batch size warning): far fewer requests than one row each. Fewer
-    // batches than single rows are kept in flight, so about as many rows are outstanding.
-    int limit =
-        batched
-            ? Math.max(1, spec.settings().maxRequestsInFlight() / 8)
-            : spec.settings().maxRequestsInFlight();
+    // Rows of one Cassandra partition go together as one UNLOGGED batch: one mutation for the
+    // node (applied at once, no batch log, exempt from the batch size thresholds), far fewer
+    // requests than one per row. With the recommended source-position layout (partition key =
+    // topic and partition) every row of a range shares its partition; in other layouts
+    // consecutive rows rarely do, and each goes alone as before. A batch holds up to
+    // limit / 16 in-flight permits, so about as many rows stay outstanding as with single rows.
+    int limit = spec.settings().maxRequestsInFlight();
+    int batchPermits = Math.max(1, limit / 16);
     Semaphore inFlight = new Semaphore(limit);
     AtomicReference<Throwable> failure = new AtomicReference<>();
     long written = 0;
     try {
-      BatchStatementBuilder batch = batched ? BatchStatement.builder(BatchType.UNLOGGED) : null;
-      int batchRows = 0;
-      long batchBytes = 0;
+      List<BoundStatement> pending = new ArrayList<>();
+      java.nio.ByteBuffer pendingKey = null;
+      long pendingBytes = 0;
       while (rows.hasNext() && failure.get() == null) {
         Positioned<R> p = rows.next();
         List<Object> values = new ArrayList<>(values(spec, p));
@@ -108,25 +106,28 @@ public final class CassandraWriter {
         values.add(timestamp(spec, p));
         BoundStatement bound = insert.bind(values.toArray());
         written++;
-        if (batched) {
-          batch.addStatement(bound);
-          batchRows++;
-          for (java.nio.ByteBuffer v : bound.getValues()) {
-            batchBytes += v == null ? 0 : v.remaining();
-          }
-          if (batchRows < BATCH_ROWS && batchBytes < BATCH_BYTES && rows.hasNext()) {
-            continue;
-          }
-          send(session, batch.build(), inFlight, failure);
-          batch = BatchStatement.builder(BatchType.UNLOGGED);
-          batchRows = 0;
-          batchBytes = 0;
-        } else {
-          send(session, bound, inFlight, failure);
+        java.nio.ByteBuffer key = bound.getRoutingKey();
+        long bytes = 0;
+        for (java.nio.ByteBuffer v : bound.getValues()) {
+          bytes += v == null ? 0 : v.remaining();
         }
+        if (!pending.isEmpty()
+            && (key == null
+                || !key.equals(pendingKey)
+                || pending.size() == BATCH_ROWS
+                || pendingBytes + bytes > BATCH_BYTES)) {
+          flush(session, pending, inFlight, batchPermits, failure);
+        }
+        if (key == null) {
+          send(session, bound, inFlight, 1, failure);
+          continue;
+        }
+        pending.add(bound);
+        pendingKey = key;
+        pendingBytes = pending.size() == 1 ? bytes : pendingBytes + bytes;
       }
-      if (batched && batchRows > 0 && failure.get() == null) {
-        send(session, batch.build(), inFlight, failure);
+      if (!pending.isEmpty() && failure.get() == null) {
+        flush(session, pending, inFlight, batchPermits, failure);
       }
       inFlight.acquire(limit); // wait for every write
       inFlight.release(limit);
@@ -146,21 +147,43 @@ public final class CassandraWriter {
   }
 
   /**
-   * Rows and value bytes of one UNLOGGED batch. Batches of one partition are exempt from the node's
-   * batch size thresholds; staying below the default failure threshold (50 KiB) anyway keeps a
-   * table recreated with another key under the same name (a stale schema read) writable.
+   * Rows and value bytes of one UNLOGGED batch. Every batch is of one partition (same routing key),
+   * which the node exempts from its batch size thresholds; 32 KiB stays below the default failure
+   * threshold (50 KiB) anyway.
    */
   static final int BATCH_ROWS = 100;
 
   static final long BATCH_BYTES = 32 * 1024;
 
+  /** Sends the pending rows of one partition, as one statement or one UNLOGGED batch. */
+  private static void flush(
+      CqlSession session,
+      List<BoundStatement> pending,
+      Semaphore inFlight,
+      int batchPermits,
+      AtomicReference<Throwable> failure)
+      throws InterruptedException {
+    if (pending.size() == 1) {
+      send(session, pending.get(0), inFlight, 1, failure);
+    } else {
+      send(
+          session,
+          BatchStatement.newInstance(BatchType.UNLOGGED, List.copyOf(pending)),
+          inFlight,
+          batchPermits,
+          failure);
+    }
+    pending.clear();
+  }
+
   private static void send(
       CqlSession session,
       Statement<?> statement,
       Semaphore inFlight,
+      int permits,
       AtomicReference<Throwable> failure)
       throws InterruptedException {
-    inFlight.acquire();
+    inFlight.acquire(permits);
     session
         .executeAsync(statement)
         .whenComplete(
@@ -168,37 +191,8 @@ public final class CassandraWriter {
               if (e != null) {
                 failure.compareAndSet(null, e);
               }
-              inFlight.release();
+              inFlight.release(permits);
             });
-  }
-
-  private static final Map<CqlName, Boolean> ONE_PARTITION_PER_RANGE =
-      new java.util.concurrent.ConcurrentHashMap<>();
-
-  /**
-   * Whether all outputs of one offset range fall in one Cassandra partition: keyed by source
-   * position, with a partition key made of the topic and partition columns only (the layout the
-   * docs recommend). Read once per table and JVM from the schema.
-   */
-  private static boolean onePartitionPerRange(CassandraSpec<?> spec, CqlSession session) {
-    if (spec.mode() != CassandraSpec.Mode.SOURCE_POSITION) {
-      return false;
-    }
-    return ONE_PARTITION_PER_RANGE.computeIfAbsent(
-        spec.table(),
-        t -> {
-          Set<String> rangeColumns =
-              Set.of(spec.positionColumns().get(0), spec.positionColumns().get(1));
-          List<String> partitionKey = new ArrayList<>();
-          CqlSchema.columnsOf(session, t)
-              .forEach(
-                  (column, c) -> {
-                    if (c.kind().equals("partition_key")) {
-                      partitionKey.add(column);
-                    }
-                  });
-          return !partitionKey.isEmpty() && rangeColumns.containsAll(partitionKey);
-        });
   }
 
   /**

@@ -175,6 +175,70 @@ class TransactionalTopicIT {
   }
 
   /**
+   * Spark caches executor consumers by group and partition only, whatever their isolation level. An
+   * application that reads the same topic outside the library with the same {@code group.id} (one
+   * {@code kafkaParams} map for both is common) leaves read_uncommitted consumers in that cache;
+   * the library's stream must not be served by them, or it would deliver aborted records.
+   */
+  @Test
+  void abortedRecordsStayUndeliveredAfterTheApplicationReadTheTopicWithTheSameGroup()
+      throws Exception {
+    String topic = "txn-shared-group-" + System.nanoTime();
+    kafka.createTopic(topic, 2);
+    try (KafkaProducer<String, String> p = transactionalProducer("txn-shared-group-writer")) {
+      transaction(p, topic, 2, "c1", 3, true); // offsets 0-2, commit marker at 3
+      transaction(p, topic, 2, "ab", 3, false);
+      transaction(p, topic, 2, "c2", 3, true);
+    }
+    List<String> expected = new ArrayList<>();
+    for (String prefix : List.of("c1", "c2")) {
+      for (int part = 0; part < 2; part++) {
+        for (int i = 0; i < 3; i++) {
+          expected.add(prefix + "-" + part + "-" + i);
+        }
+      }
+    }
+    Map<String, Object> params = params();
+    params.put("group.id", "shared-" + System.nanoTime());
+    // The application's own read, with Kafka's default isolation (read_uncommitted), of the
+    // first transaction's records: Spark caches one consumer per partition for this group.
+    org.apache.spark.streaming.kafka010.OffsetRange[] firstTransaction = {
+      org.apache.spark.streaming.kafka010.OffsetRange.create(topic, 0, 0, 3),
+      org.apache.spark.streaming.kafka010.OffsetRange.create(topic, 1, 0, 3)
+    };
+    List<String> readByTheApplication =
+        org.apache.spark.streaming.kafka010.KafkaUtils.<String, String>createRDD(
+                sc,
+                params,
+                firstTransaction,
+                org.apache.spark.streaming.kafka010.LocationStrategies.PreferConsistent())
+            .map(r -> r.value())
+            .collect();
+    assertThat(readByTheApplication).hasSize(6);
+
+    JavaStreamingContext ssc = new JavaStreamingContext(sc, Durations.milliseconds(300));
+    try {
+      JdbcSink<Out> sink = pgSink("txn-shared-group");
+      ExactlyOnceStream<String, String> stream =
+          ExactlyOnce.directStream(ssc, params, List.of(topic), sink);
+      ExactlyOnce.foreachRDD(
+          stream, r -> List.of(new Out(r.value(), r.topic(), r.partition(), r.offset())), sink);
+      ssc.start();
+      // Every committed record sits after the aborted ones: 12 rows means the stream read past
+      // them, and in offset order an aborted record delivered would be among the first 12.
+      await()
+          .atMost(Duration.ofSeconds(90))
+          .until(() -> stream.failure() != null || db.count() >= 12);
+      assertThat(stream.failure()).isNull();
+    } finally {
+      ssc.stop(false, true);
+    }
+    assertThat(db.allIds())
+        .as("rows written; aborted records are the 'ab-' ones")
+        .containsExactlyInAnyOrderElementsOf(expected);
+  }
+
+  /**
    * Spark's own stream, with non-consecutive offsets allowed, counts each batch with a Spark job
    * that reads every record a second time; the library's stream must not (it reports offsets).
    */

@@ -83,9 +83,8 @@ public final class LargeStagedBatchJob {
                   return List.of(t._1(), t._2(), t._3());
                 })
             // Upserts on the key (each key comes once: the shuffle reduced them), so the collected
-            // path merges the whole batch per key on the driver before writing it. Not
-            // accumulating("n"): a staged sink with accumulating columns refuses any other plain
-            // column (v here) whatever its type, a check in Staging that maps max() to Object.
+            // path merges the whole batch per key on the driver before writing it. A plain upsert
+            // (not accumulating): one pass over the table, which is all this test measures.
             .upsertOn("k")
             .batchSize(5000);
     JdbcBatchSink<Tuple3<String, Long, String>> sink =
