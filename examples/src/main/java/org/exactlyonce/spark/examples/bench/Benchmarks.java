@@ -123,6 +123,16 @@ public final class Benchmarks implements Callable<Integer> {
   record Run(Point point, String strategy, int round, double recordsPerSecond, long p50Ms) {}
 
   private final List<Run> runs = new ArrayList<>();
+  private final List<String> failures = new ArrayList<>();
+
+  private static String rootCause(Throwable e) {
+    Throwable t = e;
+    while (t.getCause() != null && t.getCause() != t) {
+      t = t.getCause();
+    }
+    return e.getMessage() + (t == e ? "" : " (" + t + ")");
+  }
+
   private final Map<String, String> profiles = new LinkedHashMap<>();
   private final List<String> bookkeeping = new ArrayList<>();
   private KafkaBroker kafka;
@@ -155,7 +165,11 @@ public final class Benchmarks implements Callable<Integer> {
       profile(all);
     }
     if (backends.contains("bookkeeping")) {
-      bookkeeping.addAll(Bookkeeping.run(strategies));
+      try {
+        bookkeeping.addAll(Bookkeeping.run(strategies));
+      } catch (RuntimeException e) {
+        failures.add("bookkeeping: " + rootCause(e));
+      }
     }
     Report.write(
         out,
@@ -165,6 +179,7 @@ public final class Benchmarks implements Callable<Integer> {
         all,
         profiles,
         bookkeeping,
+        failures,
         Duration.between(started, Instant.now()));
     return 0;
   }
@@ -195,7 +210,17 @@ public final class Benchmarks implements Callable<Integer> {
           java.util.Collections.reverse(order);
         }
         for (Strategy s : order) {
-          Measure m = s.run(sc, topic, p, total, null);
+          Measure m;
+          try {
+            m = s.run(sc, topic, p, total, null);
+          } catch (Exception e) {
+            // A failed run (a baseline's request timing out under load, say) is reported, not
+            // counted, and the others go on.
+            String why = s.id() + " at " + p.label() + ", round " + round + ": " + rootCause(e);
+            failures.add(why);
+            System.out.println("  FAILED " + why);
+            continue;
+          }
           if (record) {
             Run r = new Run(p, s.id(), round, m.steadyRecordsPerSecond(), m.p50());
             runs.add(r);
@@ -223,7 +248,12 @@ public final class Benchmarks implements Callable<Integer> {
     try {
       for (Strategy s : all) {
         Path file = dir.resolve(s.id().replaceAll("[^A-Za-z0-9.-]+", "_") + ".jfr");
-        s.run(sc, topic, p, total, file);
+        try {
+          s.run(sc, topic, p, total, file);
+        } catch (Exception e) {
+          failures.add("profile of " + s.id() + ": " + rootCause(e));
+          continue;
+        }
         String hot = Profiles.hotFrames(file);
         profiles.put(s.id(), hot);
         System.out.println("  profiled " + s.id() + "\n" + hot);

@@ -80,6 +80,7 @@ final class Report {
       List<Strategy> all,
       Map<String, String> profiles,
       List<String> bookkeeping,
+      List<String> failures,
       Duration took)
       throws Exception {
     Files.createDirectories(out);
@@ -156,6 +157,11 @@ final class Report {
       }
     }
     md.append("\n");
+    if (!failures.isEmpty()) {
+      md.append("### Failed runs (not counted)\n\n");
+      failures.forEach(f -> md.append("- ").append(f).append("\n"));
+      md.append("\n");
+    }
     if (!bookkeeping.isEmpty()) {
       md.append(
           "### Offset bookkeeping of one batch, over partitions (target ≤ 50 ms at 1,000)\n\n");

@@ -627,6 +627,14 @@ final class Strategies {
             CqlSession.builder()
                 .addContactPoint(new InetSocketAddress(host, port))
                 .withLocalDatacenter(dc)
+                // The sink's default request timeout (the driver's own is 2 s).
+                .withConfigLoader(
+                    com.datastax.oss.driver.api.core.config.DriverConfigLoader.programmaticBuilder()
+                        .withDuration(
+                            com.datastax.oss.driver.api.core.config.DefaultDriverOption
+                                .REQUEST_TIMEOUT,
+                            java.time.Duration.ofSeconds(10))
+                        .build())
                 .build());
   }
 

@@ -105,6 +105,9 @@ public final class Staging implements Serializable {
             .map((rs, ctx) -> 0)
             .list();
       } catch (RuntimeException e) {
+        if (!undefinedFunction(e)) {
+          throw e; // a lost connection or a timeout, not the column's type
+        }
         throw new SinkConfigurationException(
             "staged sink on '"
                 + mapping.table()
@@ -120,6 +123,16 @@ public final class Staging implements Serializable {
             e);
       }
     }
+  }
+
+  /** PostgreSQL's "function does not exist" (SQLSTATE 42883), anywhere in the causes. */
+  private static boolean undefinedFunction(Throwable e) {
+    for (Throwable t = e; t != null; t = t.getCause()) {
+      if (t instanceof java.sql.SQLException sql && "42883".equals(sql.getSQLState())) {
+        return true;
+      }
+    }
+    return false;
   }
 
   private static Map<String, String> typesOf(

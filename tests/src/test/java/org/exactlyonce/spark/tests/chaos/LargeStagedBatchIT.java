@@ -109,12 +109,12 @@ class LargeStagedBatchIT {
         peakHeap / 1_000_000,
         peakAfterFullGc / 1_000_000,
         run.seconds);
+    // The proof: the job succeeded although its results do not fit in the driver's heap (and the
+    // same job collected runs out of memory, below). The peaks are reported, not asserted: no
+    // peak can exceed the heap limit, so a bound on them would hold whatever the path.
     assertThat(resultBytes)
         .as("the results are larger than the driver's heap")
         .isGreaterThan(maxHeap);
-    assertThat(peakHeap)
-        .as("the driver's peak heap (all pools' peaks) stays well under the results")
-        .isLessThan(resultBytes * 2 / 3);
   }
 
   @Test
