@@ -97,9 +97,29 @@ public final class Benchmarks implements Callable<Integer> {
   @Option(
       names = "--profile",
       description =
-          "after the rounds, one JFR-recorded run of every strategy at the reference point (4"
-              + " partitions, 12,500 records per partition per batch, 100 B); prints the hot frames")
+          "after the rounds, one JFR-recorded run of every strategy at each --profile-at point;"
+              + " prints where the batches' time went")
   boolean profile;
+
+  @Option(
+      names = "--profile-only",
+      description = "the warm-up and the profiled runs only, no measured rounds")
+  boolean profileOnly;
+
+  @Option(
+      names = "--profile-at",
+      split = ",",
+      description =
+          "records per partition per batch of the profiled points, at 4 partitions and 100 B"
+              + " (default ${DEFAULT-VALUE})")
+  List<Integer> profileAt = List.of(1_000, 12_500);
+
+  @Option(
+      names = "--profile-batches",
+      description =
+          "batches per profiled run, the first not counted; more batches, a steadier account"
+              + " (default ${DEFAULT-VALUE})")
+  int profileBatches = 21;
 
   @Option(names = "--out", description = "results folder (default ${DEFAULT-VALUE})")
   Path out = Path.of("target", "benchmarks");
@@ -156,13 +176,15 @@ public final class Benchmarks implements Callable<Integer> {
       Point warm = new Point(BASE_PARTITIONS, 250, BASE_SIZE);
       atPoint(warm, all, 1, false);
     }
-    for (Point p : points) {
+    for (Point p : profileOnly ? List.<Point>of() : points) {
       if (!all.isEmpty()) {
         atPoint(p, all, rounds, true);
       }
     }
-    if (profile && !all.isEmpty()) {
-      profile(all);
+    if ((profile || profileOnly) && !all.isEmpty()) {
+      for (int n : profileAt) {
+        profile(all, new Point(BASE_PARTITIONS, n, BASE_SIZE));
+      }
     }
     if (backends.contains("bookkeeping")) {
       try {
@@ -200,7 +222,7 @@ public final class Benchmarks implements Callable<Integer> {
 
   /** Runs every strategy {@code rounds} times at {@code p}, alternating the order. */
   private void atPoint(Point p, List<Strategy> all, int rounds, boolean record) throws Exception {
-    String topic = produce(p);
+    String topic = produce(p, batches);
     long total = (long) p.partitions() * p.perPartition() * batches;
     JavaSparkContext sc = sparkContext(p);
     try {
@@ -237,26 +259,32 @@ public final class Benchmarks implements Callable<Integer> {
     }
   }
 
-  /** One more run of every strategy at the reference point, recorded with JFR. */
-  private void profile(List<Strategy> all) throws Exception {
-    Point p = new Point(BASE_PARTITIONS, REFERENCE_PER_PARTITION, BASE_SIZE);
-    String topic = produce(p);
-    long total = (long) p.partitions() * p.perPartition() * batches;
+  /** One more run of every strategy at {@code p}, recorded with JFR. */
+  private void profile(List<Strategy> all, Point p) throws Exception {
+    String topic = produce(p, profileBatches);
+    long total = (long) p.partitions() * p.perPartition() * profileBatches;
     Path dir = out.resolve("jfr");
     Files.createDirectories(dir);
     JavaSparkContext sc = sparkContext(p);
     try {
       for (Strategy s : all) {
-        Path file = dir.resolve(s.id().replaceAll("[^A-Za-z0-9.-]+", "_") + ".jfr");
+        Path file =
+            dir.resolve(
+                (s.id() + "-" + p.perPartition()).replaceAll("[^A-Za-z0-9.-]+", "_") + ".jfr");
+        Measure m;
         try {
-          s.run(sc, topic, p, total, file);
+          m = s.run(sc, topic, p, total, file);
         } catch (Exception e) {
-          failures.add("profile of " + s.id() + ": " + rootCause(e));
+          failures.add("profile of " + s.id() + " at " + p.label() + ": " + rootCause(e));
           continue;
         }
-        String hot = Profiles.hotFrames(file);
-        profiles.put(s.id(), hot);
-        System.out.println("  profiled " + s.id() + "\n" + hot);
+        String account =
+            String.format(
+                    "    batch p50 %d ms, %,.0f records/s%n", m.p50(), m.steadyRecordsPerSecond())
+                + Profiles.account(file, m.countedWindows(), m.sparkTimes());
+        String key = s.id() + "  at " + p.label();
+        profiles.put(key, account);
+        System.out.println("  profiled " + key + "\n" + account);
       }
     } finally {
       sc.stop();
@@ -284,15 +312,15 @@ public final class Benchmarks implements Callable<Integer> {
                         64, 2 * partitions.stream().mapToInt(Integer::intValue).max().orElse(4)))));
   }
 
-  private final Map<Point, String> topics = new HashMap<>();
+  private final Map<List<Integer>, String> topics = new HashMap<>();
 
-  /** The input of a point: {@code batches} batches' worth of records, produced once. */
-  private String produce(Point p) {
+  /** The input of a point: {@code n} batches' worth of records, produced once. */
+  private String produce(Point p, int n) {
     // The single broker here has, a few times, left one partition of a new topic unanswered until
     // the producer's delivery timeout: the input then goes to a new topic.
     for (int attempt = 1; ; attempt++) {
       try {
-        return produceOnce(p);
+        return produceOnce(p, n);
       } catch (IllegalStateException e) {
         if (attempt == 3) {
           throw e;
@@ -302,10 +330,10 @@ public final class Benchmarks implements Callable<Integer> {
     }
   }
 
-  private String produceOnce(Point p) {
+  private String produceOnce(Point point, int batchesOfInput) {
     return topics.computeIfAbsent(
-        p,
-        point -> {
+        List.of(point.partitions(), point.perPartition(), point.recordSize(), batchesOfInput),
+        key -> {
           String topic =
               "bench-"
                   + point.partitions()
@@ -316,7 +344,7 @@ public final class Benchmarks implements Callable<Integer> {
                   + "-"
                   + System.nanoTime();
           kafka.createTopic(topic, point.partitions());
-          long n = (long) point.partitions() * point.perPartition() * batches;
+          long n = (long) point.partitions() * point.perPartition() * batchesOfInput;
           System.out.printf("producing %,d records to %s ...%n", n, topic);
           Map<String, Object> c = new HashMap<>();
           c.put("bootstrap.servers", kafka.bootstrapServers());

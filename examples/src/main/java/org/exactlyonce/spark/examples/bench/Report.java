@@ -169,7 +169,9 @@ final class Report {
       md.append("\n");
     }
     if (!profiles.isEmpty()) {
-      md.append("### Profiles (JFR, one run each at the reference point)\n\n");
+      md.append(
+          "### Where the batches' time went (JFR, one run of every strategy at each profiled"
+              + " point)\n\n");
       profiles.forEach(
           (k, v) -> md.append("`").append(k).append("`\n```\n").append(v).append("```\n"));
     }

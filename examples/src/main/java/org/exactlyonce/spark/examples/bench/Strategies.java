@@ -183,13 +183,12 @@ final class Strategies {
     JavaStreamingContext ssc = new JavaStreamingContext(sc, Durations.milliseconds(batchMs));
     Runnable cleanup = () -> {};
     jdk.jfr.Recording recording = null;
+    sc.sc().addSparkListener(m.jobs);
     try {
       ssc.addStreamingListener(m);
       cleanup = s.wiring().wire(ssc, topic, p, output);
       if (jfr != null) {
-        recording = new jdk.jfr.Recording(jdk.jfr.Configuration.getConfiguration("profile"));
-        recording.setToDisk(true);
-        recording.setDestination(jfr);
+        recording = Profiles.recording(jfr);
         recording.start();
       }
       ssc.start();
@@ -212,6 +211,7 @@ final class Strategies {
         recording.close();
       }
       cleanup.run();
+      sc.sc().removeSparkListener(m.jobs);
     }
     if (m.records() != total) {
       throw new IllegalStateException(
@@ -223,6 +223,103 @@ final class Strategies {
   /** Per-batch processing time and records, from Spark's own batch reports. */
   static final class Measure implements StreamingListener {
     private final List<long[]> batches = new CopyOnWriteArrayList<>();
+    // Spark's own account of the jobs: {start, end} of each job; {launch, finish, deserialize ms,
+    // run ms} of each task.
+    private final Map<Integer, Long> jobStart = new ConcurrentHashMap<>();
+    private final List<long[]> jobSpans = new CopyOnWriteArrayList<>();
+    private final List<long[]> taskSpans = new CopyOnWriteArrayList<>();
+    final org.apache.spark.scheduler.SparkListener jobs =
+        new org.apache.spark.scheduler.SparkListener() {
+          @Override
+          public void onJobStart(org.apache.spark.scheduler.SparkListenerJobStart start) {
+            jobStart.put(start.jobId(), start.time());
+          }
+
+          @Override
+          public void onJobEnd(org.apache.spark.scheduler.SparkListenerJobEnd end) {
+            Long started = jobStart.remove(end.jobId());
+            if (started != null) {
+              jobSpans.add(new long[] {started, end.time()});
+            }
+          }
+
+          @Override
+          public void onTaskEnd(org.apache.spark.scheduler.SparkListenerTaskEnd end) {
+            var info = end.taskInfo();
+            var metrics = end.taskMetrics();
+            taskSpans.add(
+                new long[] {
+                  info.launchTime(),
+                  info.finishTime(),
+                  metrics == null ? 0 : metrics.executorDeserializeTime(),
+                  metrics == null ? 0 : metrics.executorRunTime()
+                });
+          }
+        };
+
+    /**
+     * Per counted batch: batch generation, Spark jobs and their wall time, tasks' deserialisation
+     * and run time (summed), and the jobs' time outside any task (scheduling, results).
+     */
+    String sparkTimes() {
+      List<long[]> windows = countedWindows();
+      double n = Math.max(1, windows.size());
+      double generation = 0;
+      for (int i = 1; i < batches.size(); i++) {
+        generation += batches.get(i)[1] - batches.get(i)[4];
+      }
+      long jobsIn = 0;
+      double jobMs = 0;
+      double outsideTasks = 0;
+      for (long[] j : jobSpans) {
+        if (inside(windows, j[0])) {
+          jobsIn++;
+          jobMs += j[1] - j[0];
+          // The part of the job's wall time in which none of its tasks ran.
+          List<long[]> own = new ArrayList<>();
+          for (long[] t : taskSpans) {
+            if (t[0] >= j[0] && t[1] <= j[1]) {
+              own.add(t);
+            }
+          }
+          own.sort((a, b) -> Long.compare(a[0], b[0]));
+          long covered = 0;
+          long reach = j[0];
+          for (long[] t : own) {
+            long from = Math.max(reach, t[0]);
+            if (t[1] > from) {
+              covered += t[1] - from;
+              reach = t[1];
+            }
+          }
+          outsideTasks += (j[1] - j[0]) - covered;
+        }
+      }
+      double deser = 0;
+      double run = 0;
+      long tasks = 0;
+      for (long[] t : taskSpans) {
+        if (inside(windows, t[0])) {
+          tasks++;
+          deser += t[2];
+          run += t[3];
+        }
+      }
+      return String.format(
+          "generation %.1f ms; %.1f jobs, %.0f ms wall, of which %.0f ms with no task running;"
+              + " %.1f tasks, deserialisation %.1f ms, run %.0f ms (summed)",
+          generation / n, jobsIn / n, jobMs / n, outsideTasks / n, tasks / n, deser / n, run / n);
+    }
+
+    private static boolean inside(List<long[]> windows, long t) {
+      for (long[] w : windows) {
+        if (t >= w[0] && t <= w[1]) {
+          return true;
+        }
+      }
+      return false;
+    }
+
     private volatile long records;
     private volatile String failure;
 
@@ -243,7 +340,11 @@ final class Strategies {
       // lookups, which differ between Spark's stream and the library's) plus running its jobs.
       long generation = b.submissionTime() - b.batchTime().milliseconds();
       long delay = (Long) b.processingDelay().get();
-      batches.add(new long[] {b.numRecords(), generation + delay});
+      long end = (Long) b.processingEndTime().get();
+      batches.add(
+          new long[] {
+            b.numRecords(), generation + delay, b.batchTime().milliseconds(), end, delay
+          });
       records += b.numRecords();
     }
 
@@ -265,6 +366,15 @@ final class Strategies {
         ms += sorted.get(i)[1];
       }
       return ms == 0 ? 0 : n / (ms / 1000.0);
+    }
+
+    /** From batch time to the end of its jobs, for each batch but the first. */
+    List<long[]> countedWindows() {
+      List<long[]> w = new ArrayList<>();
+      for (int i = 1; i < batches.size(); i++) {
+        w.add(new long[] {batches.get(i)[2], batches.get(i)[3]});
+      }
+      return w;
     }
 
     long p50() {
