@@ -64,7 +64,20 @@ public final class ChaosJob {
   private static final String SINK_OFFSETS =
       "SELECT COALESCE(sum(until_offset), 0) FROM eos_offsets WHERE pipeline_id = 'chaos'";
 
-  public static void main(String[] args) throws Exception {
+  public static void main(String[] args) {
+    try {
+      run(args);
+    } catch (Throwable e) {
+      // A start that fails (a fault restarting the backend while the sink validates it, say) is a
+      // crash like any other: exit, so that the chaos run starts the driver again. Without this
+      // the JVM stays up on the threads the failed start left (Spark's, the clients' event
+      // loops), never exits, and the run waits for a job that will not finish.
+      e.printStackTrace();
+      System.exit(1);
+    }
+  }
+
+  private static void run(String[] args) throws Exception {
     String mode = args[0];
     String bootstrap = args[1];
     JdbcSettings db = JdbcSettings.url(args[2]).user(args[3]);
