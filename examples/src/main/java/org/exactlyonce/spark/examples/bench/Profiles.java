@@ -184,7 +184,11 @@ final class Profiles {
   }
 
   private static long[] window(List<long[]> windows, Instant t) {
-    long ms = t.toEpochMilli();
+    return window(windows, t.toEpochMilli());
+  }
+
+  /** The window ({@code [from, to]}, epoch ms) holding {@code ms}, or null. */
+  static long[] window(List<long[]> windows, long ms) {
     for (long[] w : windows) {
       if (ms >= w[0] && ms <= w[1]) {
         return w;

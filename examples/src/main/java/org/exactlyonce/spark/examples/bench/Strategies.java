@@ -312,12 +312,7 @@ final class Strategies {
     }
 
     private static boolean inside(List<long[]> windows, long t) {
-      for (long[] w : windows) {
-        if (t >= w[0] && t <= w[1]) {
-          return true;
-        }
-      }
-      return false;
+      return Profiles.window(windows, t) != null;
     }
 
     private volatile long records;
