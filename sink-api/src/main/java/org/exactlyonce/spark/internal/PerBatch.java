@@ -1,26 +1,20 @@
 package org.exactlyonce.spark.internal;
 
-import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.Iterator;
 import java.util.List;
-import java.util.Map;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
-import org.apache.kafka.common.TopicPartition;
 import org.apache.spark.api.java.JavaRDD;
+import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.api.java.function.Function;
 import org.apache.spark.api.java.function.Function2;
 import org.apache.spark.api.java.function.VoidFunction2;
 import org.apache.spark.streaming.Time;
 import org.apache.spark.util.LongAccumulator;
 import org.exactlyonce.spark.BatchResult;
-import org.exactlyonce.spark.CommitOutcome;
 import org.exactlyonce.spark.ExactlyOnceException;
 import org.exactlyonce.spark.PartitionCommit;
 import org.exactlyonce.spark.SourceRange;
 import org.exactlyonce.spark.spi.BatchSink;
-import org.exactlyonce.spark.spi.CommitDecision;
-import org.exactlyonce.spark.spi.OffsetStore;
 
 /**
  * The body of {@code foreachRDD} for a per-batch sink: the user's computation turns the batch into
@@ -113,10 +107,6 @@ public final class PerBatch<K, V, R> implements VoidFunction2<JavaRDD<ConsumerRe
     }
   }
 
-  private static SourceRange rangeOf(List<SourceRange> ranges, TopicPartition tp) {
-    return ranges.stream().filter(r -> r.topicPartition().equals(tp)).findFirst().orElseThrow();
-  }
-
   @Override
   public void call(JavaRDD<ConsumerRecord<K, V>> rdd, Time time) throws Exception {
     PipelineGuard guard = PipelineGuard.of(this.guard);
@@ -125,59 +115,24 @@ public final class PerBatch<K, V, R> implements VoidFunction2<JavaRDD<ConsumerRe
     try {
       List<SourceRange> ranges = TransactionalBatch.sourceRanges(TransactionalBatch.rangesOf(rdd));
       NewPartitions.storeStarts(sink, epoch, ranges, guard);
-      Map<TopicPartition, Long> stored;
-      try (OffsetStore store = sink.openOffsetStore()) {
-        stored = store.storedOffsets();
-      }
-      // Per partition, skip what this sink already committed: another sink on the same stream
-      // may be behind it (the stream starts at the lowest offset over its sinks), so a batch can
-      // hold ranges this sink committed, wholly or in part. The rest is computed and committed.
-      List<PartitionCommit> skipped = new ArrayList<>();
-      List<SourceRange> pending = new ArrayList<>();
-      Map<TopicPartition, Long> floors = new HashMap<>();
-      for (SourceRange r : ranges) {
-        long s = stored.getOrDefault(r.topicPartition(), CommitDecision.NONE);
-        CommitOutcome o = CommitDecision.decide(s, r);
-        if (o == CommitOutcome.ALREADY_COMMITTED && !r.isEmpty()) {
-          skipped.add(new PartitionCommit(r, o, s, 0, 0, 0));
-          floors.put(r.topicPartition(), r.until()); // none of its records are computed
-        } else if (o == CommitOutcome.TRIMMED) {
-          pending.add(SourceRange.of(r.topic(), r.partition(), s, r.until()));
-          floors.put(r.topicPartition(), s);
-        } else {
-          pending.add(r); // COMMITTED, an empty range, or a GAP the sink reports
-        }
-      }
-      BatchSink.BatchCommit commit = new BatchSink.BatchCommit(List.of(), 0);
+      // Per partition, skip what this sink already committed; the rest is computed and committed.
+      BatchPlan plan = BatchPlan.of(sink, ranges);
       // Counts records as the computation reads them (a metric: a retried task counts twice).
       LongAccumulator read = rdd.context().longAccumulator("records read");
-      if (pending.stream().anyMatch(r -> !r.isEmpty())) {
+      JavaRDD<R> none = JavaSparkContext.fromSparkContext(rdd.context()).emptyRDD();
+      JavaRDD<R> results = none;
+      if (plan.writes()) {
         long[] low = new long[ranges.size()];
         long[] high = new long[ranges.size()];
         for (int i = 0; i < ranges.size(); i++) {
-          SourceRange r = ranges.get(i);
-          low[i] = Math.max(r.from(), floors.getOrDefault(r.topicPartition(), r.from()));
-          high[i] = r.until();
+          low[i] = plan.floorOf(ranges.get(i));
+          high[i] = ranges.get(i).until();
         }
-        JavaRDD<R> results =
+        results =
             compute.call(rdd.mapPartitionsWithIndex(new WithinRange<>(low, high, read), true));
-        commit = sink.commitBatch(epoch, pending, results);
       }
-      List<PartitionCommit> commits = new ArrayList<>(skipped);
-      for (PartitionCommit c : commit.commits()) {
-        // Report a trimmed range as the batch's range, trimmed.
-        commits.add(
-            c.outcome() == CommitOutcome.COMMITTED
-                    && c.range().from() > rangeOf(ranges, c.range().topicPartition()).from()
-                ? new PartitionCommit(
-                    rangeOf(ranges, c.range().topicPartition()),
-                    CommitOutcome.TRIMMED,
-                    c.storedBefore(),
-                    c.recordsIn(),
-                    c.rowsWritten(),
-                    c.millis())
-                : c);
-      }
+      BatchSink.BatchCommit commit = plan.commit(sink, epoch, results, none);
+      List<PartitionCommit> commits = plan.outcomes(commit);
       Outcomes.check(guard, sink.pipelineId(), epoch, commits);
       guard.publish(
           new BatchResult(

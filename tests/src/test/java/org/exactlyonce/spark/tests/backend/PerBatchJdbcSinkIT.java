@@ -14,6 +14,11 @@ import org.exactlyonce.spark.CommitOutcome;
 import org.exactlyonce.spark.ExactlyOnce;
 import org.exactlyonce.spark.OffsetMismatchException;
 import org.exactlyonce.spark.SourceRange;
+import org.exactlyonce.spark.WriterFencedException;
+import org.exactlyonce.spark.internal.BatchPlan;
+import org.exactlyonce.spark.internal.Outcomes;
+import org.exactlyonce.spark.internal.PipelineGuard;
+import org.exactlyonce.spark.internal.StreamMetrics;
 import org.exactlyonce.spark.jdbc.JdbcBatchSink;
 import org.exactlyonce.spark.jdbc.JdbcSink;
 import org.exactlyonce.spark.spi.BatchSink.BatchCommit;
@@ -171,6 +176,44 @@ class PerBatchJdbcSinkIT {
         .hasMessageContaining(h.topic + "-0[10, 20)")
         .hasMessageContaining(h.topic + "-1[10, 20)");
     assertThat(totals()).containsOnly(Map.entry("campaign-1", 5L), Map.entry("campaign-2", 3L));
+  }
+
+  /**
+   * A driver fenced by a newer one whose next batch holds only ranges the newer one committed has
+   * nothing to write, and must still stop: its batch plan skips those ranges through the sink's
+   * commit, which checks the writer epoch first. (Skipped without a commit, the fenced driver went
+   * on running while the newer one wrote.) The same plan serves the DStream and the Structured
+   * Streaming per-batch paths.
+   */
+  @Test
+  void aFencedDriverWhoseBatchHoldsOnlyRangesTheNewerOneCommittedStops() {
+    JdbcBatchSink<Tuple2<String, Long>> sink = builder().build();
+    TopicPartition p0 = new TopicPartition(h.topic, 0);
+    long older;
+    long newer;
+    sink.checkOutputs();
+    try (OffsetStore store = sink.openOffsetStore()) {
+      store.validate();
+      older = store.takeWriterEpoch();
+      store.storeStartOffsets(Map.of(p0, 0L), older);
+      newer = store.takeWriterEpoch();
+    }
+    List<SourceRange> batch = List.of(SourceRange.of(h.topic, 0, 0, 10));
+    var results = h.sc.parallelize(List.of(new Tuple2<>("campaign-1", 10L)), 1);
+    assertThat(sink.commitBatch(newer, batch, results).commits())
+        .extracting(c -> c.outcome())
+        .containsOnly(CommitOutcome.COMMITTED);
+
+    BatchPlan plan = BatchPlan.of(sink, batch); // the older driver's view of the same range
+    BatchCommit commit = plan.commit(sink, older, h.sc.emptyRDD(), h.sc.emptyRDD());
+    var outcomes = plan.outcomes(commit);
+
+    assertThat(plan.writes()).isFalse();
+    assertThat(outcomes).extracting(c -> c.outcome()).containsOnly(CommitOutcome.FENCED);
+    PipelineGuard guard = PipelineGuard.withoutContext(new StreamMetrics(List.of(), false));
+    assertThatThrownBy(() -> Outcomes.check(guard, sink.pipelineId(), older, outcomes))
+        .isInstanceOf(WriterFencedException.class);
+    assertThat(totals()).containsOnly(Map.entry("campaign-1", 10L));
   }
 
   /** A staged per-batch sink on campaign_stats: the total of {@code column} per campaign. */
