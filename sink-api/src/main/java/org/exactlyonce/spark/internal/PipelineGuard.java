@@ -42,6 +42,14 @@ public final class PipelineGuard {
   }
 
   /**
+   * A guard without a streaming context, for a Structured Streaming query: a failed batch throws
+   * from the query's own batch function, which stops the query, so there is no context to stop.
+   */
+  public static PipelineGuard withoutContext(StreamMetrics metrics) {
+    return new PipelineGuard(null, metrics);
+  }
+
+  /**
    * {@code guard}, or an error if it is null: the output function was rebuilt by Spark from a
    * checkpoint, without its driver-side state.
    */
@@ -57,7 +65,7 @@ public final class PipelineGuard {
     return guard;
   }
 
-  /** The streaming context this guard stops. */
+  /** The streaming context this guard stops; null for a guard {@link #withoutContext}. */
   public JavaStreamingContext context() {
     return ssc;
   }
@@ -97,7 +105,7 @@ public final class PipelineGuard {
    * if Spark checkpointing was turned on after the stream was created.
    */
   public void checkRunning() {
-    if (failure.get() == null && ssc.ssc().isCheckpointingEnabled()) {
+    if (failure.get() == null && ssc != null && ssc.ssc().isCheckpointingEnabled()) {
       fail(
           new SinkConfigurationException(
               "Spark checkpointing was enabled (ssc.checkpoint(...)) after the exactly-once stream"
@@ -146,7 +154,12 @@ public final class PipelineGuard {
    * usually exits on it.
    */
   public void fail(Throwable error) {
-    if (failure.compareAndSet(null, error)) {
+    if (!failure.compareAndSet(null, error)) {
+      return;
+    }
+    if (ssc == null) {
+      LOG.error("exactly-once output failed; the query stops", error);
+    } else {
       LOG.error("exactly-once output failed; stopping the streaming context", error);
       Thread stopper =
           new Thread(

@@ -44,19 +44,42 @@ public final class TransactionalBatch<K, V, R>
 
   @Override
   public void call(JavaRDD<ConsumerRecord<K, V>> rdd, Time time) {
+    commit(rdd, null, time.milliseconds());
+  }
+
+  /**
+   * Commits partition i of {@code rdd} with range i of {@code ranges} on the executors, then checks
+   * and publishes the outcomes on the driver; stops the pipeline on the first failure. For a
+   * Structured Streaming batch too, whose rows the caller turned into records, partition for
+   * partition.
+   *
+   * @param given the ranges, partition i's at i; null for a direct-stream RDD's own
+   * @throws ExactlyOnceException if the partitions and ranges differ in number
+   */
+  public void commit(JavaRDD<ConsumerRecord<K, V>> rdd, List<SourceRange> given, long batchTime) {
     PipelineGuard guard = PipelineGuard.of(this.guard);
     guard.checkRunning();
     long started = System.currentTimeMillis();
     try {
-      OffsetRange[] ranges = rangesOf(rdd);
-      NewPartitions.storeStarts(sink, epoch, sourceRanges(ranges), guard);
+      List<SourceRange> ranges = given != null ? given : sourceRanges(rangesOf(rdd));
+      if (ranges.size() != rdd.getNumPartitions()) {
+        throw new ExactlyOnceException(
+            "the batch has "
+                + rdd.getNumPartitions()
+                + " partitions for "
+                + ranges.size()
+                + " offset ranges, so its partitions do not map to ranges; nothing was written");
+      }
+      NewPartitions.storeStarts(sink, epoch, ranges, guard);
       List<Committed> committed =
-          rdd.mapPartitionsWithIndex(new CommitPartition<>(sink, mapper, epoch, ranges), false)
+          rdd.mapPartitionsWithIndex(
+                  new CommitPartition<>(sink, mapper, epoch, ranges.toArray(new SourceRange[0])),
+                  false)
               .collect();
       BatchResult result =
           BatchResult.ofRanges(
               sink.pipelineId(),
-              time.milliseconds(),
+              batchTime,
               committed.stream().map(Committed::commit).toList(),
               System.currentTimeMillis() - started);
       Outcomes.check(guard, sink.pipelineId(), epoch, result.commits());
@@ -97,7 +120,7 @@ public final class TransactionalBatch<K, V, R>
   }
 
   /** The ranges of a batch as value types. */
-  static List<SourceRange> sourceRanges(OffsetRange[] ranges) {
+  public static List<SourceRange> sourceRanges(OffsetRange[] ranges) {
     return java.util.Arrays.stream(ranges).map(SourceRange::of).toList();
   }
 
@@ -112,10 +135,10 @@ public final class TransactionalBatch<K, V, R>
     private final TransactionalSink<R> sink;
     private final RecordMapper<K, V, R> mapper;
     private final long epoch;
-    private final OffsetRange[] ranges;
+    private final SourceRange[] ranges;
 
     CommitPartition(
-        TransactionalSink<R> sink, RecordMapper<K, V, R> mapper, long epoch, OffsetRange[] ranges) {
+        TransactionalSink<R> sink, RecordMapper<K, V, R> mapper, long epoch, SourceRange[] ranges) {
       this.sink = sink;
       this.mapper = mapper;
       this.epoch = epoch;
@@ -124,7 +147,7 @@ public final class TransactionalBatch<K, V, R>
 
     @Override
     public Iterator<Committed> call(Integer index, Iterator<ConsumerRecord<K, V>> records) {
-      SourceRange range = SourceRange.of(ranges[index]);
+      SourceRange range = ranges[index];
       if (range.isEmpty()) {
         // Nothing to write: no need to open a transaction (idle topics would pay one per batch).
         return List.of(

@@ -37,19 +37,26 @@ class ArchitectureTest {
             "org.exactlyonce.spark.jdbc..",
             "org.exactlyonce.spark.cassandra..",
             "org.exactlyonce.spark.kafka..",
+            "org.exactlyonce.spark.structured..",
             "org.exactlyonce.spark.testing..")
         .check(classes);
   }
 
   /**
    * The core's {@code internal} package is what no other module imports: backends build on the
-   * public API and the declared SPI ({@code org.exactlyonce.spark.spi}) only.
+   * public API and the declared SPI ({@code org.exactlyonce.spark.spi}) only. The one exception is
+   * the Structured Streaming adapter ({@code org.exactlyonce.spark.structured}), the core's second
+   * entry point beside {@code ExactlyOnce}: it runs the same start sequence and batch plan, and
+   * lives in a module of its own only because it needs Spark SQL, which the core does not.
    */
   @Test
   void noOtherModuleImportsTheCoresInternals() {
     noClasses()
         .that()
-        .resideOutsideOfPackages("org.exactlyonce.spark", "org.exactlyonce.spark.internal")
+        .resideOutsideOfPackages(
+            "org.exactlyonce.spark",
+            "org.exactlyonce.spark.internal",
+            "org.exactlyonce.spark.structured")
         .should()
         .dependOnClassesThat()
         .resideInAPackage("org.exactlyonce.spark.internal")

@@ -1,0 +1,303 @@
+package org.exactlyonce.spark.structured;
+
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Set;
+import java.util.function.Function;
+import org.apache.spark.api.java.function.VoidFunction2;
+import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.SparkSession;
+import org.apache.spark.sql.streaming.DataStreamWriter;
+import org.apache.spark.sql.streaming.StreamingQuery;
+import org.apache.spark.sql.streaming.Trigger;
+import org.exactlyonce.spark.ExactlyOnceException;
+import org.exactlyonce.spark.RecordMapper;
+import org.exactlyonce.spark.SinkConfigurationException;
+import org.exactlyonce.spark.StartPosition;
+import org.exactlyonce.spark.internal.PipelineGuard;
+import org.exactlyonce.spark.internal.SparkVersionCheck;
+import org.exactlyonce.spark.internal.StartOffsets;
+import org.exactlyonce.spark.internal.StartSequence;
+import org.exactlyonce.spark.internal.StreamMetrics;
+import org.exactlyonce.spark.spi.BatchSink;
+import org.exactlyonce.spark.spi.ExactlyOnceSink;
+import org.exactlyonce.spark.spi.TransactionalSink;
+
+/**
+ * Exactly-once {@code foreachBatch} for Structured Streaming over Spark's Kafka source: the
+ * library's sinks, offset stores and writer fencing, for a query instead of a DStream.
+ *
+ * <pre>{@code
+ * var totals = JdbcSink.<Row>perBatch("clicks-per-campaign")
+ *     .connection(JdbcSettings.url(url).user("app").passwordFromEnv("PGPASSWORD"))
+ *     .table("campaign_clicks").columns("campaign", "clicks")
+ *     .values(r -> List.of(r.getString(0), r.getLong(1)))
+ *     .upsertOn("campaign").accumulating("clicks")
+ *     .build();
+ * StreamingQuery query =
+ *     ExactlyOnceForeachBatch.perBatch(totals)
+ *         .kafka(spark, Map.of("kafka.bootstrap.servers", servers, "subscribe", "clicks"))
+ *         .batch(df -> df.groupBy(col("value").cast("string").as("campaign")).count())
+ *         .start();
+ * }</pre>
+ *
+ * <p>The sink's store owns progress, as on the DStream path: {@link Builder#start()} takes a new
+ * writer epoch (fencing an older query of the same pipeline id), stores start offsets for
+ * partitions without one, and starts the query at the stored offsets. No Spark checkpoint is
+ * needed; with one ({@link Builder#checkpointLocation}), batches Spark replays from a checkpoint
+ * behind the sink are skipped or trimmed, and a batch that starts where a checkpoint ahead of the
+ * sink left a partition stops the query before the batch writes (the records in between were never
+ * written).
+ *
+ * <p>Each batch's Kafka ranges are read from the batch itself (the input partitions Spark's Kafka
+ * source planned), never from the rows, so filters, transaction markers and partitions added while
+ * the query runs are all accounted for.
+ *
+ * <p>Preview: per-batch sinks (strategy T-batch) and transactional sinks (strategy T).
+ */
+public final class ExactlyOnceForeachBatch {
+  private ExactlyOnceForeachBatch() {}
+
+  /**
+   * A query that writes each micro-batch's results to {@code sink} together with every Kafka range
+   * of the batch, in one step (strategy T-batch): results of any shape, shuffles and aggregations
+   * included.
+   */
+  public static PerBatchBuilder perBatch(BatchSink<Row> sink) {
+    return new PerBatchBuilder(Objects.requireNonNull(sink, "sink"));
+  }
+
+  /**
+   * A query that writes each Kafka record's outputs to {@code sink}, each range of a batch with its
+   * outputs in one transaction on its executor (strategy T): the same sinks and record mappers as
+   * {@link org.exactlyonce.spark.ExactlyOnce#foreachRDD} on a DStream. A replayed range finds its
+   * offset stored and writes nothing; a partly committed one writes only the rest.
+   */
+  public static <R> TransactionalBuilder<R> transactional(TransactionalSink<R> sink) {
+    return new TransactionalBuilder<>(Objects.requireNonNull(sink, "sink"));
+  }
+
+  /** A per-batch query's settings. */
+  public static final class PerBatchBuilder extends Builder<PerBatchBuilder> {
+    private final BatchSink<Row> sink;
+    private Function<Dataset<Row>, Dataset<Row>> compute;
+
+    private PerBatchBuilder(BatchSink<Row> sink) {
+      super(sink);
+      this.sink = sink;
+    }
+
+    /**
+     * The batch function: turns a micro-batch of Kafka rows ({@code key}, {@code value}, {@code
+     * topic}, {@code partition}, {@code offset}, ...; only the rows the sink has not committed)
+     * into the rows the sink writes. Runs on the driver once per batch and may shuffle.
+     */
+    public PerBatchBuilder batch(Function<Dataset<Row>, Dataset<Row>> compute) {
+      this.compute = Objects.requireNonNull(compute, "compute");
+      return this;
+    }
+
+    @Override
+    void checkReady() {
+      if (compute == null) {
+        throw new SinkConfigurationException(
+            "no batch function: call batch(df -> ...) before start(), returning the rows to"
+                + " write");
+      }
+    }
+
+    @Override
+    VoidFunction2<Dataset<Row>, Long> function(long epoch, PipelineGuard guard) {
+      return new PerBatchForeach(sink, compute, epoch, checkpointLocation(), guard);
+    }
+  }
+
+  /** A transactional query's settings. */
+  public static final class TransactionalBuilder<R> extends Builder<TransactionalBuilder<R>> {
+    private final TransactionalSink<R> sink;
+    private RecordMapper<byte[], byte[], R> mapper;
+
+    private TransactionalBuilder(TransactionalSink<R> sink) {
+      super(sink);
+      this.sink = sink;
+    }
+
+    /**
+     * The record mapper: the outputs of one Kafka record, as Spark's Kafka source reads it (key and
+     * value as bytes; headers with the source option {@code includeHeaders=true}). It must be
+     * deterministic: a replayed range maps the same records again.
+     */
+    public TransactionalBuilder<R> foreachRecord(RecordMapper<byte[], byte[], R> mapper) {
+      this.mapper = Objects.requireNonNull(mapper, "mapper");
+      return this;
+    }
+
+    @Override
+    void checkReady() {
+      if (mapper == null) {
+        throw new SinkConfigurationException(
+            "no record mapper: call foreachRecord(record -> ...) before start(), returning the"
+                + " outputs of each record");
+      }
+      for (String split : List.of("minPartitions", "maxRecordsPerPartition")) {
+        if (source().has(split)) {
+          throw new SinkConfigurationException(
+              "Kafka source option "
+                  + split
+                  + " splits a partition's range over several tasks, and a transactional sink"
+                  + " commits one range per task: remove "
+                  + split
+                  + ", or write with ExactlyOnceForeachBatch.perBatch(...)");
+        }
+      }
+    }
+
+    @Override
+    VoidFunction2<Dataset<Row>, Long> function(long epoch, PipelineGuard guard) {
+      return new TransactionalForeach<>(sink, mapper, epoch, checkpointLocation(), guard);
+    }
+  }
+
+  /**
+   * The settings every query has; {@link #start()} validates them before anything runs.
+   *
+   * @param <B> the builder's own type
+   */
+  public abstract static class Builder<B extends Builder<B>> {
+    private final ExactlyOnceSink sink;
+    private SparkSession spark;
+    private KafkaSourceOptions source;
+    private StartPosition start = StartPosition.earliest();
+    private Trigger trigger;
+    private String checkpointLocation;
+
+    Builder(ExactlyOnceSink sink) {
+      this.sink = sink;
+    }
+
+    @SuppressWarnings("unchecked")
+    private B self() {
+      return (B) this;
+    }
+
+    KafkaSourceOptions source() {
+      return source;
+    }
+
+    String checkpointLocation() {
+      return checkpointLocation;
+    }
+
+    /** Checks the strategy's own settings. */
+    abstract void checkReady();
+
+    /** The function {@code foreachBatch} runs, for writer {@code epoch}. */
+    abstract VoidFunction2<Dataset<Row>, Long> function(long epoch, PipelineGuard guard);
+
+    /**
+     * Reads with Spark's Kafka source, {@code options} as for {@code
+     * spark.readStream().format("kafka")}: {@code kafka.bootstrap.servers} and {@code subscribe} at
+     * least. Options that set a start ({@code startingOffsets}, {@code startingTimestamp}, ...) are
+     * refused (the sink's store decides), and so is {@code failOnDataLoss=false}.
+     *
+     * @throws SinkConfigurationException naming the option and the fix
+     */
+    public B kafka(SparkSession spark, Map<String, String> options) {
+      this.spark = Objects.requireNonNull(spark, "spark");
+      this.source = KafkaSourceOptions.of(options);
+      return self();
+    }
+
+    /**
+     * Where a pipeline starts the first time, for partitions of topics it never stored (default:
+     * earliest). Afterwards the stored offsets decide.
+     */
+    public B startPosition(StartPosition start) {
+      this.start = Objects.requireNonNull(start, "start");
+      return self();
+    }
+
+    /** The query's trigger (default: Spark's, a batch as soon as the previous one ends). */
+    public B trigger(Trigger trigger) {
+      this.trigger = Objects.requireNonNull(trigger, "trigger");
+      return self();
+    }
+
+    /**
+     * A checkpoint directory for the query. Not needed: the sink's stored offsets are where the
+     * query starts, and the query this builder starts keeps no state of its own. For deployments
+     * that keep one anyway, the sink's offsets still decide what is written: batches replayed from
+     * a checkpoint behind the sink write nothing twice, and the first batch that reads a partition
+     * from where a checkpoint ahead of the sink left it stops the query before that batch writes.
+     */
+    public B checkpointLocation(String path) {
+      this.checkpointLocation = Objects.requireNonNull(path, "path");
+      return self();
+    }
+
+    /**
+     * Validates the sink against its backend, takes a new writer epoch (an older query or job of
+     * the same pipeline id is fenced from now on), stores start offsets for partitions without one
+     * and starts the query at the stored offsets.
+     *
+     * @throws SinkConfigurationException if a setting, a topic or the sink's backend is wrong
+     * @throws org.exactlyonce.spark.OffsetMismatchException if a stored offset is no longer in
+     *     Kafka, lies past its end, or was moved back outside the library
+     */
+    public StreamingQuery start() {
+      if (source == null) {
+        throw new SinkConfigurationException(
+            "no source: call kafka(spark, options) before start()");
+      }
+      checkReady();
+      if (!sink.progressKeepAlive().isZero()) {
+        // A Kafka sink's progress offsets expire unless written again between batches, idle
+        // partitions included; a query has no batch for an idle partition, and none at all
+        // while nothing arrives, so nothing here would keep them.
+        throw new SinkConfigurationException(
+            "pipeline '"
+                + sink.pipelineId()
+                + "': "
+                + sink.getClass().getSimpleName()
+                + " keeps its stored offsets alive between batches, which the Structured"
+                + " Streaming adapter does not do yet: write to it from a DStream"
+                + " (ExactlyOnce.stream), or use a sink whose offsets live in a database");
+      }
+      SparkVersionCheck.checkRunning(spark.version(), spark.sparkContext().getConf());
+      StartSequence.Started started;
+      try (StartOffsets kafka = new StartOffsets(source.consumerParams(), source.topics());
+          StartSequence.Validated validated = StartSequence.validate(List.of(sink))) {
+        started = validated.takeEpochs(kafka).resolve(kafka, start);
+      }
+      PipelineGuard guard =
+          PipelineGuard.withoutContext(new StreamMetrics(Set.of(sink.pipelineId()), false));
+      started.stored().forEach((id, stored) -> guard.markStored(id, stored.keySet()));
+      long epoch = started.epochs().get(sink.pipelineId());
+      Dataset<Row> input =
+          spark
+              .readStream()
+              .format("kafka")
+              .options(source.options())
+              .option("startingOffsets", KafkaSourceOptions.startingOffsetsJson(started.from()))
+              .load();
+      DataStreamWriter<Row> writer = input.writeStream().foreachBatch(function(epoch, guard));
+      if (trigger != null) {
+        writer = writer.trigger(trigger);
+      }
+      if (checkpointLocation != null) {
+        writer = writer.option("checkpointLocation", checkpointLocation);
+      }
+      try {
+        return writer.start();
+      } catch (RuntimeException e) {
+        throw e;
+      } catch (Exception e) {
+        // Spark declares a TimeoutException (waiting for another run of the same query to stop).
+        throw new ExactlyOnceException(
+            "the query of pipeline '" + sink.pipelineId() + "' did not start: " + e, e);
+      }
+    }
+  }
+}

@@ -1,0 +1,302 @@
+package org.exactlyonce.spark.tests.structured;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.apache.kafka.clients.admin.NewPartitions;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.SparkSession;
+import org.apache.spark.sql.streaming.StreamingQuery;
+import org.apache.spark.sql.streaming.StreamingQueryException;
+import org.exactlyonce.spark.OffsetMismatchException;
+import org.exactlyonce.spark.SinkConfigurationException;
+import org.exactlyonce.spark.WriterFencedException;
+import org.exactlyonce.spark.structured.ExactlyOnceForeachBatch;
+import org.exactlyonce.spark.testing.servers.KafkaBroker;
+import org.exactlyonce.spark.testing.servers.SparkSetup;
+import org.exactlyonce.spark.testing.servers.TestServers;
+import org.exactlyonce.spark.tests.support.JdbcTestSupport;
+import org.exactlyonce.spark.tests.support.StreamHarness;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * What {@link ExactlyOnceForeachBatch} guarantees, whatever the strategy: a Structured Streaming
+ * query over Spark's Kafka source writes every record once into PostgreSQL, whatever Spark's
+ * checkpoint says. Each test reads the whole output table (no unique key: a duplicate shows as a
+ * second row) and compares it with everything produced. A subclass per strategy.
+ */
+@Timeout(value = 10, unit = TimeUnit.MINUTES) // processAllAvailable() waits for ever on a stall
+abstract class StructuredForeachBatchContract {
+  static final String PIPELINE = "structured-clicks";
+
+  final KafkaBroker kafka = TestServers.kafka();
+  JdbcTestSupport db;
+  SparkSession spark;
+  String topic;
+  final List<String> produced = new ArrayList<>();
+  final List<StreamingQuery> queries = new ArrayList<>();
+
+  /** A builder of the strategy under test, writing {@code (id, topic, partition, offset)} rows. */
+  abstract ExactlyOnceForeachBatch.Builder<?> query(String pipeline);
+
+  @TempDir Path tmp;
+
+  @BeforeEach
+  void setUp() {
+    db = new JdbcTestSupport();
+    topic = "structured-" + System.nanoTime();
+    kafka.createTopic(topic, 3);
+    spark =
+        SparkSession.builder()
+            .config(
+                SparkSetup.local("structured", 2, 4)
+                    // A few tasks per batch, not Spark SQL's 200 after a shuffle.
+                    .set("spark.sql.shuffle.partitions", "2")
+                    .set("spark.ui.enabled", "false"))
+            .getOrCreate();
+  }
+
+  @AfterEach
+  void tearDown() {
+    for (StreamingQuery q : queries) {
+      stop(q);
+    }
+    spark.stop();
+  }
+
+  private static void stop(StreamingQuery q) {
+    try {
+      q.stop();
+    } catch (Exception e) {
+      // a query that failed has stopped already
+    }
+  }
+
+  /** Sends {@code n} records, spread over the topic's partitions by their keys. */
+  void produce(int n) {
+    List<ProducerRecord<String, String>> records = new ArrayList<>();
+    for (int i = 0; i < n; i++) {
+      String id = "click-" + produced.size();
+      produced.add(id);
+      records.add(new ProducerRecord<>(topic, "k" + produced.size(), id));
+    }
+    kafka.send(records);
+  }
+
+  Map<String, String> source() {
+    return Map.of("kafka.bootstrap.servers", kafka.bootstrapServers(), "subscribe", topic);
+  }
+
+  /** The rows the sink writes: one per record, with its source position. */
+  static Dataset<Row> toOutput(Dataset<Row> batch) {
+    return batch.selectExpr(
+        "CAST(value AS STRING) AS id", "topic", "partition AS kafka_partition", "offset");
+  }
+
+  StreamingQuery startQuery(String pipeline, String checkpoint) {
+    ExactlyOnceForeachBatch.Builder<?> b = query(pipeline).kafka(spark, source());
+    if (checkpoint != null) {
+      b.checkpointLocation(checkpoint);
+    }
+    StreamingQuery q = b.start();
+    queries.add(q);
+    return q;
+  }
+
+  /** Runs a query until it has read everything produced so far, then stops it. */
+  void runToEnd(String pipeline, String checkpoint) throws Exception {
+    StreamingQuery q = startQuery(pipeline, checkpoint);
+    q.processAllAvailable();
+    q.stop();
+  }
+
+  List<String> sorted(List<String> ids) {
+    return ids.stream().sorted().toList();
+  }
+
+  @Test
+  void everyRecordIsWrittenOnceAcrossRestartsThatStartFromTheSinksOffsets() throws Exception {
+    produce(300);
+    runToEnd(PIPELINE, null);
+    produce(300);
+    runToEnd(PIPELINE, null); // no checkpoint: the sink's stored offsets are where it resumes
+    runToEnd(PIPELINE, null); // nothing new: writes nothing
+
+    assertThat(sorted(db.allIds())).isEqualTo(sorted(produced));
+    assertThat(db.stored(PIPELINE)).isEqualTo(StreamHarness.endOffsets(kafka, topic, 3));
+  }
+
+  /**
+   * A checkpoint restored from an older copy makes Spark replay batches the sink has committed: its
+   * last batch again when the copy was taken before Spark marked it done (the whole batch is
+   * skipped), then one batch from its end to Kafka's, partly committed (only the new records are
+   * written).
+   */
+  @Test
+  void batchesReplayedFromACheckpointBehindTheSinkWriteNothingTwice() throws Exception {
+    Path checkpoint = tmp.resolve("checkpoint");
+    Path older = tmp.resolve("older-checkpoint");
+    produce(200);
+    runToEnd(PIPELINE, checkpoint.toString());
+    copy(checkpoint, older);
+    forgetLastCommit(older);
+    produce(200);
+    runToEnd(PIPELINE, checkpoint.toString());
+    produce(100);
+
+    runToEnd(PIPELINE, older.toString()); // its last batch again, then 300 of which 100 are new
+
+    assertThat(sorted(db.allIds())).isEqualTo(sorted(produced));
+  }
+
+  /**
+   * A checkpoint ahead of the sink (the sink's database restored from a backup, or another
+   * pipeline's checkpoint) would skip records the sink never wrote: the query stops at its first
+   * batch and writes nothing.
+   */
+  @Test
+  void aCheckpointAheadOfTheSinkStopsTheQueryBeforeItWrites() throws Exception {
+    Path checkpoint = tmp.resolve("checkpoint");
+    produce(200);
+    runToEnd(PIPELINE, checkpoint.toString());
+    db.execute("TRUNCATE out");
+    produce(100);
+
+    // A new pipeline id starts at the earliest offsets; the checkpoint resumes after record 200.
+    StreamingQuery q = startQuery("structured-restored", checkpoint.toString());
+
+    assertThatThrownBy(q::processAllAvailable)
+        .isInstanceOf(StreamingQueryException.class)
+        .hasRootCauseInstanceOf(OffsetMismatchException.class)
+        .rootCause()
+        .hasMessageContaining("GAP: the batch reads " + topic)
+        .hasMessageContaining("stored offset is 0")
+        .hasMessageContaining(checkpoint + " is ahead of the sink")
+        .hasMessageContaining("Move the checkpoint away");
+    assertThat(db.allIds()).isEmpty();
+  }
+
+  /**
+   * Whichever query reads the new records first, the older one stops: fenced when it commits them,
+   * and also when it finds them committed by the newer one (a replay for it, which must not let a
+   * fenced writer run on).
+   */
+  @Test
+  void aNewerQueryOnTheSamePipelineFencesTheOlderOne() throws Exception {
+    produce(100);
+    StreamingQuery older = startQuery(PIPELINE, null);
+    older.processAllAvailable();
+
+    StreamingQuery newer = startQuery(PIPELINE, null); // takes a new writer epoch
+    produce(100);
+    newer.processAllAvailable();
+
+    assertThatThrownBy(older::processAllAvailable)
+        .isInstanceOf(StreamingQueryException.class)
+        .hasRootCauseInstanceOf(WriterFencedException.class);
+    newer.stop();
+    assertThat(sorted(db.allIds())).isEqualTo(sorted(produced));
+  }
+
+  @Test
+  void aPartitionAddedWhileTheQueryRunsIsWrittenFromItsFirstRecord() throws Exception {
+    produce(150);
+    StreamingQuery q = startQuery(PIPELINE, null);
+    q.processAllAvailable();
+    try (var admin = kafka.admin()) {
+      admin.createPartitions(Map.of(topic, NewPartitions.increaseTo(4))).all().get();
+    }
+    List<ProducerRecord<String, String>> toNew = new ArrayList<>();
+    for (int i = 0; i < 50; i++) {
+      String id = "click-" + produced.size();
+      produced.add(id);
+      toNew.add(new ProducerRecord<>(topic, 3, "k" + i, id));
+    }
+    kafka.send(toNew);
+    produce(50);
+
+    var end = StreamHarness.endOffsets(kafka, topic, 4);
+    // The source finds the new partition when it next lists the topic's partitions.
+    await()
+        .atMost(Duration.ofSeconds(120))
+        .pollInterval(Duration.ofMillis(200))
+        .until(
+            () -> {
+              q.processAllAvailable();
+              return db.stored(PIPELINE).equals(end);
+            });
+    q.stop();
+
+    assertThat(db.stored(PIPELINE)).isEqualTo(end);
+    assertThat(sorted(db.allIds())).isEqualTo(sorted(produced));
+  }
+
+  @Test
+  void aStartingOffsetsOptionIsRefusedBeforeAnythingRuns() {
+    Map<String, String> options =
+        Map.of(
+            "kafka.bootstrap.servers",
+            kafka.bootstrapServers(),
+            "subscribe",
+            topic,
+            "startingOffsets",
+            "latest");
+    assertThatThrownBy(() -> query(PIPELINE).kafka(spark, options))
+        .isInstanceOf(SinkConfigurationException.class)
+        .hasMessageContaining("startingOffsets")
+        .hasMessageContaining("Remove the option");
+    assertThat(db.count("information_schema.tables WHERE table_name = 'eos_offsets'"))
+        .as("nothing of the sink was touched: not even its offsets table was created")
+        .isZero();
+  }
+
+  /**
+   * Removes the commit mark of a checkpoint's last batch, as if the copy had been taken between the
+   * batch's write and Spark's mark: Spark then runs that batch again with the same offsets.
+   */
+  static void forgetLastCommit(Path checkpoint) throws IOException {
+    Path commits = checkpoint.resolve("commits");
+    long last;
+    try (Stream<Path> files = Files.list(commits)) {
+      last =
+          files
+              .map(p -> p.getFileName().toString())
+              .filter(n -> n.matches("[0-9]+"))
+              .mapToLong(Long::parseLong)
+              .max()
+              .orElseThrow();
+    }
+    Files.delete(commits.resolve(Long.toString(last)));
+    Files.deleteIfExists(commits.resolve("." + last + ".crc"));
+  }
+
+  static void copy(Path from, Path to) throws IOException {
+    try (Stream<Path> paths = Files.walk(from)) {
+      for (Path p : paths.sorted(Comparator.naturalOrder()).toList()) {
+        Path target = to.resolve(from.relativize(p).toString());
+        if (Files.isDirectory(p)) {
+          Files.createDirectories(target);
+        } else {
+          Files.copy(p, target);
+        }
+      }
+    }
+  }
+}
