@@ -11,7 +11,6 @@ import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.api.java.function.Function2;
 import org.apache.spark.api.java.function.VoidFunction2;
 import org.apache.spark.streaming.Time;
-import org.apache.spark.streaming.kafka010.OffsetRange;
 import org.exactlyonce.spark.BatchResult;
 import org.exactlyonce.spark.CommitOutcome;
 import org.exactlyonce.spark.PartitionCommit;
@@ -45,13 +44,36 @@ public final class IdempotentBatch<K, V, R>
 
   @Override
   public void call(JavaRDD<ConsumerRecord<K, V>> rdd, Time time) {
+    commit(rdd, null, time.milliseconds());
+  }
+
+  /**
+   * Writes partition i of {@code rdd} as range i of {@code given} on the executors, then advances
+   * the stored offsets on the driver; stops the pipeline on the first failure. For a Structured
+   * Streaming batch too, whose rows the caller turned into records, partition for partition.
+   *
+   * @param given the ranges, partition i's at i; null for a direct-stream RDD's own
+   */
+  public void commit(JavaRDD<ConsumerRecord<K, V>> rdd, List<SourceRange> given, long batchTime) {
     PipelineGuard guard = PipelineGuard.of(this.guard);
     guard.checkRunning();
     long started = System.currentTimeMillis();
     try {
-      OffsetRange[] ranges = TransactionalBatch.rangesOf(rdd);
-      NewPartitions.storeStarts(sink, epoch, TransactionalBatch.sourceRanges(ranges), guard);
-      write(rdd, time, ranges, guard, started);
+      SourceRange[] ranges =
+          (given != null
+                  ? given
+                  : TransactionalBatch.sourceRanges(TransactionalBatch.rangesOf(rdd)))
+              .toArray(new SourceRange[0]);
+      if (ranges.length != rdd.getNumPartitions()) {
+        throw new org.exactlyonce.spark.ExactlyOnceException(
+            "the batch has "
+                + rdd.getNumPartitions()
+                + " partitions for "
+                + ranges.length
+                + " offset ranges, so its partitions do not map to ranges; nothing was written");
+      }
+      NewPartitions.storeStarts(sink, epoch, List.of(ranges), guard);
+      write(rdd, batchTime, ranges, guard, started);
     } catch (Throwable e) {
       // Not only RuntimeException: Spark's SparkException ("Job aborted") is a checked exception
       // that Scala throws undeclared, and it is the usual way a batch fails.
@@ -62,8 +84,8 @@ public final class IdempotentBatch<K, V, R>
 
   private void write(
       JavaRDD<ConsumerRecord<K, V>> rdd,
-      Time time,
-      OffsetRange[] ranges,
+      long batchTime,
+      SourceRange[] ranges,
       PipelineGuard guard,
       long started) {
     try (OffsetStore store = sink.openOffsetStore()) {
@@ -72,11 +94,13 @@ public final class IdempotentBatch<K, V, R>
       List<PartitionCommit> decided = new ArrayList<>();
       List<SourceRange> toCommit = new ArrayList<>();
       for (int i = 0; i < ranges.length; i++) {
-        SourceRange r = SourceRange.of(ranges[i]);
+        SourceRange r = ranges[i];
         long s = stored.getOrDefault(r.topicPartition(), CommitDecision.NONE);
         CommitOutcome o = r.isEmpty() ? CommitOutcome.COMMITTED : CommitDecision.decide(s, r);
         from[i] = o == CommitOutcome.COMMITTED || o == CommitOutcome.TRIMMED ? s : -1;
-        if (from[i] >= 0 && !r.isEmpty()) {
+        if (!r.isEmpty() && (from[i] >= 0 || o == CommitOutcome.ALREADY_COMMITTED)) {
+          // A replayed range too: nothing of it is written, but committing it again checks the
+          // writer epoch, so a driver fenced by a newer one stops instead of skipping replays on.
           toCommit.add(r);
         } else {
           decided.add(new PartitionCommit(r, o, r.isEmpty() ? -1 : s, 0, 0, 0));
@@ -97,7 +121,7 @@ public final class IdempotentBatch<K, V, R>
       Map<SourceRange, long[]> counts = new HashMap<>();
       long deadLetters = 0;
       for (long[] w : written) {
-        counts.put(SourceRange.of(ranges[(int) w[0]]), w);
+        counts.put(ranges[(int) w[0]], w);
         deadLetters += w[4];
       }
       List<PartitionCommit> commits = new ArrayList<>(decided);
@@ -110,10 +134,7 @@ public final class IdempotentBatch<K, V, R>
       Outcomes.check(guard, sink.pipelineId(), epoch, commits);
       guard.publish(
           BatchResult.ofRanges(
-              sink.pipelineId(),
-              time.milliseconds(),
-              commits,
-              System.currentTimeMillis() - started),
+              sink.pipelineId(), batchTime, commits, System.currentTimeMillis() - started),
           deadLetters);
     }
   }
@@ -127,11 +148,11 @@ public final class IdempotentBatch<K, V, R>
     private static final long serialVersionUID = 1L;
     private final IdempotentSink<R> sink;
     private final RecordMapper<K, V, R> mapper;
-    private final OffsetRange[] ranges;
+    private final SourceRange[] ranges;
     private final long[] from;
 
     WritePartition(
-        IdempotentSink<R> sink, RecordMapper<K, V, R> mapper, OffsetRange[] ranges, long[] from) {
+        IdempotentSink<R> sink, RecordMapper<K, V, R> mapper, SourceRange[] ranges, long[] from) {
       this.sink = sink;
       this.mapper = mapper;
       this.ranges = ranges;
@@ -140,7 +161,7 @@ public final class IdempotentBatch<K, V, R>
 
     @Override
     public Iterator<long[]> call(Integer index, Iterator<ConsumerRecord<K, V>> records) {
-      SourceRange range = SourceRange.of(ranges[index]);
+      SourceRange range = ranges[index];
       if (from[index] < 0 || range.isEmpty()) {
         return List.of(new long[] {index, 0, 0, 0, 0}).iterator();
       }

@@ -12,10 +12,16 @@ import java.util.function.Function;
 import java.util.function.UnaryOperator;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.spark.api.java.JavaRDD;
+import org.exactlyonce.spark.CommitOutcome;
 import org.exactlyonce.spark.ExactlyOnce;
 import org.exactlyonce.spark.SinkConfigurationException;
 import org.exactlyonce.spark.SourceRange;
+import org.exactlyonce.spark.WriterFencedException;
+import org.exactlyonce.spark.internal.IdempotentBatch;
 import org.exactlyonce.spark.internal.MappedPartition;
+import org.exactlyonce.spark.internal.PipelineGuard;
+import org.exactlyonce.spark.internal.StreamMetrics;
 import org.exactlyonce.spark.jdbc.JdbcIdempotentSink;
 import org.exactlyonce.spark.jdbc.JdbcSink;
 import org.exactlyonce.spark.spi.FaultPoints;
@@ -79,6 +85,40 @@ class IdempotentJdbcSinkIT {
         .columns("user_id", "name")
         .values(p -> List.of(p.user(), p.name()))
         .upsertOn("user_id");
+  }
+
+  /**
+   * A driver fenced by a newer one whose next batch holds only ranges the newer one committed
+   * writes nothing, and must still stop: the replayed ranges go through the store's commit, which
+   * checks the writer epoch. (Left out of it, the fenced driver went on running while the newer one
+   * wrote.)
+   */
+  @Test
+  void aFencedDriverWhoseBatchHoldsOnlyRangesTheNewerOneCommittedStops() {
+    JdbcIdempotentSink<Profile> sink = profiles().versionFromSourceOffset("version").build();
+    TopicPartition p0 = new TopicPartition("profiles", 0);
+    SourceRange range = SourceRange.of("profiles", 0, 0, 10);
+    long older;
+    sink.checkOutputs();
+    try (OffsetStore store = sink.openOffsetStore()) {
+      store.validate();
+      older = store.takeWriterEpoch();
+      store.storeStartOffsets(Map.of(p0, 0L), older);
+      long newer = store.takeWriterEpoch();
+      assertThat(store.commitRanges(newer, List.of(range)))
+          .extracting(c -> c.outcome())
+          .containsOnly(CommitOutcome.COMMITTED); // the newer driver wrote the range
+    }
+    PipelineGuard guard = PipelineGuard.withoutContext(new StreamMetrics(List.of(), false));
+    guard.markStored(sink.pipelineId(), List.of(p0));
+    IdempotentBatch<String, String, Profile> batch =
+        new IdempotentBatch<>(sink, rec -> List.of(), older, guard);
+    try (StreamHarness h = new StreamHarness("idempotent-fenced", 1)) {
+      JavaRDD<ConsumerRecord<String, String>> replay = h.sc.parallelize(List.of(), 1);
+
+      assertThatThrownBy(() -> batch.commit(replay, List.of(range), 0L))
+          .isInstanceOf(WriterFencedException.class);
+    }
   }
 
   @Test
