@@ -23,6 +23,7 @@ import org.exactlyonce.spark.internal.StartSequence;
 import org.exactlyonce.spark.internal.StreamMetrics;
 import org.exactlyonce.spark.spi.BatchSink;
 import org.exactlyonce.spark.spi.ExactlyOnceSink;
+import org.exactlyonce.spark.spi.IdempotentSink;
 import org.exactlyonce.spark.spi.TransactionalSink;
 
 /**
@@ -55,7 +56,7 @@ import org.exactlyonce.spark.spi.TransactionalSink;
  * source planned), never from the rows, so filters, transaction markers and partitions added while
  * the query runs are all accounted for.
  *
- * <p>Preview: per-batch sinks (strategy T-batch) and transactional sinks (strategy T).
+ * <p>Preview: per-batch (strategy T-batch), transactional (T) and idempotent (I) sinks.
  */
 public final class ExactlyOnceForeachBatch {
   private ExactlyOnceForeachBatch() {}
@@ -75,8 +76,10 @@ public final class ExactlyOnceForeachBatch {
    * {@link org.exactlyonce.spark.ExactlyOnce#foreachRDD} on a DStream. A replayed range finds its
    * offset stored and writes nothing; a partly committed one writes only the rest.
    */
-  public static <R> TransactionalBuilder<R> transactional(TransactionalSink<R> sink) {
-    return new TransactionalBuilder<>(Objects.requireNonNull(sink, "sink"));
+  public static <R> RecordsBuilder<R> transactional(TransactionalSink<R> sink) {
+    TransactionalSink<R> s = Objects.requireNonNull(sink, "sink");
+    return new RecordsBuilder<>(
+        s, (mapper, epoch, cp, guard) -> RecordsForeach.transactional(s, mapper, epoch, cp, guard));
   }
 
   /** A per-batch query's settings. */
@@ -114,14 +117,32 @@ public final class ExactlyOnceForeachBatch {
     }
   }
 
-  /** A transactional query's settings. */
-  public static final class TransactionalBuilder<R> extends Builder<TransactionalBuilder<R>> {
-    private final TransactionalSink<R> sink;
+  /**
+   * A query that writes each Kafka record's outputs to {@code sink} as upserts under a
+   * deterministic key, then advances the batch's stored offsets on the driver (strategy I): the
+   * same sinks and record mappers as {@link org.exactlyonce.spark.ExactlyOnce#foreachRDD} on a
+   * DStream. A replayed range writes the same rows under the same keys again.
+   */
+  public static <R> RecordsBuilder<R> idempotent(IdempotentSink<R> sink) {
+    IdempotentSink<R> s = Objects.requireNonNull(sink, "sink");
+    return new RecordsBuilder<>(
+        s, (mapper, epoch, cp, guard) -> RecordsForeach.idempotent(s, mapper, epoch, cp, guard));
+  }
+
+  /** The settings of a query that maps each record to outputs (strategies T and I). */
+  public static final class RecordsBuilder<R> extends Builder<RecordsBuilder<R>> {
+    /** The strategy's batch function, for a mapper and a writer epoch. */
+    private interface Strategy<R> {
+      RecordsForeach create(
+          RecordMapper<byte[], byte[], R> mapper, long epoch, String cp, PipelineGuard guard);
+    }
+
+    private final Strategy<R> strategy;
     private RecordMapper<byte[], byte[], R> mapper;
 
-    private TransactionalBuilder(TransactionalSink<R> sink) {
+    private RecordsBuilder(ExactlyOnceSink sink, Strategy<R> strategy) {
       super(sink);
-      this.sink = sink;
+      this.strategy = strategy;
     }
 
     /**
@@ -129,7 +150,7 @@ public final class ExactlyOnceForeachBatch {
      * value as bytes; headers with the source option {@code includeHeaders=true}). It must be
      * deterministic: a replayed range maps the same records again.
      */
-    public TransactionalBuilder<R> foreachRecord(RecordMapper<byte[], byte[], R> mapper) {
+    public RecordsBuilder<R> foreachRecord(RecordMapper<byte[], byte[], R> mapper) {
       this.mapper = Objects.requireNonNull(mapper, "mapper");
       return this;
     }
@@ -146,8 +167,8 @@ public final class ExactlyOnceForeachBatch {
           throw new SinkConfigurationException(
               "Kafka source option "
                   + split
-                  + " splits a partition's range over several tasks, and a transactional sink"
-                  + " commits one range per task: remove "
+                  + " splits a partition's range over several tasks, and this sink commits one"
+                  + " range per task: remove "
                   + split
                   + ", or write with ExactlyOnceForeachBatch.perBatch(...)");
         }
@@ -156,7 +177,7 @@ public final class ExactlyOnceForeachBatch {
 
     @Override
     VoidFunction2<Dataset<Row>, Long> function(long epoch, PipelineGuard guard) {
-      return new TransactionalForeach<>(sink, mapper, epoch, checkpointLocation(), guard);
+      return strategy.create(mapper, epoch, checkpointLocation(), guard);
     }
   }
 

@@ -15,7 +15,9 @@ import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.apache.kafka.clients.admin.NewPartitions;
+import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.serialization.StringSerializer;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
@@ -53,8 +55,18 @@ abstract class StructuredForeachBatchContract {
   final List<String> produced = new ArrayList<>();
   final List<StreamingQuery> queries = new ArrayList<>();
 
-  /** A builder of the strategy under test, writing {@code (id, topic, partition, offset)} rows. */
+  /** A builder of the strategy under test, writing each record's id to {@link #outputTable()}. */
   abstract ExactlyOnceForeachBatch.Builder<?> query(String pipeline);
+
+  /** The table the strategy under test writes. */
+  String outputTable() {
+    return "out";
+  }
+
+  /** Every id in the output table, duplicates included. */
+  List<String> ids() {
+    return db.allIds();
+  }
 
   @TempDir Path tmp;
 
@@ -139,7 +151,7 @@ abstract class StructuredForeachBatchContract {
     runToEnd(PIPELINE, null); // no checkpoint: the sink's stored offsets are where it resumes
     runToEnd(PIPELINE, null); // nothing new: writes nothing
 
-    assertThat(sorted(db.allIds())).isEqualTo(sorted(produced));
+    assertThat(sorted(ids())).isEqualTo(sorted(produced));
     assertThat(db.stored(PIPELINE)).isEqualTo(StreamHarness.endOffsets(kafka, topic, 3));
   }
 
@@ -163,7 +175,7 @@ abstract class StructuredForeachBatchContract {
 
     runToEnd(PIPELINE, older.toString()); // its last batch again, then 300 of which 100 are new
 
-    assertThat(sorted(db.allIds())).isEqualTo(sorted(produced));
+    assertThat(sorted(ids())).isEqualTo(sorted(produced));
   }
 
   /**
@@ -176,7 +188,7 @@ abstract class StructuredForeachBatchContract {
     Path checkpoint = tmp.resolve("checkpoint");
     produce(200);
     runToEnd(PIPELINE, checkpoint.toString());
-    db.execute("TRUNCATE out");
+    db.execute("TRUNCATE " + outputTable());
     produce(100);
 
     // A new pipeline id starts at the earliest offsets; the checkpoint resumes after record 200.
@@ -190,7 +202,7 @@ abstract class StructuredForeachBatchContract {
         .hasMessageContaining("stored offset is 0")
         .hasMessageContaining(checkpoint + " is ahead of the sink")
         .hasMessageContaining("Move the checkpoint away");
-    assertThat(db.allIds()).isEmpty();
+    assertThat(ids()).isEmpty();
   }
 
   /**
@@ -212,7 +224,7 @@ abstract class StructuredForeachBatchContract {
         .isInstanceOf(StreamingQueryException.class)
         .hasRootCauseInstanceOf(WriterFencedException.class);
     newer.stop();
-    assertThat(sorted(db.allIds())).isEqualTo(sorted(produced));
+    assertThat(sorted(ids())).isEqualTo(sorted(produced));
   }
 
   @Test
@@ -245,7 +257,68 @@ abstract class StructuredForeachBatchContract {
     q.stop();
 
     assertThat(db.stored(PIPELINE)).isEqualTo(end);
-    assertThat(sorted(db.allIds())).isEqualTo(sorted(produced));
+    assertThat(sorted(ids())).isEqualTo(sorted(produced));
+  }
+
+  /**
+   * A topic written with Kafka transactions holds commit markers and aborted records: a batch's
+   * last record is not its range's end. Ranges taken from the batch's input partitions still end
+   * where Spark read (the stored offsets reach Kafka's end, past the markers), and no aborted
+   * record is written.
+   */
+  @Test
+  void aTopicWrittenWithKafkaTransactionsIsWrittenOnceAndItsOffsetsPassTheMarkers()
+      throws Exception {
+    try (KafkaProducer<String, String> p =
+        new KafkaProducer<>(
+            Map.of(
+                "bootstrap.servers",
+                kafka.bootstrapServers(),
+                "transactional.id",
+                "structured-writer-" + topic),
+            new StringSerializer(),
+            new StringSerializer())) {
+      p.initTransactions();
+      transaction(p, 60, true);
+      transaction(p, 30, false);
+      transaction(p, 60, true);
+    }
+    StreamingQuery q =
+        query(PIPELINE)
+            .kafka(
+                spark,
+                Map.of(
+                    "kafka.bootstrap.servers",
+                    kafka.bootstrapServers(),
+                    "subscribe",
+                    topic,
+                    "kafka.isolation.level",
+                    "read_committed"))
+            .start();
+    queries.add(q);
+    q.processAllAvailable();
+    q.stop();
+
+    assertThat(sorted(ids())).isEqualTo(sorted(produced));
+    assertThat(db.stored(PIPELINE)).isEqualTo(StreamHarness.endOffsets(kafka, topic, 3));
+  }
+
+  /** One transaction of {@code n} records over the topic's partitions; aborted ones go unlisted. */
+  private void transaction(KafkaProducer<String, String> p, int n, boolean commit) {
+    p.beginTransaction();
+    for (int i = 0; i < n; i++) {
+      String id = (commit ? "click-" : "aborted-") + produced.size() + "-" + i;
+      if (commit) {
+        produced.add(id);
+      }
+      p.send(new ProducerRecord<>(topic, i % 3, id, id));
+    }
+    p.flush();
+    if (commit) {
+      p.commitTransaction();
+    } else {
+      p.abortTransaction();
+    }
   }
 
   @Test
