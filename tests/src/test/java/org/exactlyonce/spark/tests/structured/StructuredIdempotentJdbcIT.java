@@ -5,6 +5,7 @@ import java.sql.Connection;
 import java.sql.ResultSet;
 import java.util.ArrayList;
 import java.util.List;
+import org.exactlyonce.spark.jdbc.JdbcIdempotentSink;
 import org.exactlyonce.spark.jdbc.JdbcSink;
 import org.exactlyonce.spark.structured.ExactlyOnceForeachBatch;
 import org.junit.jupiter.api.BeforeEach;
@@ -26,21 +27,25 @@ class StructuredIdempotentJdbcIT extends StructuredForeachBatchContract {
   }
 
   @Override
+  JdbcIdempotentSink<String> sink(String pipeline) {
+    return JdbcSink.<String>idempotent(pipeline)
+        .connection(db.settings)
+        .table("events")
+        .columns("id")
+        .values(List::of)
+        .keyedBySourcePosition("src_topic", "src_partition", "src_offset", "src_index")
+        .build();
+  }
+
+  @Override
   ExactlyOnceForeachBatch.Builder<?> query(String pipeline) {
-    return ExactlyOnceForeachBatch.idempotent(
-            JdbcSink.<String>idempotent(pipeline)
-                .connection(db.settings)
-                .table("events")
-                .columns("id")
-                .values(List::of)
-                .keyedBySourcePosition("src_topic", "src_partition", "src_offset", "src_index")
-                .build())
+    return ExactlyOnceForeachBatch.idempotent(sink(pipeline))
         .foreachRecord(r -> List.of(new String(r.value(), StandardCharsets.UTF_8)));
   }
 
   @Override
-  String outputTable() {
-    return "events";
+  void clearOutput() {
+    db.execute("TRUNCATE events");
   }
 
   @Override

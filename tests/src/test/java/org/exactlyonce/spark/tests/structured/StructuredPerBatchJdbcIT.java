@@ -26,7 +26,8 @@ class StructuredPerBatchJdbcIT extends StructuredForeachBatchContract {
         .batch(StructuredForeachBatchContract::toOutput);
   }
 
-  private JdbcBatchSink<Row> sink(String pipeline) {
+  @Override
+  JdbcBatchSink<Row> sink(String pipeline) {
     return JdbcSink.<Row>perBatch(pipeline)
         .connection(db.settings)
         .table("out")
@@ -60,7 +61,7 @@ class StructuredPerBatchJdbcIT extends StructuredForeachBatchContract {
   void aPartitionWhoseRowsTheBatchFunctionDropsAdvancesAllTheSame() throws Exception {
     produce(300);
     StreamingQuery q =
-        ExactlyOnceForeachBatch.perBatch(sink(PIPELINE))
+        ExactlyOnceForeachBatch.perBatch(sink(pipeline))
             .kafka(spark, source())
             .batch(df -> toOutput(df).where("kafka_partition <> 0"))
             .start();
@@ -70,7 +71,7 @@ class StructuredPerBatchJdbcIT extends StructuredForeachBatchContract {
     q.processAllAvailable();
     q.stop();
 
-    assertThat(db.stored(PIPELINE)).isEqualTo(StreamHarness.endOffsets(kafka, topic, 3));
+    assertThat(db.stored(pipeline)).isEqualTo(StreamHarness.endOffsets(kafka, topic, 3));
     List<String> expected =
         producedWithPartitions().entrySet().stream()
             .filter(e -> e.getValue() != 0)

@@ -19,14 +19,18 @@ import org.junit.jupiter.api.Test;
 class StructuredTransactionalJdbcIT extends StructuredForeachBatchContract {
 
   @Override
+  JdbcSink<Out> sink(String pipeline) {
+    return JdbcSink.<Out>transactional(pipeline)
+        .connection(db.settings)
+        .table("out")
+        .columns("id", "topic", "kafka_partition", "src_offset")
+        .values(JdbcTestSupport::values)
+        .build();
+  }
+
+  @Override
   ExactlyOnceForeachBatch.Builder<?> query(String pipeline) {
-    return ExactlyOnceForeachBatch.transactional(
-            JdbcSink.<Out>transactional(pipeline)
-                .connection(db.settings)
-                .table("out")
-                .columns("id", "topic", "kafka_partition", "src_offset")
-                .values(JdbcTestSupport::values)
-                .build())
+    return ExactlyOnceForeachBatch.transactional(sink(pipeline))
         .foreachRecord(
             r ->
                 List.of(
@@ -40,7 +44,7 @@ class StructuredTransactionalJdbcIT extends StructuredForeachBatchContract {
   @Test
   void minPartitionsIsRefusedBecauseItSplitsARangeOverSeveralTransactions() {
     var q =
-        query(PIPELINE)
+        query(pipeline)
             .kafka(
                 spark,
                 Map.of(
