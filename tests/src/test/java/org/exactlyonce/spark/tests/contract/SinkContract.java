@@ -176,6 +176,10 @@ abstract class SinkContract {
       assertThat(newer.storedOffsets()).isEqualTo(Map.of(tp0, 0L));
       assertThat(outcomes(newer.commitRanges(newerEpoch, List.of(SourceRange.of(topic, 0, 0, 10)))))
           .containsExactly(CommitOutcome.COMMITTED);
+      // A range the newer writer committed is no replay for the older one: still FENCED, so a
+      // fenced driver whose batch holds only such ranges stops too.
+      assertThat(outcomes(older.commitRanges(olderEpoch, List.of(SourceRange.of(topic, 0, 0, 10)))))
+          .containsExactly(CommitOutcome.FENCED);
     }
   }
 
