@@ -6,6 +6,8 @@ import java.util.List;
 import java.util.Map;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.spark.api.java.JavaRDD;
+import org.apache.spark.util.LongAccumulator;
+import org.exactlyonce.spark.BatchResult;
 import org.exactlyonce.spark.CommitOutcome;
 import org.exactlyonce.spark.PartitionCommit;
 import org.exactlyonce.spark.SourceRange;
@@ -105,6 +107,37 @@ public record BatchPlan(
         .filter(r -> CommitDecision.decide(storedOf(r), r) == CommitOutcome.GAP)
         .map(r -> new PartitionCommit(r, CommitOutcome.GAP, storedOf(r), 0, 0, 0))
         .toList();
+  }
+
+  /**
+   * The end every per-batch writer shares: {@link #commit}, the outcomes checked (a fenced or
+   * mismatched range throws, failing the batch), and the batch's result published.
+   *
+   * @param read the records the batch's computation read, counted while the commit runs it
+   * @param batchTime the batch's time, as listeners see it
+   * @param started when the batch started (epoch millis), for its duration
+   */
+  public <R> void commitAndPublish(
+      BatchSink<R> sink,
+      long epoch,
+      JavaRDD<R> results,
+      JavaRDD<R> none,
+      PipelineGuard guard,
+      LongAccumulator read,
+      long batchTime,
+      long started) {
+    BatchSink.BatchCommit commit = commit(sink, epoch, results, none);
+    List<PartitionCommit> commits = outcomes(commit);
+    Outcomes.check(guard, sink.pipelineId(), epoch, commits);
+    guard.publish(
+        new BatchResult(
+            sink.pipelineId(),
+            batchTime,
+            commits,
+            read.value(),
+            commit.rowsWritten(),
+            System.currentTimeMillis() - started),
+        0);
   }
 
   /** The first offset of {@code range}'s partition to compute. */

@@ -10,9 +10,7 @@ import org.apache.spark.api.java.function.Function2;
 import org.apache.spark.api.java.function.VoidFunction2;
 import org.apache.spark.streaming.Time;
 import org.apache.spark.util.LongAccumulator;
-import org.exactlyonce.spark.BatchResult;
 import org.exactlyonce.spark.ExactlyOnceException;
-import org.exactlyonce.spark.PartitionCommit;
 import org.exactlyonce.spark.SourceRange;
 import org.exactlyonce.spark.spi.BatchSink;
 
@@ -131,18 +129,7 @@ public final class PerBatch<K, V, R> implements VoidFunction2<JavaRDD<ConsumerRe
         results =
             compute.call(rdd.mapPartitionsWithIndex(new WithinRange<>(low, high, read), true));
       }
-      BatchSink.BatchCommit commit = plan.commit(sink, epoch, results, none);
-      List<PartitionCommit> commits = plan.outcomes(commit);
-      Outcomes.check(guard, sink.pipelineId(), epoch, commits);
-      guard.publish(
-          new BatchResult(
-              sink.pipelineId(),
-              time.milliseconds(),
-              commits,
-              read.value(),
-              commit.rowsWritten(),
-              System.currentTimeMillis() - started),
-          0);
+      plan.commitAndPublish(sink, epoch, results, none, guard, read, time.milliseconds(), started);
     } catch (Throwable e) {
       // Not only RuntimeException: Spark's SparkException ("Job aborted") is a checked exception
       // that Scala throws undeclared, and it is the usual way a batch fails.

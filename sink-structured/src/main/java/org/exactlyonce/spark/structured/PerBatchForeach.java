@@ -12,13 +12,10 @@ import org.apache.spark.api.java.function.VoidFunction2;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.util.LongAccumulator;
-import org.exactlyonce.spark.BatchResult;
 import org.exactlyonce.spark.ExactlyOnceException;
-import org.exactlyonce.spark.PartitionCommit;
 import org.exactlyonce.spark.SourceRange;
 import org.exactlyonce.spark.internal.BatchPlan;
 import org.exactlyonce.spark.internal.NewPartitions;
-import org.exactlyonce.spark.internal.Outcomes;
 import org.exactlyonce.spark.internal.PipelineGuard;
 import org.exactlyonce.spark.spi.BatchSink;
 
@@ -79,18 +76,7 @@ final class PerBatchForeach implements VoidFunction2<Dataset<Row>, Long> {
         }
         rows = results.toJavaRDD();
       }
-      BatchSink.BatchCommit commit = plan.commit(sink, epoch, rows, none);
-      List<PartitionCommit> commits = plan.outcomes(commit);
-      Outcomes.check(guard, sink.pipelineId(), epoch, commits);
-      guard.publish(
-          new BatchResult(
-              sink.pipelineId(),
-              started,
-              commits,
-              read.value(),
-              commit.rowsWritten(),
-              System.currentTimeMillis() - started),
-          0);
+      plan.commitAndPublish(sink, epoch, rows, none, guard, read, started, started);
     } catch (Throwable e) {
       // Not only RuntimeException: Spark's SparkException ("Job aborted") is a checked exception
       // that Scala throws undeclared, and it is the usual way a batch fails.
