@@ -95,6 +95,11 @@ public final class PipelineGuard {
     return true;
   }
 
+  /** The partitions this driver knows {@code pipeline} has a stored offset for. */
+  public Set<TopicPartition> storedPartitions(PipelineId pipeline) {
+    return Set.copyOf(stored.getOrDefault(pipeline, Set.of()));
+  }
+
   /** Whether this driver knows {@code pipeline} has a stored offset for {@code tp}. */
   public boolean isStored(PipelineId pipeline, TopicPartition tp) {
     return stored.getOrDefault(pipeline, Set.of()).contains(tp);

@@ -56,7 +56,11 @@ import org.exactlyonce.spark.spi.TransactionalSink;
  * source planned), never from the rows, so filters, transaction markers and partitions added while
  * the query runs are all accounted for.
  *
- * <p>Preview: per-batch (strategy T-batch), transactional (T) and idempotent (I) sinks.
+ * <p>Sinks whose stored offsets expire unless written again (the Kafka sinks' progress groups) are
+ * kept alive by a driver thread between batches, also while the query has nothing to read; a
+ * keep-alive that finds a newer query on the pipeline stops this one.
+ *
+ * <p>Preview: per-batch (strategy T-batch), transactional (T and K) and idempotent (I) sinks.
  */
 public final class ExactlyOnceForeachBatch {
   private ExactlyOnceForeachBatch() {}
@@ -273,19 +277,6 @@ public final class ExactlyOnceForeachBatch {
             "no source: call kafka(spark, options) before start()");
       }
       checkReady();
-      if (!sink.progressKeepAlive().isZero()) {
-        // A Kafka sink's progress offsets expire unless written again between batches, idle
-        // partitions included; a query has no batch for an idle partition, and none at all
-        // while nothing arrives, so nothing here would keep them.
-        throw new SinkConfigurationException(
-            "pipeline '"
-                + sink.pipelineId()
-                + "': "
-                + sink.getClass().getSimpleName()
-                + " keeps its stored offsets alive between batches, which the Structured"
-                + " Streaming adapter does not do yet: write to it from a DStream"
-                + " (ExactlyOnce.stream), or use a sink whose offsets live in a database");
-      }
       SparkVersionCheck.checkRunning(spark.version(), spark.sparkContext().getConf());
       StartSequence.Started started;
       try (StartOffsets kafka = new StartOffsets(source.consumerParams(), source.topics());
@@ -303,7 +294,13 @@ public final class ExactlyOnceForeachBatch {
               .options(source.options())
               .option("startingOffsets", KafkaSourceOptions.startingOffsetsJson(started.from()))
               .load();
-      DataStreamWriter<Row> writer = input.writeStream().foreachBatch(function(epoch, guard));
+      VoidFunction2<Dataset<Row>, Long> batches = function(epoch, guard);
+      IdleKeepAlive keepAlive = null;
+      if (IdleKeepAlive.needed(sink)) {
+        keepAlive = new IdleKeepAlive(sink, epoch, guard);
+        batches = keepAlive.aroundBatches(batches);
+      }
+      DataStreamWriter<Row> writer = input.writeStream().foreachBatch(batches);
       if (trigger != null) {
         writer = writer.trigger(trigger);
       }
@@ -311,7 +308,11 @@ public final class ExactlyOnceForeachBatch {
         writer = writer.option("checkpointLocation", checkpointLocation);
       }
       try {
-        return writer.start();
+        StreamingQuery query = writer.start();
+        if (keepAlive != null) {
+          keepAlive.start(query);
+        }
+        return query;
       } catch (RuntimeException e) {
         throw e;
       } catch (Exception e) {

@@ -51,6 +51,18 @@ public final class KafkaOutput {
     }
   }
 
+  /**
+   * Every record of {@code topic} as a reader of an idempotent Kafka sink's output sees it: aborted
+   * transactions included, repeated source positions dropped ({@link
+   * org.exactlyonce.spark.kafka.SourcePositionDeduplicator}, the sink's documented reader
+   * contract).
+   */
+  public static List<ConsumerRecord<String, String>> firstCopies(KafkaBroker kafka, String topic) {
+    org.exactlyonce.spark.kafka.SourcePositionDeduplicator dedup =
+        new org.exactlyonce.spark.kafka.SourcePositionDeduplicator();
+    return read(kafka, topic, "read_uncommitted").stream().filter(dedup::isFirst).toList();
+  }
+
   /** Every record of {@code topic}, aborted transactions included. */
   public static List<ConsumerRecord<String, String>> uncommitted(KafkaBroker kafka, String topic) {
     return read(kafka, topic, "read_uncommitted");
