@@ -105,6 +105,10 @@ public final class ChaosJob {
           "spark.executor.extraJavaOptions",
           conf.get("spark.executor.extraJavaOptions", "") + " " + executorOptions);
     }
+    if (mode.startsWith("structured")) {
+      structured(conf, bootstrap, db, topic, expected, mode.equals("structured") ? null : args[6]);
+      return;
+    }
     JavaStreamingContext ssc = new JavaStreamingContext(conf, Durations.seconds(1));
     // The chaos report counts these lines: whether the speculation the conf asks for happened.
     ssc.sparkContext()
@@ -210,6 +214,63 @@ public final class ChaosJob {
         // Not gracefully: every record's output is committed, so the batches still queued (a
         // backlog of empty ones after a slow start, 10 s and more of them) have nothing to write.
         ssc.stop(true, false);
+        System.exit(0);
+      }
+    }
+  }
+
+  /**
+   * The Structured Streaming run: a query over Spark's Kafka source writing {@link #rowsSink}'s
+   * rows through {@code ExactlyOnceForeachBatch.transactional}, the same sink and table as the
+   * transactional DStream run. With {@code checkpoint}, the query keeps a Spark checkpoint there,
+   * so a restarted driver resumes from it (Spark re-runs the batch the kill interrupted, which the
+   * sink's stored offsets skip or trim); without, from the sink's stored offsets alone.
+   */
+  private static void structured(
+      SparkConf conf,
+      String bootstrap,
+      JdbcSettings db,
+      String topic,
+      long expected,
+      String checkpoint)
+      throws Exception {
+    int slowMs = Integer.getInteger("chaos.slowMs", 4);
+    org.apache.spark.sql.SparkSession spark =
+        org.apache.spark.sql.SparkSession.builder().config(conf).getOrCreate();
+    JdbcSink<String[]> sink = rowsSink("chaos", db);
+    var query =
+        org.exactlyonce.spark.structured.ExactlyOnceForeachBatch.transactional(sink)
+            .kafka(
+                spark,
+                Map.of(
+                    "kafka.bootstrap.servers",
+                    bootstrap,
+                    "subscribe",
+                    topic,
+                    // Many batches, so that faults land mid-stream (the DStream runs' rate).
+                    "maxOffsetsPerTrigger",
+                    Integer.toString(4 * Integer.getInteger("chaos.rate", 250))))
+            .foreachRecord(
+                r ->
+                    List.<String[]>of(
+                        new String[] {
+                          slow(
+                              new String(r.value(), java.nio.charset.StandardCharsets.UTF_8),
+                              slowMs),
+                          r.topic(),
+                          Integer.toString(r.partition()),
+                          Long.toString(r.offset())
+                        }));
+    if (checkpoint != null) {
+      query.checkpointLocation(checkpoint);
+    }
+    var q = query.start();
+    while (true) {
+      if (q.awaitTermination(500)) {
+        System.exit(1); // stopped by a failed batch
+      }
+      if (ChaosRun.faultsDone() && committed(db, SINK_OFFSETS) >= expected(expected)) {
+        q.stop();
         System.exit(0);
       }
     }
