@@ -42,6 +42,19 @@ public interface ExactlyOnceSink extends Serializable {
   default void checkOutputs() {}
 
   /**
+   * The columns this sink fills from its outputs' fields of the same names ({@link
+   * org.exactlyonce.spark.RowValues#byName}), each with its type read from the backend, in the
+   * sink's column order; empty (the default) for a sink whose values are positional. Run on the
+   * driver before a Structured Streaming query starts, which checks its output schema against them.
+   * Opens and closes its own connection.
+   *
+   * @throws org.exactlyonce.spark.SinkConfigurationException if the output table is missing
+   */
+  default java.util.List<OutputColumn> columnsByName() {
+    return java.util.List.of();
+  }
+
+  /**
    * Opens the driver-side view of this sink's offset store. Called once when the stream is created,
    * after {@link #checkOutputs()}, before the first batch.
    *

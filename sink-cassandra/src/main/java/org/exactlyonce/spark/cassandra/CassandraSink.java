@@ -401,6 +401,16 @@ public final class CassandraSink<R> implements IdempotentSink<R> {
                 + "': say what is written: table(\"keyspace.table\")"
                 + ".columns(\"a\", \"b\").values(row -> List.of(row.a(), row.b()))");
       }
+      if (values instanceof RowValues.ByName<R>) {
+        // The Cassandra driver converts no value (a Spark timestamp is not a CQL timestamp, a long
+        // not an int), so reading fields by name needs conversions and a check not built yet.
+        throw new SinkConfigurationException(
+            "sink '"
+                + pipelineId
+                + "': values by name (RowValues.byName, SparkRows.byName) are for the PostgreSQL"
+                + " sinks so far: give values(row -> List.of(...)) in column order, each value of"
+                + " the Java type its CQL column takes");
+      }
       if (mode == null) {
         throw new SinkConfigurationException(
             "sink '"

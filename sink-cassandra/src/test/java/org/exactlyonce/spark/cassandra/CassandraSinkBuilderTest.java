@@ -28,6 +28,19 @@ class CassandraSinkBuilderTest {
   }
 
   @Test
+  void valuesByNameAreRefusedNamingThePositionalAlternative() {
+    assertThatThrownBy(
+            () ->
+                base()
+                    .values(org.exactlyonce.spark.RowValues.<String>byName((s, name) -> s))
+                    .timestampFromSourceOffset()
+                    .build())
+        .isInstanceOf(SinkConfigurationException.class)
+        .hasMessageContaining("values by name")
+        .hasMessageContaining("values(row -> List.of(...)) in column order");
+  }
+
+  @Test
   void twoKeyModesAreRefused() {
     assertThatThrownBy(() -> base().timestampFromSourceOffset().runningTotal("n", s -> 1))
         .isInstanceOf(SinkConfigurationException.class)

@@ -59,6 +59,11 @@ public final class JdbcBatchSink<R> implements BatchSink<R> {
   }
 
   @Override
+  public java.util.List<org.exactlyonce.spark.spi.OutputColumn> columnsByName() {
+    return JdbcOutputCheck.columnsByName(spec);
+  }
+
+  @Override
   public OffsetStore openOffsetStore() {
     return new JdbcOffsetStore(spec);
   }

@@ -61,6 +61,11 @@ public final class JdbcIdempotentSink<R> implements IdempotentSink<R> {
   }
 
   @Override
+  public java.util.List<org.exactlyonce.spark.spi.OutputColumn> columnsByName() {
+    return JdbcOutputCheck.columnsByName(spec);
+  }
+
+  @Override
   public OffsetStore openOffsetStore() {
     return new JdbcOffsetStore(spec);
   }

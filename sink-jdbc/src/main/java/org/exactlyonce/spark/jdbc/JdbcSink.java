@@ -87,6 +87,11 @@ public final class JdbcSink<R> implements TransactionalSink<R> {
   }
 
   @Override
+  public java.util.List<org.exactlyonce.spark.spi.OutputColumn> columnsByName() {
+    return JdbcOutputCheck.columnsByName(spec);
+  }
+
+  @Override
   public OffsetStore openOffsetStore() {
     return new JdbcOffsetStore(spec);
   }

@@ -160,7 +160,10 @@ public abstract class JdbcSinkBuilder<R, B extends JdbcSinkBuilder<R, B>> {
     return self();
   }
 
-  /** The column values of one output. Must be deterministic. */
+  /**
+   * The column values of one output. Must be deterministic. {@link RowValues#byName} reads each
+   * column's value from the output's field of the same name.
+   */
   public B values(RowValues<R> values) {
     this.values = values;
     return self();
@@ -303,11 +306,14 @@ public abstract class JdbcSinkBuilder<R, B extends JdbcSinkBuilder<R, B>> {
             "accumulating column '" + a.name() + "' must be one of the non-key columns " + columns);
       }
     }
+    // Values by name read each output's field of the column's name, as the columns were given.
+    RowValues<R> bound =
+        values instanceof RowValues.ByName<R> byName ? byName.bind(columns) : values;
     TableMapping<R> m =
         new TableMapping<>(
             SqlIdentifier.parse("table", table, true),
             cols,
-            values,
+            bound,
             keyCols,
             accCols,
             version,

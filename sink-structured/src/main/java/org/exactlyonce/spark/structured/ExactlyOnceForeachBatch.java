@@ -63,6 +63,9 @@ import org.exactlyonce.spark.spi.TransactionalSink;
  * <p>Preview: per-batch (strategy T-batch), transactional (T and K) and idempotent (I) sinks.
  */
 public final class ExactlyOnceForeachBatch {
+  private static final org.slf4j.Logger LOG =
+      org.slf4j.LoggerFactory.getLogger(ExactlyOnceForeachBatch.class);
+
   private ExactlyOnceForeachBatch() {}
 
   /**
@@ -90,6 +93,7 @@ public final class ExactlyOnceForeachBatch {
   public static final class PerBatchBuilder extends Builder<PerBatchBuilder> {
     private final BatchSink<Row> sink;
     private Function<Dataset<Row>, Dataset<Row>> compute;
+    private List<org.exactlyonce.spark.spi.OutputColumn> columnsByName = List.of();
 
     private PerBatchBuilder(BatchSink<Row> sink) {
       super(sink);
@@ -115,9 +119,36 @@ public final class ExactlyOnceForeachBatch {
       }
     }
 
+    /**
+     * Checks the batch function's output schema against the columns a sink with values {@link
+     * SparkRows#byName()} fills, on the schema of the function applied to the streaming source
+     * (nothing runs). A function that cannot be applied to a streaming Dataset is checked at its
+     * first batch instead.
+     */
+    @Override
+    void checkOutput(SparkSession spark, KafkaSourceOptions source) {
+      columnsByName = sink.columnsByName();
+      if (columnsByName.isEmpty()) {
+        return;
+      }
+      Dataset<Row> out;
+      try {
+        out = compute.apply(spark.readStream().format("kafka").options(source.options()).load());
+      } catch (RuntimeException e) {
+        LOG.info(
+            "pipeline '{}': the batch function's output schema is checked at the first batch ({})",
+            sink.pipelineId(),
+            e.toString());
+        return;
+      }
+      if (out != null) {
+        OutputSchema.check(sink.pipelineId(), columnsByName, out.schema());
+      }
+    }
+
     @Override
     VoidFunction2<Dataset<Row>, Long> function(long epoch, PipelineGuard guard) {
-      return new PerBatchForeach(sink, compute, epoch, checkpointLocation(), guard);
+      return new PerBatchForeach(sink, compute, epoch, checkpointLocation(), columnsByName, guard);
     }
   }
 
@@ -218,6 +249,12 @@ public final class ExactlyOnceForeachBatch {
     /** Checks the strategy's own settings. */
     abstract void checkReady();
 
+    /**
+     * Checks what the query writes against the sink's backend, before anything else touches it.
+     * Default: nothing.
+     */
+    void checkOutput(SparkSession spark, KafkaSourceOptions source) {}
+
     /** The function {@code foreachBatch} runs, for writer {@code epoch}. */
     abstract VoidFunction2<Dataset<Row>, Long> function(long epoch, PipelineGuard guard);
 
@@ -277,6 +314,8 @@ public final class ExactlyOnceForeachBatch {
             "no source: call kafka(spark, options) before start()");
       }
       checkReady();
+      // Before the start sequence: a query whose rows do not fit fences no running one.
+      checkOutput(spark, source);
       SparkVersionCheck.checkRunning(spark.version(), spark.sparkContext().getConf());
       StartSequence.Started started;
       try (StartOffsets kafka = new StartOffsets(source.consumerParams(), source.topics());

@@ -18,6 +18,7 @@ import org.exactlyonce.spark.internal.BatchPlan;
 import org.exactlyonce.spark.internal.NewPartitions;
 import org.exactlyonce.spark.internal.PipelineGuard;
 import org.exactlyonce.spark.spi.BatchSink;
+import org.exactlyonce.spark.spi.OutputColumn;
 
 /**
  * The {@code foreachBatch} function of a per-batch sink (strategy T-batch): the batch's ranges from
@@ -32,6 +33,7 @@ final class PerBatchForeach implements VoidFunction2<Dataset<Row>, Long> {
   private final Function<Dataset<Row>, Dataset<Row>> compute;
   private final long epoch;
   private final String checkpointLocation;
+  private final List<OutputColumn> columnsByName;
   private final transient PipelineGuard guard;
 
   PerBatchForeach(
@@ -39,11 +41,13 @@ final class PerBatchForeach implements VoidFunction2<Dataset<Row>, Long> {
       Function<Dataset<Row>, Dataset<Row>> compute,
       long epoch,
       String checkpointLocation,
+      List<OutputColumn> columnsByName,
       PipelineGuard guard) {
     this.sink = sink;
     this.compute = compute;
     this.epoch = epoch;
     this.checkpointLocation = checkpointLocation;
+    this.columnsByName = List.copyOf(columnsByName);
     this.guard = guard;
   }
 
@@ -74,6 +78,8 @@ final class PerBatchForeach implements VoidFunction2<Dataset<Row>, Long> {
                   + sink.pipelineId()
                   + "' returned null: return the Dataset to write (an empty one writes nothing)");
         }
+        // Checked before start too; a batch function's schema can depend on its input.
+        OutputSchema.check(sink.pipelineId(), columnsByName, results.schema());
         rows = results.toJavaRDD();
       }
       plan.commitAndPublish(sink, epoch, rows, none, guard, read, started, started);

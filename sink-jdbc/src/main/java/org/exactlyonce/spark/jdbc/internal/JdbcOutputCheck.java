@@ -1,7 +1,10 @@
 package org.exactlyonce.spark.jdbc.internal;
 
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import org.exactlyonce.spark.SinkConfigurationException;
+import org.exactlyonce.spark.spi.OutputColumn;
 import org.jdbi.v3.core.Handle;
 
 /**
@@ -30,6 +33,59 @@ public final class JdbcOutputCheck {
             return null;
           });
     }
+  }
+
+  /**
+   * The columns {@code spec} fills by name ({@link org.exactlyonce.spark.RowValues#byName}) with
+   * their PostgreSQL types ({@code information_schema}'s data type), in the sink's column order;
+   * empty for positional values or a custom writer.
+   *
+   * @throws SinkConfigurationException if the output table does not exist
+   */
+  public static List<OutputColumn> columnsByName(JdbcSpec<?> spec) {
+    TableMapping<?> mapping = spec.mapping();
+    if (mapping == null || mapping.columnsByName().isEmpty()) {
+      return List.of();
+    }
+    try (DriverConnection connection = new DriverConnection(spec.settings())) {
+      return connection.call(
+          handle -> {
+            Map<String, String> actual =
+                SchemaChecks.columnsOf(handle, spec.dialect(), mapping.table());
+            if (actual.isEmpty()) {
+              throw new SinkConfigurationException(
+                  "output table '"
+                      + mapping.table()
+                      + "' does not exist (or is not visible to user "
+                      + spec.settings().user()
+                      + "): create it before starting the query");
+            }
+            List<OutputColumn> out = new ArrayList<>();
+            mapping
+                .columnsByName()
+                .forEach(
+                    (field, column) -> {
+                      String type = actual.getOrDefault(column, "(no such column)");
+                      out.add(new OutputColumn(field, type, kindOf(type)));
+                    });
+            return out;
+          });
+    }
+  }
+
+  /** What values a PostgreSQL type (as {@code information_schema} names it) takes. */
+  static OutputColumn.Kind kindOf(String type) {
+    return switch (type) {
+      case "text", "character varying", "character" -> OutputColumn.Kind.STRING;
+      case "smallint", "integer", "bigint" -> OutputColumn.Kind.INTEGER;
+      case "numeric" -> OutputColumn.Kind.DECIMAL;
+      case "real", "double precision" -> OutputColumn.Kind.FLOAT;
+      case "boolean" -> OutputColumn.Kind.BOOLEAN;
+      case "timestamp with time zone", "timestamp without time zone" -> OutputColumn.Kind.TIMESTAMP;
+      case "date" -> OutputColumn.Kind.DATE;
+      case "bytea" -> OutputColumn.Kind.BYTES;
+      default -> OutputColumn.Kind.OTHER;
+    };
   }
 
   private static void check(Handle handle, JdbcSpec<?> spec, Staging staging) {

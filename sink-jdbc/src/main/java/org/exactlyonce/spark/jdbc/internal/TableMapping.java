@@ -340,6 +340,21 @@ public final class TableMapping<R> implements RowWriter<R> {
     }
   }
 
+  /**
+   * The user's columns as their values are read by name ({@link RowValues#byName}), paired with
+   * their names in the table; empty for positional values.
+   */
+  public java.util.LinkedHashMap<String, String> columnsByName() {
+    java.util.LinkedHashMap<String, String> out = new java.util.LinkedHashMap<>();
+    if (values instanceof RowValues.ByName<R> byName) {
+      List<String> fields = byName.columns();
+      for (int i = 0; i < fields.size(); i++) {
+        out.put(fields.get(i), userColumns.get(i).name());
+      }
+    }
+    return out;
+  }
+
   /** The values of one output, in {@link #allColumns()} order. */
   public Object[] row(Positioned<R> p) {
     List<?> v = Rows.valuesOf(values, p, userColumns);
