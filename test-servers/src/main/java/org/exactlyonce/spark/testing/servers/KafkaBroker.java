@@ -356,6 +356,24 @@ public final class KafkaBroker implements AutoCloseable {
         new StringSerializer());
   }
 
+  /**
+   * A producer of string records with Kafka transactions, initialised: for tests of topics written
+   * with transactions (commit markers, aborted records).
+   */
+  public KafkaProducer<String, String> transactionalProducer(String transactionalId) {
+    KafkaProducer<String, String> p =
+        new KafkaProducer<>(
+            Map.of(
+                ProducerConfig.BOOTSTRAP_SERVERS_CONFIG,
+                bootstrapServers(),
+                ProducerConfig.TRANSACTIONAL_ID_CONFIG,
+                transactionalId),
+            new StringSerializer(),
+            new StringSerializer());
+    p.initTransactions();
+    return p;
+  }
+
   /** Sends raw {@code records} (for example random bytes) and waits for every acknowledgement. */
   public void sendBytes(List<ProducerRecord<byte[], byte[]>> records) {
     try (KafkaProducer<byte[], byte[]> p =

@@ -415,15 +415,7 @@ class IdempotentJdbcSinkIT {
                   () -> db.stored("events-to-postgres").equals(end)))
           .isNull();
 
-      List<String> written = new ArrayList<>();
-      try (var c = db.connect();
-          ResultSet rs = c.createStatement().executeQuery("SELECT id FROM events")) {
-        while (rs.next()) {
-          written.add(rs.getString(1));
-        }
-      } catch (Exception e) {
-        throw new IllegalStateException(e);
-      }
+      List<String> written = db.allIds("events");
       assertThat(written)
           .hasSize(2000)
           .doesNotHaveDuplicates()

@@ -12,7 +12,6 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.serialization.StringDeserializer;
-import org.apache.kafka.common.serialization.StringSerializer;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.streaming.Durations;
 import org.apache.spark.streaming.api.java.JavaStreamingContext;
@@ -78,16 +77,6 @@ class TransactionalTopicIT {
         .build();
   }
 
-  private KafkaProducer<String, String> transactionalProducer(String id) {
-    KafkaProducer<String, String> p =
-        new KafkaProducer<>(
-            Map.of("bootstrap.servers", kafka.bootstrapServers(), "transactional.id", id),
-            new StringSerializer(),
-            new StringSerializer());
-    p.initTransactions();
-    return p;
-  }
-
   private static void transaction(
       KafkaProducer<String, String> p,
       String topic,
@@ -130,7 +119,7 @@ class TransactionalTopicIT {
     List<String> expected = new ArrayList<>();
     List<BatchResult> batches = new CopyOnWriteArrayList<>();
     JavaStreamingContext ssc = new JavaStreamingContext(sc, Durations.milliseconds(300));
-    try (KafkaProducer<String, String> p = transactionalProducer("txn-tail-writer")) {
+    try (KafkaProducer<String, String> p = kafka.transactionalProducer("txn-tail-writer")) {
       transaction(p, topic, 2, "c1", 5, true); // each partition: 5 records, then a commit marker
       for (int part = 0; part < 2; part++) {
         for (int i = 0; i < 5; i++) {
@@ -185,7 +174,7 @@ class TransactionalTopicIT {
       throws Exception {
     String topic = "txn-shared-group-" + System.nanoTime();
     kafka.createTopic(topic, 2);
-    try (KafkaProducer<String, String> p = transactionalProducer("txn-shared-group-writer")) {
+    try (KafkaProducer<String, String> p = kafka.transactionalProducer("txn-shared-group-writer")) {
       transaction(p, topic, 2, "c1", 3, true); // offsets 0-2, commit marker at 3
       transaction(p, topic, 2, "ab", 3, false);
       transaction(p, topic, 2, "c2", 3, true);
@@ -256,7 +245,7 @@ class TransactionalTopicIT {
               }
             });
     JavaStreamingContext ssc = new JavaStreamingContext(sc, Durations.milliseconds(300));
-    try (KafkaProducer<String, String> p = transactionalProducer("read-once-writer")) {
+    try (KafkaProducer<String, String> p = kafka.transactionalProducer("read-once-writer")) {
       for (int t = 0; t < 3; t++) {
         transaction(p, topic, 2, "t" + t, 200, true);
       }

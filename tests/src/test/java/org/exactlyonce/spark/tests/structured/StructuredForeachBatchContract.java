@@ -18,7 +18,6 @@ import org.apache.kafka.clients.admin.NewPartitions;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.TopicPartition;
-import org.apache.kafka.common.serialization.StringSerializer;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
@@ -129,7 +128,15 @@ abstract class StructuredForeachBatchContract {
   }
 
   Map<String, String> source() {
-    return Map.of("kafka.bootstrap.servers", kafka.bootstrapServers(), "subscribe", topic);
+    return source(Map.of());
+  }
+
+  /** The source options of this test's topic, with {@code extra} ones. */
+  Map<String, String> source(Map<String, String> extra) {
+    Map<String, String> options = new java.util.HashMap<>(extra);
+    options.put("kafka.bootstrap.servers", kafka.bootstrapServers());
+    options.put("subscribe", topic);
+    return options;
   }
 
   /** The rows the sink writes: one per record, with its source position. */
@@ -286,30 +293,14 @@ abstract class StructuredForeachBatchContract {
   void aTopicWrittenWithKafkaTransactionsIsWrittenOnceAndItsOffsetsPassTheMarkers()
       throws Exception {
     try (KafkaProducer<String, String> p =
-        new KafkaProducer<>(
-            Map.of(
-                "bootstrap.servers",
-                kafka.bootstrapServers(),
-                "transactional.id",
-                "structured-writer-" + topic),
-            new StringSerializer(),
-            new StringSerializer())) {
-      p.initTransactions();
+        kafka.transactionalProducer("structured-writer-" + topic)) {
       transaction(p, 60, true);
       transaction(p, 30, false);
       transaction(p, 60, true);
     }
     StreamingQuery q =
         query(pipeline)
-            .kafka(
-                spark,
-                Map.of(
-                    "kafka.bootstrap.servers",
-                    kafka.bootstrapServers(),
-                    "subscribe",
-                    topic,
-                    "kafka.isolation.level",
-                    "read_committed"))
+            .kafka(spark, source(Map.of("kafka.isolation.level", "read_committed")))
             .start();
     queries.add(q);
     q.processAllAvailable();
@@ -339,14 +330,7 @@ abstract class StructuredForeachBatchContract {
 
   @Test
   void aStartingOffsetsOptionIsRefusedBeforeAnythingRuns() {
-    Map<String, String> options =
-        Map.of(
-            "kafka.bootstrap.servers",
-            kafka.bootstrapServers(),
-            "subscribe",
-            topic,
-            "startingOffsets",
-            "latest");
+    Map<String, String> options = source(Map.of("startingOffsets", "latest"));
     assertThatThrownBy(() -> query(pipeline).kafka(spark, options))
         .isInstanceOf(SinkConfigurationException.class)
         .hasMessageContaining("startingOffsets")

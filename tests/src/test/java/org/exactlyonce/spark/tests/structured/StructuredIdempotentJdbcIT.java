@@ -1,9 +1,6 @@
 package org.exactlyonce.spark.tests.structured;
 
 import java.nio.charset.StandardCharsets;
-import java.sql.Connection;
-import java.sql.ResultSet;
-import java.util.ArrayList;
 import java.util.List;
 import org.exactlyonce.spark.jdbc.JdbcIdempotentSink;
 import org.exactlyonce.spark.jdbc.JdbcSink;
@@ -50,15 +47,6 @@ class StructuredIdempotentJdbcIT extends StructuredForeachBatchContract {
 
   @Override
   List<String> ids() {
-    List<String> ids = new ArrayList<>();
-    try (Connection c = db.connect();
-        ResultSet rs = c.createStatement().executeQuery("SELECT id FROM events")) {
-      while (rs.next()) {
-        ids.add(rs.getString(1));
-      }
-    } catch (Exception e) {
-      throw new IllegalStateException(e);
-    }
-    return ids;
+    return db.allIds("events");
   }
 }

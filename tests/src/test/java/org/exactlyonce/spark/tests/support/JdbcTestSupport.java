@@ -52,9 +52,14 @@ public final class JdbcTestSupport {
 
   /** Every id in the output table, duplicates included. */
   public List<String> allIds() {
+    return allIds("out");
+  }
+
+  /** Every id in {@code table}, duplicates included. */
+  public List<String> allIds(String table) {
     List<String> ids = new ArrayList<>();
     try (Connection c = connect();
-        ResultSet rs = c.createStatement().executeQuery("SELECT id FROM out")) {
+        ResultSet rs = c.createStatement().executeQuery("SELECT id FROM " + table)) {
       while (rs.next()) {
         ids.add(rs.getString(1));
       }
