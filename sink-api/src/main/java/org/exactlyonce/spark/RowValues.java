@@ -18,8 +18,9 @@ public interface RowValues<R> extends Serializable {
   /**
    * Values read from each output's field of the same name as the sink's column, so that no list in
    * column order is needed: the sink binds it to its columns when it is built. For Spark SQL rows,
-   * {@code org.exactlyonce.spark.structured.SparkRows.byName()} (module sink-structured), whose
-   * sinks also have their columns' types checked before a query starts.
+   * {@code org.exactlyonce.spark.structured.SparkRows.byName()} (module sink-structured); a
+   * PostgreSQL sink given it to a per-batch Structured Streaming query has the query's rows checked
+   * against its columns' types. Cassandra sinks refuse values by name so far.
    *
    * @param field reads the field {@code name} of an output
    */

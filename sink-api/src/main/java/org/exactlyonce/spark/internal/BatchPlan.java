@@ -113,6 +113,11 @@ public record BatchPlan(
    * The end every per-batch writer shares: {@link #commit}, the outcomes checked (a fenced or
    * mismatched range throws, failing the batch), and the batch's result published.
    *
+   * @param sink the batch's sink
+   * @param epoch this driver's writer epoch
+   * @param results the batch's results (used if the plan {@link #writes()})
+   * @param none an empty result set, committed when the batch only replays
+   * @param guard the stream's guard, to which outcomes and the result go
    * @param read the records the batch's computation read, counted while the commit runs it
    * @param batchTime the batch's time, as listeners see it
    * @param started when the batch started (epoch millis), for its duration

@@ -59,6 +59,7 @@ public final class KeepAlive {
     try (OffsetStore store = sink.openOffsetStore()) {
       store.keepAlive(List.copyOf(partitions), epoch);
     }
+    guard.keptAlive(sink.pipelineId());
     LOG.info(
         "pipeline '{}': kept the stored offsets of {} partitions alive ({} ms)",
         sink.pipelineId(),

@@ -82,17 +82,18 @@ public final class PipelineGuard {
 
   /**
    * Whether {@code pipeline}'s stored offsets are due to be kept alive, {@code interval} after the
-   * last time (or after the first batch: the start wrote every stored offset); if so, the next one
-   * is due {@code interval} from now.
+   * last keep-alive that succeeded (or after the first batch: the start wrote every stored offset).
+   * A keep-alive that fails stays due, so the next chance tries again.
    */
   public boolean keepAliveDue(PipelineId pipeline, java.time.Duration interval) {
     long now = System.nanoTime();
     Long last = keptAlive.putIfAbsent(pipeline, now);
-    if (last == null || now - last < interval.toNanos()) {
-      return false;
-    }
-    keptAlive.put(pipeline, now);
-    return true;
+    return last != null && now - last >= interval.toNanos();
+  }
+
+  /** Records that {@code pipeline}'s stored offsets were just kept alive. */
+  public void keptAlive(PipelineId pipeline) {
+    keptAlive.put(pipeline, System.nanoTime());
   }
 
   /** The partitions this driver knows {@code pipeline} has a stored offset for. */

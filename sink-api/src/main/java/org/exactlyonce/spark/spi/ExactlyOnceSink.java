@@ -1,6 +1,7 @@
 package org.exactlyonce.spark.spi;
 
 import java.io.Serializable;
+import java.util.List;
 import org.exactlyonce.spark.PipelineId;
 
 /**
@@ -50,8 +51,8 @@ public interface ExactlyOnceSink extends Serializable {
    *
    * @throws org.exactlyonce.spark.SinkConfigurationException if the output table is missing
    */
-  default java.util.List<OutputColumn> columnsByName() {
-    return java.util.List.of();
+  default List<OutputColumn> columnsByName() {
+    return List.of();
   }
 
   /**

@@ -21,10 +21,19 @@ public record OutputColumn(String name, String backendType, Kind kind) {
   public enum Kind {
     STRING,
     INTEGER,
+    /** Exact decimals; the backend type may carry {@code (precision,scale)}. */
     DECIMAL,
-    FLOAT,
+    /** Single precision. */
+    FLOAT32,
+    /** Double precision. */
+    FLOAT64,
     BOOLEAN,
+    /** An instant (PostgreSQL {@code timestamp with time zone}). */
     TIMESTAMP,
+    /**
+     * A wall-clock date and time without a zone (PostgreSQL {@code timestamp without time zone}).
+     */
+    LOCAL_TIMESTAMP,
     DATE,
     BYTES,
     /** A type the sink does not classify (JSON, UUID, arrays, ...): not checked. */

@@ -21,6 +21,7 @@ import org.exactlyonce.spark.spi.BatchSink;
 import org.exactlyonce.spark.spi.CommitProtocol;
 import org.exactlyonce.spark.spi.FaultPoints;
 import org.exactlyonce.spark.spi.OffsetStore;
+import org.exactlyonce.spark.spi.OutputColumn;
 import org.exactlyonce.spark.spi.PartitionOutputs.Positioned;
 
 /**
@@ -59,7 +60,7 @@ public final class JdbcBatchSink<R> implements BatchSink<R> {
   }
 
   @Override
-  public java.util.List<org.exactlyonce.spark.spi.OutputColumn> columnsByName() {
+  public List<OutputColumn> columnsByName() {
     return JdbcOutputCheck.columnsByName(spec);
   }
 

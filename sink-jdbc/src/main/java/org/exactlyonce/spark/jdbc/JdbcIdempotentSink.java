@@ -12,6 +12,7 @@ import org.exactlyonce.spark.jdbc.internal.JdbcSpec;
 import org.exactlyonce.spark.jdbc.internal.TableMapping.VersionSource;
 import org.exactlyonce.spark.spi.IdempotentSink;
 import org.exactlyonce.spark.spi.OffsetStore;
+import org.exactlyonce.spark.spi.OutputColumn;
 import org.exactlyonce.spark.spi.PartitionOutputs;
 
 /**
@@ -61,7 +62,7 @@ public final class JdbcIdempotentSink<R> implements IdempotentSink<R> {
   }
 
   @Override
-  public java.util.List<org.exactlyonce.spark.spi.OutputColumn> columnsByName() {
+  public List<OutputColumn> columnsByName() {
     return JdbcOutputCheck.columnsByName(spec);
   }
 

@@ -1,5 +1,6 @@
 package org.exactlyonce.spark.jdbc;
 
+import java.util.List;
 import org.exactlyonce.spark.PartitionCommit;
 import org.exactlyonce.spark.PipelineId;
 import org.exactlyonce.spark.SinkConfigurationException;
@@ -9,6 +10,7 @@ import org.exactlyonce.spark.jdbc.internal.JdbcOutputCheck;
 import org.exactlyonce.spark.jdbc.internal.JdbcSpec;
 import org.exactlyonce.spark.jdbc.internal.TransactionalCommit;
 import org.exactlyonce.spark.spi.OffsetStore;
+import org.exactlyonce.spark.spi.OutputColumn;
 import org.exactlyonce.spark.spi.PartitionOutputs;
 import org.exactlyonce.spark.spi.TransactionalSink;
 
@@ -87,7 +89,7 @@ public final class JdbcSink<R> implements TransactionalSink<R> {
   }
 
   @Override
-  public java.util.List<org.exactlyonce.spark.spi.OutputColumn> columnsByName() {
+  public List<OutputColumn> columnsByName() {
     return JdbcOutputCheck.columnsByName(spec);
   }
 

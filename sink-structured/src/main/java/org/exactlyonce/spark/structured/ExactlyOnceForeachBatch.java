@@ -24,7 +24,10 @@ import org.exactlyonce.spark.internal.StreamMetrics;
 import org.exactlyonce.spark.spi.BatchSink;
 import org.exactlyonce.spark.spi.ExactlyOnceSink;
 import org.exactlyonce.spark.spi.IdempotentSink;
+import org.exactlyonce.spark.spi.OutputColumn;
 import org.exactlyonce.spark.spi.TransactionalSink;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Exactly-once {@code foreachBatch} for Structured Streaming over Spark's Kafka source: the
@@ -63,8 +66,7 @@ import org.exactlyonce.spark.spi.TransactionalSink;
  * <p>Preview: per-batch (strategy T-batch), transactional (T and K) and idempotent (I) sinks.
  */
 public final class ExactlyOnceForeachBatch {
-  private static final org.slf4j.Logger LOG =
-      org.slf4j.LoggerFactory.getLogger(ExactlyOnceForeachBatch.class);
+  private static final Logger LOG = LoggerFactory.getLogger(ExactlyOnceForeachBatch.class);
 
   private ExactlyOnceForeachBatch() {}
 
@@ -93,7 +95,7 @@ public final class ExactlyOnceForeachBatch {
   public static final class PerBatchBuilder extends Builder<PerBatchBuilder> {
     private final BatchSink<Row> sink;
     private Function<Dataset<Row>, Dataset<Row>> compute;
-    private List<org.exactlyonce.spark.spi.OutputColumn> columnsByName = List.of();
+    private List<OutputColumn> columnsByName = List.of();
 
     private PerBatchBuilder(BatchSink<Row> sink) {
       super(sink);
@@ -121,9 +123,10 @@ public final class ExactlyOnceForeachBatch {
 
     /**
      * Checks the batch function's output schema against the columns a sink with values {@link
-     * SparkRows#byName()} fills, on the schema of the function applied to the streaming source
-     * (nothing runs). A function that cannot be applied to a streaming Dataset is checked at its
-     * first batch instead.
+     * SparkRows#byName()} fills: applies the function once to the streaming source, which only
+     * analyses it (nothing is read or computed; driver-side code in the function runs once more). A
+     * function that cannot be applied to a streaming Dataset (it calls an action such as {@code
+     * count()}) is checked at every batch only, the first of which runs after the start sequence.
      */
     @Override
     void checkOutput(SparkSession spark, KafkaSourceOptions source) {
@@ -134,9 +137,12 @@ public final class ExactlyOnceForeachBatch {
       Dataset<Row> out;
       try {
         out = compute.apply(spark.readStream().format("kafka").options(source.options()).load());
-      } catch (RuntimeException e) {
-        LOG.info(
-            "pipeline '{}': the batch function's output schema is checked at the first batch ({})",
+      } catch (Exception e) {
+        // Not only RuntimeException: Spark 3.5's AnalysisException is checked, thrown undeclared.
+        LOG.warn(
+            "pipeline '{}': the batch function cannot be applied to the streaming source before"
+                + " the query starts ({}), so its rows are checked against the sink's columns at"
+                + " each batch, the first after this query's writer epoch is taken",
             sink.pipelineId(),
             e.toString());
         return;
@@ -197,6 +203,14 @@ public final class ExactlyOnceForeachBatch {
             "no record mapper: call foreachRecord(record -> ...) before start(), returning the"
                 + " outputs of each record");
       }
+      if (!sink().columnsByName().isEmpty()) {
+        throw new SinkConfigurationException(
+            "pipeline '"
+                + sink().pipelineId()
+                + "': values by name (SparkRows.byName) are checked and supported for"
+                + " ExactlyOnceForeachBatch.perBatch(...) so far: write with perBatch, or give the"
+                + " sink values(row -> List.of(...)) in column order");
+      }
       for (String split : List.of("minPartitions", "maxRecordsPerPartition")) {
         if (source().has(split)) {
           throw new SinkConfigurationException(
@@ -240,6 +254,10 @@ public final class ExactlyOnceForeachBatch {
 
     KafkaSourceOptions source() {
       return source;
+    }
+
+    ExactlyOnceSink sink() {
+      return sink;
     }
 
     String checkpointLocation() {

@@ -30,9 +30,12 @@ import org.slf4j.LoggerFactory;
  * advancing (and, for the transactional Kafka sink, fences the producers a batch's tasks use). Each
  * batch holds the lock for its whole run; the timer skips a tick it cannot take the lock for.
  *
- * <p>A keep-alive that finds the pipeline fenced stops the query: a newer query writes it now. Any
- * other failure (the backend briefly unreachable) is logged and tried again at the next tick; the
- * sink's settings leave at least one more interval before the offsets expire.
+ * <p>A keep-alive that finds the pipeline fenced stops the query: a newer query writes it now. The
+ * query then ends without an exception (Spark offers no way to fail a query from outside it); the
+ * driver's log says why, at ERROR. Any other failure (the backend briefly unreachable) is logged
+ * and tried again at the next tick; one that lasts a whole interval more (the sink's settings leave
+ * the offsets at least two intervals before they expire) stops the query the same way, so that the
+ * outage is seen before the broker drops the offsets.
  */
 final class IdleKeepAlive {
   private static final Logger LOG = LoggerFactory.getLogger(IdleKeepAlive.class);
@@ -41,6 +44,7 @@ final class IdleKeepAlive {
   private final long epoch;
   private final PipelineGuard guard;
   private final ReentrantLock batch = new ReentrantLock();
+  private long failingSince = -1; // nanoTime of the first failed keep-alive in a row; timer only
 
   IdleKeepAlive(ExactlyOnceSink sink, long epoch, PipelineGuard guard) {
     this.sink = sink;
@@ -92,23 +96,39 @@ final class IdleKeepAlive {
         return;
       }
       ifDue();
+      failingSince = -1;
     } catch (WriterFencedException e) {
-      LOG.error(
-          "pipeline '{}': stopping query {} while it had nothing to read: {}",
-          sink.pipelineId(),
-          query.id(),
-          e.getMessage());
-      guard.fail(sink.pipelineId(), e);
-      timer.shutdown();
-      stop(query);
-    } catch (RuntimeException e) {
-      LOG.warn(
-          "pipeline '{}': could not keep the stored offsets alive, trying again: {}",
-          sink.pipelineId(),
-          e.toString());
+      giveUp(query, timer, e, "while it had nothing to read");
+    } catch (Throwable e) {
+      // Throwable: an Error escaping a scheduled task would cancel the timer without a word.
+      long now = System.nanoTime();
+      if (failingSince < 0) {
+        failingSince = now;
+      }
+      if (now - failingSince > sink.progressKeepAlive().toNanos()) {
+        giveUp(
+            query,
+            timer,
+            e,
+            "after failing to keep its stored offsets alive for longer than "
+                + sink.progressKeepAlive());
+      } else {
+        LOG.warn(
+            "pipeline '{}': could not keep the stored offsets alive, trying again: {}",
+            sink.pipelineId(),
+            e.toString());
+      }
     } finally {
       batch.unlock();
     }
+  }
+
+  private void giveUp(
+      StreamingQuery query, ScheduledExecutorService timer, Throwable e, String when) {
+    LOG.error("pipeline '{}': stopping query {} {}", sink.pipelineId(), query.id(), when, e);
+    guard.fail(sink.pipelineId(), e);
+    timer.shutdown();
+    stop(query);
   }
 
   private void stop(StreamingQuery query) {
@@ -140,7 +160,9 @@ final class IdleKeepAlive {
 
     @Override
     public void call(Dataset<Row> batch, Long batchId) throws Exception {
-      keepAlive.batch.lock();
+      // Interruptibly: query.stop() interrupts the query's thread, which must not wait out a
+      // keep-alive in progress.
+      keepAlive.batch.lockInterruptibly();
       try {
         function.call(batch, batchId);
       } finally {

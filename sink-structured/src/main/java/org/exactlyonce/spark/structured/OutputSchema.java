@@ -4,6 +4,8 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.apache.spark.sql.types.DataType;
 import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.sql.types.DecimalType;
@@ -16,9 +18,10 @@ import org.exactlyonce.spark.spi.OutputColumn.Kind;
 
 /**
  * Checks a query's output schema against the columns a sink fills by name ({@link
- * SparkRows#byName()}): every column has a field of its name, of a Spark type the column takes, and
- * no field is left unwritten. Run before the query starts (on the schema of the batch function
- * applied to the streaming source) and on every batch's results before it writes.
+ * SparkRows#byName()}): every column has a field of its name, of a Spark type the column takes
+ * without loss (no rounding, no narrowing, no instant turned into a zone-dependent wall-clock
+ * time), and no field is left unwritten. Run before the query starts (on the schema of the batch
+ * function applied to the streaming source) and on every batch's results before it writes.
  */
 final class OutputSchema {
   private OutputSchema() {}
@@ -31,24 +34,30 @@ final class OutputSchema {
     if (columns.isEmpty()) {
       return;
     }
+    List<String> problems = new ArrayList<>();
     Map<String, StructField> fields = new HashMap<>();
     for (StructField f : schema.fields()) {
-      fields.put(f.name(), f);
+      if (fields.put(f.name(), f) != null) {
+        problems.add("two fields are named '" + f.name() + "'");
+      }
     }
-    List<String> problems = new ArrayList<>();
     for (OutputColumn c : columns) {
       StructField f = fields.remove(c.name());
       if (f == null) {
         problems.add(
             "column '" + c.name() + "' (" + c.backendType() + ") has no field of its name");
-      } else if (!takes(c.kind(), f.dataType())) {
+        continue;
+      }
+      String why = mismatch(c, f.dataType());
+      if (why != null) {
         problems.add(
             "field '"
                 + c.name()
                 + "' is "
                 + f.dataType().simpleString()
                 + " but the column is "
-                + c.backendType());
+                + c.backendType()
+                + why);
       }
     }
     if (!fields.isEmpty()) {
@@ -68,14 +77,72 @@ final class OutputSchema {
     }
   }
 
-  /** Whether a column of {@code kind} takes values of Spark type {@code type}. */
-  static boolean takes(Kind kind, DataType type) {
+  /**
+   * Why a column of {@code c}'s type does not take values of Spark type {@code type} as they are,
+   * without loss or a meaning that depends on a time zone; null if it does.
+   */
+  static String mismatch(OutputColumn c, DataType type) {
     Kind from = kindOf(type);
-    if (kind == Kind.OTHER || from == kind) {
-      return true;
+    Kind to = c.kind();
+    if (to == Kind.OTHER) {
+      return null; // a type the sink does not classify: the backend decides
     }
-    // Widening the backend does without loss.
-    return from == Kind.INTEGER && (kind == Kind.DECIMAL || kind == Kind.FLOAT);
+    if (from == Kind.TIMESTAMP && to == Kind.LOCAL_TIMESTAMP) {
+      return " (a Spark timestamp is an instant; a column without a time zone would keep it as a"
+          + " wall-clock time of the executors' time zone: use timestamp with time zone, or give a"
+          + " timestamp_ntz field)";
+    }
+    if (from == Kind.LOCAL_TIMESTAMP && to == Kind.TIMESTAMP) {
+      return " (a timestamp_ntz has no time zone, so the instant stored would depend on the"
+          + " session's: use timestamp without time zone, or give a timestamp field)";
+    }
+    if (from == Kind.FLOAT64 && to == Kind.FLOAT32) {
+      return " (double values would be rounded to single precision: cast to float, or use double"
+          + " precision)";
+    }
+    if (to == Kind.DECIMAL && (from == Kind.DECIMAL || from == Kind.INTEGER)) {
+      return decimalMismatch(c.backendType(), type);
+    }
+    if (from == to || (from == Kind.FLOAT32 && to == Kind.FLOAT64)) {
+      return null;
+    }
+    return "";
+  }
+
+  private static final Pattern PRECISION_SCALE = Pattern.compile("\\((\\d+)\\s*,\\s*(\\d+)\\)");
+
+  /** A decimal column with a declared scale rounds values of a larger scale, silently. */
+  private static String decimalMismatch(String backendType, DataType type) {
+    Matcher m = PRECISION_SCALE.matcher(backendType);
+    if (!m.find()) {
+      return null; // numeric without a declared precision keeps any value
+    }
+    int precision = Integer.parseInt(m.group(1));
+    int scale = Integer.parseInt(m.group(2));
+    int valueScale = type instanceof DecimalType d ? d.scale() : 0;
+    int valueDigits =
+        type instanceof DecimalType d ? d.precision() - d.scale() : integerDigits(type);
+    if (valueScale > scale) {
+      return " (values with " + valueScale + " decimals would be rounded to " + scale + ")";
+    }
+    if (valueDigits > precision - scale) {
+      return " (values with "
+          + valueDigits
+          + " integer digits may not fit its "
+          + (precision - scale)
+          + ")";
+    }
+    return null;
+  }
+
+  private static int integerDigits(DataType t) {
+    if (t.equals(DataTypes.ByteType)) {
+      return 3;
+    }
+    if (t.equals(DataTypes.ShortType)) {
+      return 5;
+    }
+    return t.equals(DataTypes.IntegerType) ? 10 : 19;
   }
 
   private static Kind kindOf(DataType t) {
@@ -91,14 +158,20 @@ final class OutputSchema {
     if (t instanceof DecimalType) {
       return Kind.DECIMAL;
     }
-    if (t.equals(DataTypes.FloatType) || t.equals(DataTypes.DoubleType)) {
-      return Kind.FLOAT;
+    if (t.equals(DataTypes.FloatType)) {
+      return Kind.FLOAT32;
+    }
+    if (t.equals(DataTypes.DoubleType)) {
+      return Kind.FLOAT64;
     }
     if (t.equals(DataTypes.BooleanType)) {
       return Kind.BOOLEAN;
     }
-    if (t.equals(DataTypes.TimestampType) || t.typeName().equals("timestamp_ntz")) {
+    if (t.equals(DataTypes.TimestampType)) {
       return Kind.TIMESTAMP;
+    }
+    if (t.typeName().equals("timestamp_ntz")) {
+      return Kind.LOCAL_TIMESTAMP;
     }
     if (t.equals(DataTypes.DateType)) {
       return Kind.DATE;

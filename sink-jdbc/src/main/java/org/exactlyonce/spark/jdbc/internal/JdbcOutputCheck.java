@@ -37,8 +37,8 @@ public final class JdbcOutputCheck {
 
   /**
    * The columns {@code spec} fills by name ({@link org.exactlyonce.spark.RowValues#byName}) with
-   * their PostgreSQL types ({@code information_schema}'s data type), in the sink's column order;
-   * empty for positional values or a custom writer.
+   * their PostgreSQL types as DDL spells them ({@code format_type}: {@code numeric(10,2)}), in the
+   * sink's column order; empty for positional values or a custom writer.
    *
    * @throws SinkConfigurationException if the output table does not exist
    */
@@ -50,8 +50,12 @@ public final class JdbcOutputCheck {
     try (DriverConnection connection = new DriverConnection(spec.settings())) {
       return connection.call(
           handle -> {
-            Map<String, String> actual =
-                SchemaChecks.columnsOf(handle, spec.dialect(), mapping.table());
+            Map<String, String> actual = new java.util.HashMap<>();
+            handle
+                .createQuery(spec.dialect().columnTypesOf())
+                .bind("table", mapping.table().sql())
+                .map((rs, ctx) -> Map.entry(rs.getString(1), rs.getString(2)))
+                .forEach(e -> actual.put(e.getKey(), e.getValue()));
             if (actual.isEmpty()) {
               throw new SinkConfigurationException(
                   "output table '"
@@ -73,15 +77,18 @@ public final class JdbcOutputCheck {
     }
   }
 
-  /** What values a PostgreSQL type (as {@code information_schema} names it) takes. */
+  /** What values a PostgreSQL type (as {@code format_type} spells it) takes. */
   static OutputColumn.Kind kindOf(String type) {
-    return switch (type) {
+    String t = type.replaceAll("\\(.*?\\)", ""); // numeric(10,2), timestamp(3) with time zone
+    return switch (t) {
       case "text", "character varying", "character" -> OutputColumn.Kind.STRING;
       case "smallint", "integer", "bigint" -> OutputColumn.Kind.INTEGER;
       case "numeric" -> OutputColumn.Kind.DECIMAL;
-      case "real", "double precision" -> OutputColumn.Kind.FLOAT;
+      case "real" -> OutputColumn.Kind.FLOAT32;
+      case "double precision" -> OutputColumn.Kind.FLOAT64;
       case "boolean" -> OutputColumn.Kind.BOOLEAN;
-      case "timestamp with time zone", "timestamp without time zone" -> OutputColumn.Kind.TIMESTAMP;
+      case "timestamp with time zone" -> OutputColumn.Kind.TIMESTAMP;
+      case "timestamp without time zone" -> OutputColumn.Kind.LOCAL_TIMESTAMP;
       case "date" -> OutputColumn.Kind.DATE;
       case "bytea" -> OutputColumn.Kind.BYTES;
       default -> OutputColumn.Kind.OTHER;

@@ -344,8 +344,8 @@ public final class TableMapping<R> implements RowWriter<R> {
    * The user's columns as their values are read by name ({@link RowValues#byName}), paired with
    * their names in the table; empty for positional values.
    */
-  public java.util.LinkedHashMap<String, String> columnsByName() {
-    java.util.LinkedHashMap<String, String> out = new java.util.LinkedHashMap<>();
+  public Map<String, String> columnsByName() {
+    Map<String, String> out = new java.util.LinkedHashMap<>();
     if (values instanceof RowValues.ByName<R> byName) {
       List<String> fields = byName.columns();
       for (int i = 0; i < fields.size(); i++) {

@@ -47,9 +47,10 @@ import scala.Tuple2;
 /**
  * The driver of a chaos run, in its own JVM so that {@link ChaosIT} can kill it with SIGKILL and
  * start it again; executors are separate JVMs (local-cluster). Arguments: mode (transactional,
- * idempotent, batch, cassandra, naive, kafka, operations), bootstrap servers, JDBC URL, user,
- * topic, records expected, and for kafka and operations the output topic. Exits 0 once every
- * record's offset is committed and the chaos run has fired every fault of its schedule ({@link
+ * idempotent, batch, cassandra, naive, kafka, operations, structured, structured-checkpoint),
+ * bootstrap servers, JDBC URL, user, topic, records expected, and for kafka and operations the
+ * output topic, for structured-checkpoint the checkpoint directory. Exits 0 once every record's
+ * offset is committed and the chaos run has fired every fault of its schedule ({@link
  * ChaosRun#faultsDone()}), 1 if the pipeline stopped on a failure.
  */
 public final class ChaosJob {

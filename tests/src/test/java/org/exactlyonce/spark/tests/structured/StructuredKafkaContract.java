@@ -94,10 +94,12 @@ abstract class StructuredKafkaContract extends StructuredForeachBatchContract {
   /**
    * A query with nothing to read runs no batch, so only the adapter's timer writes its progress
    * between batches: when a newer query takes the pipeline, that timer's next keep-alive finds the
-   * older query fenced and stops it, though it never reads another record.
+   * older query fenced and stops it, though it never reads another record. (This shows the timer
+   * runs on an idle query; that it keeps the offsets past the broker's retention is {@code
+   * StructuredKafkaProgressRetentionIT}'s, with {@code -Pslow}.)
    */
   @Test
-  void anIdleQueryKeepsItsProgressAliveAndStopsWhenANewerOneTakesThePipeline() throws Exception {
+  void anIdleQueryIsStoppedByItsKeepAliveWhenANewerOneTakesThePipeline() throws Exception {
     produce(60);
     StreamingQuery older =
         query(sink(pipeline, Duration.ofSeconds(1))).kafka(spark, source()).start();

@@ -8,6 +8,7 @@ import java.util.Map;
 import org.exactlyonce.spark.SinkConfigurationException;
 import org.exactlyonce.spark.jdbc.JdbcSink;
 import org.exactlyonce.spark.structured.ExactlyOnceForeachBatch;
+import org.exactlyonce.spark.structured.SparkRows;
 import org.exactlyonce.spark.tests.support.JdbcTestSupport;
 import org.exactlyonce.spark.tests.support.JdbcTestSupport.Out;
 import org.junit.jupiter.api.Test;
@@ -43,20 +44,34 @@ class StructuredTransactionalJdbcIT extends StructuredForeachBatchContract {
 
   @Test
   void minPartitionsIsRefusedBecauseItSplitsARangeOverSeveralTransactions() {
-    var q =
-        query(pipeline)
-            .kafka(
-                spark,
-                Map.of(
-                    "kafka.bootstrap.servers",
-                    kafka.bootstrapServers(),
-                    "subscribe",
-                    topic,
-                    "minPartitions",
-                    "12"));
+    var q = query(pipeline).kafka(spark, source(Map.of("minPartitions", "12")));
     assertThatThrownBy(q::start)
         .isInstanceOf(SinkConfigurationException.class)
         .hasMessageContaining("minPartitions")
         .hasMessageContaining("perBatch");
+  }
+
+  /**
+   * Values by name are checked against the table only for per-batch queries so far: a per-record
+   * query over such a sink is refused by {@code start()}, naming the strategy that takes them.
+   */
+  @Test
+  void valuesByNameAreRefusedForAPerRecordQueryNamingPerBatch() {
+    JdbcSink<org.apache.spark.sql.Row> byName =
+        JdbcSink.<org.apache.spark.sql.Row>transactional(pipeline)
+            .connection(db.settings)
+            .table("out")
+            .columns("id", "topic", "kafka_partition", "src_offset")
+            .values(SparkRows.byName())
+            .build();
+    var q =
+        ExactlyOnceForeachBatch.transactional(byName)
+            .kafka(spark, source())
+            .foreachRecord(r -> List.of());
+
+    assertThatThrownBy(q::start)
+        .isInstanceOf(SinkConfigurationException.class)
+        .hasMessageContaining("values by name")
+        .hasMessageContaining("ExactlyOnceForeachBatch.perBatch(...)");
   }
 }
