@@ -19,6 +19,7 @@ import org.apache.kafka.clients.admin.ConsumerGroupDescription;
 import org.apache.kafka.clients.consumer.ConsumerGroupMetadata;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.common.KafkaException;
 import org.apache.kafka.common.Node;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.config.ConfigResource;
@@ -954,7 +955,7 @@ public final class ProgressStore implements OffsetStore {
         p.sendOffsetsToTransaction(
             Map.of(tp, new OffsetAndMetadata(o, Progress.metadata(epoch))),
             new ConsumerGroupMetadata(spec.progressGroup()));
-        p.commitTransaction();
+        commitStamp(p);
         return null;
       } catch (ProducerFencedException | InvalidProducerEpochException e) {
         if (attempt >= EPOCH_ATTEMPTS) {
@@ -976,6 +977,34 @@ public final class ProgressStore implements OffsetStore {
       } finally {
         closeBounded(p);
       }
+    }
+  }
+
+  /**
+   * Commits a stamp's transaction. When two drivers stamp one partition at once, each initialises a
+   * producer of the partition's transactional id, and a commit in flight when the other one is
+   * initialised may be answered with {@code UNKNOWN_SERVER_ERROR}, which the client reports as a
+   * plain {@code KafkaException} ("Unhandled error in EndTxnResponse"; seen once in
+   * KafkaWriterEpochIT#driversStartingTogetherNeverShareAnEpoch). It is the same contention as a
+   * fenced producer, and is retried as one: a stamp re-reads what is stored and is idempotent, so
+   * whether that commit went through or not, the next attempt ends in the same state.
+   */
+  private static void commitStamp(KafkaProducer<byte[], byte[]> p) {
+    try {
+      p.commitTransaction();
+    } catch (ProducerFencedException | InvalidProducerEpochException e) {
+      throw e;
+    } catch (KafkaException e) {
+      if (e.getClass() == KafkaException.class
+          && String.valueOf(e.getMessage()).startsWith("Unhandled error in EndTxnResponse")) {
+        ProducerFencedException contended =
+            new ProducerFencedException(
+                "the stamp's commit raced another producer of its transactional id: "
+                    + e.getMessage());
+        contended.initCause(e);
+        throw contended;
+      }
+      throw e;
     }
   }
 
