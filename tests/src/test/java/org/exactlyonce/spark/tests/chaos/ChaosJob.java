@@ -1,5 +1,6 @@
 package org.exactlyonce.spark.tests.chaos;
 
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.sql.Connection;
@@ -19,6 +20,8 @@ import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.spark.SparkConf;
 import org.apache.spark.scheduler.SparkListener;
 import org.apache.spark.scheduler.SparkListenerTaskStart;
+import org.apache.spark.sql.SparkSession;
+import org.apache.spark.sql.streaming.StreamingQuery;
 import org.apache.spark.streaming.Durations;
 import org.apache.spark.streaming.api.java.JavaInputDStream;
 import org.apache.spark.streaming.api.java.JavaStreamingContext;
@@ -41,16 +44,18 @@ import org.exactlyonce.spark.jdbc.JdbcSink;
 import org.exactlyonce.spark.kafka.KafkaSink;
 import org.exactlyonce.spark.kafka.ToBytes;
 import org.exactlyonce.spark.spi.FaultPoints;
+import org.exactlyonce.spark.structured.ExactlyOnceForeachBatch;
 import org.exactlyonce.spark.testing.servers.SparkSetup;
 import scala.Tuple2;
 
 /**
  * The driver of a chaos run, in its own JVM so that {@link ChaosIT} can kill it with SIGKILL and
  * start it again; executors are separate JVMs (local-cluster). Arguments: mode (transactional,
- * idempotent, batch, cassandra, naive, kafka, operations, structured, structured-checkpoint),
- * bootstrap servers, JDBC URL, user, topic, records expected, and for kafka and operations the
- * output topic, for structured-checkpoint the checkpoint directory. Exits 0 once every record's
- * offset is committed and the chaos run has fired every fault of its schedule ({@link
+ * idempotent, batch, cassandra, naive, kafka, operations, structured, structured-checkpoint,
+ * structured-cassandra), bootstrap servers, JDBC URL, user, topic, records expected, and for kafka
+ * and operations the output topic, for structured-checkpoint the checkpoint directory, for the
+ * cassandra modes Cassandra's host:port, data center and table. Exits 0 once every record's offset
+ * is committed and the chaos run has fired every fault of its schedule ({@link
  * ChaosRun#faultsDone()}), 1 if the pipeline stopped on a failure.
  */
 public final class ChaosJob {
@@ -107,7 +112,7 @@ public final class ChaosJob {
           conf.get("spark.executor.extraJavaOptions", "") + " " + executorOptions);
     }
     if (mode.startsWith("structured")) {
-      structured(conf, bootstrap, db, topic, expected, mode.equals("structured") ? null : args[6]);
+      structured(conf, mode, args, bootstrap, db, topic, expected);
       return;
     }
     JavaStreamingContext ssc = new JavaStreamingContext(conf, Durations.seconds(1));
@@ -152,15 +157,7 @@ public final class ChaosJob {
           sink);
       committed = () -> committed(db, SINK_OFFSETS);
     } else if (mode.equals("cassandra")) {
-      // args[6]: host:port, args[7]: data center, args[8]: table (keyspace.name)
-      CassandraSink<String> sink =
-          CassandraSink.<String>idempotent("chaos")
-              .connection(CassandraSettings.contactPoints(args[7], args[6]))
-              .table(args[8])
-              .columns("bucket")
-              .values(List::of)
-              .runningTotal("total", bucket -> 1)
-              .build();
+      CassandraSink<String> sink = totalsInCassandra(args);
       ExactlyOnceStream<String, String> stream =
           ExactlyOnce.directStream(ssc, params, List.of(topic), sink);
       ExactlyOnce.foreachRDD(stream, r -> List.of(bucketOf(slow(r.value(), slowMs))), sink);
@@ -221,60 +218,87 @@ public final class ChaosJob {
   }
 
   /**
-   * The Structured Streaming run: a query over Spark's Kafka source writing {@link #rowsSink}'s
-   * rows through {@code ExactlyOnceForeachBatch.transactional}, the same sink and table as the
-   * transactional DStream run. With {@code checkpoint}, the query keeps a Spark checkpoint there,
-   * so a restarted driver resumes from it (Spark re-runs the batch the kill interrupted, which the
-   * sink's stored offsets skip or trim); without, from the sink's stored offsets alone.
+   * The Structured Streaming runs. {@code structured} and {@code structured-checkpoint}: a query
+   * writing {@link #rowsSink}'s rows through {@code ExactlyOnceForeachBatch.transactional}, the
+   * same sink and table as the transactional DStream run; with a checkpoint ({@code args[6]}) a
+   * restarted driver resumes from it (Spark re-runs the batch the kill interrupted, which the
+   * sink's stored offsets skip or trim), without from the sink's stored offsets alone. {@code
+   * structured-cassandra}: running totals per bucket in Cassandra ({@code args[6..8]} as for the
+   * cassandra run) through {@code ExactlyOnceForeachBatch.idempotent}, without a checkpoint.
    */
   private static void structured(
       SparkConf conf,
+      String mode,
+      String[] args,
       String bootstrap,
       JdbcSettings db,
       String topic,
-      long expected,
-      String checkpoint)
+      long expected)
       throws Exception {
     int slowMs = Integer.getInteger("chaos.slowMs", 4);
-    org.apache.spark.sql.SparkSession spark =
-        org.apache.spark.sql.SparkSession.builder().config(conf).getOrCreate();
-    JdbcSink<String[]> sink = rowsSink("chaos", db);
-    var query =
-        org.exactlyonce.spark.structured.ExactlyOnceForeachBatch.transactional(sink)
-            .kafka(
-                spark,
-                Map.of(
-                    "kafka.bootstrap.servers",
-                    bootstrap,
-                    "subscribe",
-                    topic,
-                    // Many batches, so that faults land mid-stream (the DStream runs' rate).
-                    "maxOffsetsPerTrigger",
-                    Integer.toString(4 * Integer.getInteger("chaos.rate", 250))))
-            .foreachRecord(
-                r ->
-                    List.<String[]>of(
-                        new String[] {
-                          slow(
-                              new String(r.value(), java.nio.charset.StandardCharsets.UTF_8),
-                              slowMs),
-                          r.topic(),
-                          Integer.toString(r.partition()),
-                          Long.toString(r.offset())
-                        }));
-    if (checkpoint != null) {
-      query.checkpointLocation(checkpoint);
+    SparkSession spark = SparkSession.builder().config(conf).getOrCreate();
+    Map<String, String> source =
+        Map.of(
+            "kafka.bootstrap.servers",
+            bootstrap,
+            "subscribe",
+            topic,
+            // Many batches, so that faults land mid-stream (the DStream runs' rate).
+            "maxOffsetsPerTrigger",
+            Integer.toString(4 * Integer.getInteger("chaos.rate", 250)));
+    ExactlyOnceForeachBatch.Builder<?> query;
+    LongSupplier committed;
+    if (mode.equals("structured-cassandra")) {
+      CassandraSink<String> sink = totalsInCassandra(args);
+      query =
+          ExactlyOnceForeachBatch.idempotent(sink)
+              .kafka(spark, source)
+              .foreachRecord(r -> List.of(bucketOf(slow(utf8(r.value()), slowMs))));
+      committed = () -> stored(sink);
+    } else {
+      JdbcSink<String[]> sink = rowsSink("chaos", db);
+      query =
+          ExactlyOnceForeachBatch.transactional(sink)
+              .kafka(spark, source)
+              .foreachRecord(
+                  r ->
+                      List.<String[]>of(
+                          new String[] {
+                            slow(utf8(r.value()), slowMs),
+                            r.topic(),
+                            Integer.toString(r.partition()),
+                            Long.toString(r.offset())
+                          }));
+      if (mode.equals("structured-checkpoint")) {
+        query.checkpointLocation(args[6]);
+      }
+      committed = () -> committed(db, SINK_OFFSETS);
     }
-    var q = query.start();
+    StreamingQuery q = query.start();
     while (true) {
       if (q.awaitTermination(500)) {
         System.exit(1); // stopped by a failed batch
       }
-      if (ChaosRun.faultsDone() && committed(db, SINK_OFFSETS) >= expected(expected)) {
+      if (ChaosRun.faultsDone() && committed.getAsLong() >= expected(expected)) {
         q.stop();
         System.exit(0);
       }
     }
+  }
+
+  private static String utf8(byte[] bytes) {
+    return new String(bytes, StandardCharsets.UTF_8);
+  }
+
+  /** Running totals per bucket in Cassandra; args[6]: host:port, [7]: data center, [8]: table. */
+  private static CassandraSink<String> totalsInCassandra(String[] args) {
+    return CassandraSink.<String>idempotent("chaos")
+        .connection(CassandraSettings.contactPoints(args[7], args[6]))
+        .table(args[8])
+        .columns("bucket")
+        .values(List::of)
+        .runningTotal("total", bucket -> 1)
+        .build();
   }
 
   /**
