@@ -270,7 +270,7 @@ public final class ProgressStore implements OffsetStore {
                 new OffsetAndMetadata(
                     next, Progress.markerMetadata(next, Progress.knownPartitions(last)))),
             new ConsumerGroupMetadata(spec.epochGroup()));
-        p.commitTransaction();
+        commitContended(p);
         return next;
       } catch (ProducerFencedException | InvalidProducerEpochException e) {
         // Another driver initialised the epoch id after this one read: it may have committed the
@@ -571,7 +571,7 @@ public final class ProgressStore implements OffsetStore {
         p.sendOffsetsToTransaction(
             Map.of(marker, new OffsetAndMetadata(epoch, Progress.markerMetadata(epoch, known))),
             new ConsumerGroupMetadata(spec.epochGroup()));
-        p.commitTransaction();
+        commitContended(p);
         return;
       } catch (ProducerFencedException | InvalidProducerEpochException e) {
         if (attempt >= EPOCH_ATTEMPTS) {
@@ -955,7 +955,7 @@ public final class ProgressStore implements OffsetStore {
         p.sendOffsetsToTransaction(
             Map.of(tp, new OffsetAndMetadata(o, Progress.metadata(epoch))),
             new ConsumerGroupMetadata(spec.progressGroup()));
-        commitStamp(p);
+        commitContended(p);
         return null;
       } catch (ProducerFencedException | InvalidProducerEpochException e) {
         if (attempt >= EPOCH_ATTEMPTS) {
@@ -981,15 +981,17 @@ public final class ProgressStore implements OffsetStore {
   }
 
   /**
-   * Commits a stamp's transaction. When two drivers stamp one partition at once, each initialises a
-   * producer of the partition's transactional id, and a commit in flight when the other one is
-   * initialised may be answered with {@code UNKNOWN_SERVER_ERROR}, which the client reports as a
-   * plain {@code KafkaException} ("Unhandled error in EndTxnResponse"; seen once in
-   * KafkaWriterEpochIT#driversStartingTogetherNeverShareAnEpoch). It is the same contention as a
-   * fenced producer, and is retried as one: a stamp re-reads what is stored and is idempotent, so
-   * whether that commit went through or not, the next attempt ends in the same state.
+   * Commits the transaction of an epoch bump, a known-partitions refresh or a stamp. When two
+   * drivers (or a driver's keep-alive and a new driver's start) initialise producers of one
+   * transactional id at once, a commit in flight may be answered with {@code UNKNOWN_SERVER_ERROR},
+   * which the client reports as a plain {@code KafkaException} ("Unhandled error in
+   * EndTxnResponse"; seen in KafkaWriterEpochIT#driversStartingTogetherNeverShareAnEpoch and in the
+   * structured idle-query test). It is the same contention as a fenced producer, and is retried as
+   * one: each of these re-reads what is stored before it writes, so whether that commit went
+   * through or not, the next attempt decides from what is there (a bump that did go through is
+   * followed by a newer one: epochs stay unique).
    */
-  private static void commitStamp(KafkaProducer<byte[], byte[]> p) {
+  private static void commitContended(KafkaProducer<byte[], byte[]> p) {
     try {
       p.commitTransaction();
     } catch (ProducerFencedException | InvalidProducerEpochException e) {
@@ -999,8 +1001,7 @@ public final class ProgressStore implements OffsetStore {
           && String.valueOf(e.getMessage()).startsWith("Unhandled error in EndTxnResponse")) {
         ProducerFencedException contended =
             new ProducerFencedException(
-                "the stamp's commit raced another producer of its transactional id: "
-                    + e.getMessage());
+                "the commit raced another producer of its transactional id: " + e.getMessage());
         contended.initCause(e);
         throw contended;
       }
