@@ -49,9 +49,10 @@ public final class KafkaBroker implements AutoCloseable {
 
   private KafkaBroker(Path dir, TlsMaterial tls) {
     this.dir = dir;
-    this.port = Ports.free();
-    this.controllerPort = Ports.free();
-    this.securePort = Ports.free();
+    int[] ports = Ports.free(3); // three different ports: Kafka refuses two listeners on one
+    this.port = ports[0];
+    this.controllerPort = ports[1];
+    this.securePort = ports[2];
     this.tls = tls;
     this.bootstrapServers = "127.0.0.1:" + port;
   }

@@ -22,6 +22,35 @@ public final class Ports {
     }
   }
 
+  /**
+   * {@code n} free ports, all different: each is held open until all are chosen, because {@link
+   * #free()} called twice may return the same port (seen: a broker's listener and controller on one
+   * port, which Kafka refuses).
+   */
+  public static int[] free(int n) {
+    ServerSocket[] held = new ServerSocket[n];
+    try {
+      int[] ports = new int[n];
+      for (int i = 0; i < n; i++) {
+        held[i] = new ServerSocket(0, 1, InetAddress.getLoopbackAddress());
+        ports[i] = held[i].getLocalPort();
+      }
+      return ports;
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    } finally {
+      for (ServerSocket s : held) {
+        if (s != null) {
+          try {
+            s.close();
+          } catch (IOException ignored) {
+            // closing a probe socket: nothing to do
+          }
+        }
+      }
+    }
+  }
+
   /** Whether something accepts TCP connections on 127.0.0.1:{@code port}. */
   public static boolean accepts(int port) {
     try (Socket s = new Socket()) {
