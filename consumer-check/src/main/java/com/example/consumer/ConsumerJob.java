@@ -4,6 +4,8 @@ import java.util.List;
 import java.util.Map;
 import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.spark.SparkConf;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.SparkSession;
 import org.apache.spark.streaming.Durations;
 import org.apache.spark.streaming.api.java.JavaStreamingContext;
 import org.exactlyonce.spark.ExactlyOnce;
@@ -13,14 +15,17 @@ import org.exactlyonce.spark.cassandra.CassandraSink;
 import org.exactlyonce.spark.jdbc.JdbcSettings;
 import org.exactlyonce.spark.jdbc.JdbcSink;
 import org.exactlyonce.spark.kafka.KafkaSink;
+import org.exactlyonce.spark.jdbc.JdbcBatchSink;
 import org.exactlyonce.spark.spi.OffsetStore;
+import org.exactlyonce.spark.structured.ExactlyOnceForeachBatch;
 
 /**
  * A user's job built only from the README's coordinates. It runs on a local master with no
  * servers: a Spark job, each sink built, the PostgreSQL sink's offset store refused because nothing
  * listens where PostgreSQL should be (which loads Jdbi, HikariCP and the PostgreSQL driver from the
  * published dependency graph), and a stream whose start is refused because nothing listens where
- * Kafka should be (the core's start sequence, with kafka-clients).
+ * Kafka should be (the core's start sequence, with kafka-clients), and the same for a Structured
+ * Streaming query through {@code ExactlyOnceForeachBatch}.
  */
 public final class ConsumerJob {
   /** Nothing listens on these ports of the loopback address: connections are refused at once. */
@@ -88,6 +93,32 @@ public final class ConsumerJob {
             .foreachRDD(record -> List.of(record.value()), postgres)
             .create();
         throw new IllegalStateException("the stream started although PostgreSQL is unreachable");
+      } catch (SinkConfigurationException expected) {
+        mentions(expected, NO_KAFKA);
+      }
+
+      SparkSession spark = SparkSession.builder().config(conf).getOrCreate();
+      JdbcBatchSink<Row> perCampaign =
+          JdbcSink.<Row>perBatch("consumer-check-structured")
+              .connection(
+                  JdbcSettings.url("jdbc:postgresql://" + NO_POSTGRES + "/none").user("app"))
+              .table("campaign_clicks")
+              .columns("campaign", "clicks")
+              .values(r -> List.of(r.getString(0), r.getLong(1)))
+              .upsertOn("campaign")
+              .accumulating("clicks")
+              .build();
+      try {
+        ExactlyOnceForeachBatch.perBatch(perCampaign)
+            .kafka(
+                spark,
+                Map.of(
+                    "kafka.bootstrap.servers", NO_KAFKA,
+                    "kafka.default.api.timeout.ms", "5000",
+                    "subscribe", "clicks"))
+            .batch(df -> df.groupBy("topic").count())
+            .start();
+        throw new IllegalStateException("the query started although Kafka is unreachable");
       } catch (SinkConfigurationException expected) {
         mentions(expected, NO_KAFKA);
       }

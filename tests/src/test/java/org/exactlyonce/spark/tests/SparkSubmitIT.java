@@ -116,6 +116,7 @@ class SparkSubmitIT {
         .contains(
             "org/exactlyonce/spark/ExactlyOnce.class",
             "org/exactlyonce/spark/jdbc/JdbcSink.class",
+            "org/exactlyonce/spark/structured/ExactlyOnceForeachBatch.class",
             "org/postgresql/Driver.class",
             "org/apache/kafka/clients/producer/KafkaProducer.class",
             "org/apache/spark/streaming/kafka010/KafkaUtils.class")
