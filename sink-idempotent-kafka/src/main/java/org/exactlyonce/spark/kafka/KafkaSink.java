@@ -4,6 +4,7 @@ import java.time.Duration;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.function.Function;
+import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.spark.SparkConf;
 import org.exactlyonce.spark.PartitionCommit;
 import org.exactlyonce.spark.PipelineId;
@@ -276,6 +277,55 @@ public final class KafkaSink<R> extends KafkaSinkBase<R> implements Transactiona
      */
     public Builder<R, S> settingsFrom(Map<String, String> conf) {
       return apply(SinkProperties.read(pipelineId, conf, KafkaProperties.ALL));
+    }
+
+    /**
+     * Applies the options of Spark's own Kafka sink, as a query writing with {@code
+     * writeStream().format("kafka").option(...)} passes them, so that moving such a query to this
+     * sink keeps its options: {@code kafka.bootstrap.servers}, {@code topic}, and {@code
+     * kafka.<setting>} for any Kafka client setting ({@code kafka.security.protocol}, {@code
+     * kafka.sasl.jaas.config}, {@code kafka.linger.ms}, ...). Settings every Kafka client takes
+     * (security, timeouts) go to all of the sink's clients, as {@link #clientProperty}; the others
+     * to its producers, as {@link #producerProperty}. {@code kafka.acks=all} and {@code
+     * kafka.enable.idempotence=true} are what the sink does anyway and are accepted.
+     *
+     * @param options Spark Kafka sink options
+     * @throws SinkConfigurationException for an option that is not one of Spark's Kafka sink (a
+     *     source option such as {@code subscribe}, a typo), or a setting the sink sets itself (the
+     *     serializers, {@code transactional.id}, ...), naming the option and the fix
+     */
+    public Builder<R, S> sparkKafkaOptions(Map<String, String> options) {
+      for (Map.Entry<String, String> e : new TreeMap<>(options).entrySet()) {
+        String option = e.getKey();
+        String value = e.getValue();
+        if (option.equals("topic")) {
+          checkTopic(value);
+          topic(value);
+        } else if (option.equals("kafka.bootstrap.servers")) {
+          bootstrapServers(value);
+        } else if (option.startsWith("kafka.") && option.length() > "kafka.".length()) {
+          String key = option.substring("kafka.".length());
+          if ((key.equals("acks") && value.trim().equals("all"))
+              || (key.equals("enable.idempotence") && value.trim().equalsIgnoreCase("true"))) {
+            continue;
+          }
+          if (AdminClientConfig.configNames().contains(key)) {
+            clientProperty(key, value);
+          } else {
+            producerProperty(key, value);
+          }
+        } else {
+          throw new SinkConfigurationException(
+              "pipeline '"
+                  + pipelineId
+                  + "': '"
+                  + option
+                  + "' is not an option of Spark's Kafka sink: it takes 'kafka.bootstrap.servers',"
+                  + " 'topic' and 'kafka.<Kafka client setting>' (a source option such as"
+                  + " 'subscribe' belongs on the query's source); remove it");
+        }
+      }
+      return this;
     }
 
     private Builder<R, S> apply(SinkProperties p) {

@@ -67,4 +67,40 @@ class KafkaSinkBuilderTest {
         .contains("progressGroup=eos-progress-p1", "transactionTimeoutMs=", "apiTimeoutMs=")
         .doesNotContain("s3cr3t");
   }
+
+  @Test
+  void sparkKafkaSinkOptionsSetTheBrokersTheTopicAndTheClientSettings() {
+    KafkaSink<String> sink =
+        KafkaSink.<String>transactional("p1")
+            .sparkKafkaOptions(
+                Map.of(
+                    "kafka.bootstrap.servers", "broker:9092",
+                    "topic", "out",
+                    "kafka.security.protocol", "SASL_SSL",
+                    "kafka.linger.ms", "20",
+                    "kafka.acks", "all"))
+            .value(ToBytes.utf8(s -> s))
+            .build();
+    assertThat(sink.toString())
+        .contains("bootstrapServers=broker:9092")
+        .contains("topic=out")
+        .contains("clientSettings=[security.protocol]")
+        .contains("producerSettings=[linger.ms]");
+  }
+
+  @Test
+  void sparkKafkaSinkOptionsTheSinkCannotTakeAreRefusedNamingTheOption() {
+    assertThatThrownBy(() -> valid().sparkKafkaOptions(Map.of("subscribe", "clicks")))
+        .isInstanceOf(SinkConfigurationException.class)
+        .hasMessageContaining("'subscribe' is not an option of Spark's Kafka sink")
+        .hasMessageContaining("belongs on the query's source");
+    assertThatThrownBy(
+            () -> valid().sparkKafkaOptions(Map.of("kafka.value.serializer", "x.Serializer")))
+        .hasMessageContaining("'value.serializer' is set by the sink")
+        .hasMessageContaining("use value(...)");
+    assertThatThrownBy(() -> valid().sparkKafkaOptions(Map.of("kafka.acks", "1")))
+        .hasMessageContaining("acks=all");
+    assertThatThrownBy(() -> valid().sparkKafkaOptions(Map.of("topic", "bad topic")))
+        .hasMessageContaining("not a valid Kafka topic name");
+  }
 }

@@ -56,8 +56,15 @@ abstract class StructuredKafkaContract extends StructuredForeachBatchContract {
   }
 
   KafkaSink.Builder<String, ?> configured(KafkaSink.Builder<String, ?> b) {
-    return b.bootstrapServers(kafka.bootstrapServers())
-        .topic(out)
+    // Spark's own Kafka sink options, as a query moved from writeStream().format("kafka") has them.
+    return b.sparkKafkaOptions(
+            Map.of(
+                "kafka.bootstrap.servers",
+                kafka.bootstrapServers(),
+                "topic",
+                out,
+                "kafka.linger.ms",
+                "5"))
         .key(ToBytes.utf8(s -> s))
         .value(ToBytes.utf8(s -> s));
   }
