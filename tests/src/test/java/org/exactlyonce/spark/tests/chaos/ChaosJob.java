@@ -224,7 +224,9 @@ public final class ChaosJob {
    * restarted driver resumes from it (Spark re-runs the batch the kill interrupted, which the
    * sink's stored offsets skip or trim), without from the sink's stored offsets alone. {@code
    * structured-cassandra}: running totals per bucket in Cassandra ({@code args[6..8]} as for the
-   * cassandra run) through {@code ExactlyOnceForeachBatch.idempotent}, without a checkpoint.
+   * cassandra run) through {@code ExactlyOnceForeachBatch.idempotent}, without a checkpoint. {@code
+   * structured-kafka}: the kafka run's output topic ({@code args[6]}) through {@code
+   * ExactlyOnceForeachBatch.transactional} (strategy K), without a checkpoint.
    */
   private static void structured(
       SparkConf conf,
@@ -248,7 +250,14 @@ public final class ChaosJob {
             Integer.toString(4 * Integer.getInteger("chaos.rate", 250)));
     ExactlyOnceForeachBatch.Builder<?> query;
     LongSupplier committed;
-    if (mode.equals("structured-cassandra")) {
+    if (mode.equals("structured-kafka")) {
+      KafkaSink<String> sink = recordsSink("chaos", bootstrap, args[6]).build();
+      query =
+          ExactlyOnceForeachBatch.transactional(sink)
+              .kafka(spark, source)
+              .foreachRecord(r -> List.of(slow(utf8(r.value()), slowMs)));
+      committed = () -> progress(bootstrap, sink.progressGroup());
+    } else if (mode.equals("structured-cassandra")) {
       CassandraSink<String> sink = totalsInCassandra(args);
       query =
           ExactlyOnceForeachBatch.idempotent(sink)
