@@ -5,6 +5,7 @@ import java.util.Collection;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.regex.Pattern;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.common.PartitionInfo;
 import org.apache.kafka.common.TopicPartition;
@@ -19,7 +20,7 @@ import org.exactlyonce.spark.spi.OffsetsToolCommands;
 public final class StartOffsets implements AutoCloseable {
   private final KafkaConsumer<byte[], byte[]> consumer;
   private final Object servers;
-  private final List<String> topics;
+  private final Subscription subscription;
   private List<TopicPartition> partitions;
   private Map<TopicPartition, Long> beginning;
   private Map<TopicPartition, Long> end;
@@ -29,10 +30,29 @@ public final class StartOffsets implements AutoCloseable {
     return servers;
   }
 
+  /** The partitions of {@code topics}, each of which must exist. */
   public StartOffsets(Map<String, Object> streamParams, Collection<String> topics) {
+    this(streamParams, subscribed(List.copyOf(topics)));
+  }
+
+  /**
+   * The partitions of every topic whose whole name {@code pattern} matches (as Kafka's and Spark's
+   * pattern subscriptions match), at least one topic.
+   */
+  public static StartOffsets matching(Map<String, Object> streamParams, Pattern pattern) {
+    return new StartOffsets(streamParams, matched(pattern));
+  }
+
+  /** Exactly {@code partitions} (a manual assignment), each of which must exist. */
+  public static StartOffsets assigned(
+      Map<String, Object> streamParams, Collection<TopicPartition> partitions) {
+    return new StartOffsets(streamParams, assignment(List.copyOf(partitions)));
+  }
+
+  private StartOffsets(Map<String, Object> streamParams, Subscription subscription) {
     Map<String, Object> params = KafkaParams.forMetadataConsumer(streamParams);
     this.servers = params.get("bootstrap.servers");
-    this.topics = List.copyOf(topics);
+    this.subscription = subscription;
     this.consumer = new KafkaConsumer<>(params);
     try {
       refresh();
@@ -51,15 +71,7 @@ public final class StartOffsets implements AutoCloseable {
    */
   public void refresh() {
     try {
-      List<TopicPartition> found = new ArrayList<>();
-      for (String topic : topics) {
-        List<PartitionInfo> infos = consumer.partitionsFor(topic);
-        if (infos == null || infos.isEmpty()) {
-          throw new SinkConfigurationException(
-              "topic '" + topic + "' does not exist at " + servers + ": create it first");
-        }
-        infos.forEach(i -> found.add(new TopicPartition(i.topic(), i.partition())));
-      }
+      List<TopicPartition> found = new ArrayList<>(subscription.partitions(consumer, servers));
       found.sort(
           java.util.Comparator.comparing(TopicPartition::topic)
               .thenComparingInt(TopicPartition::partition));
@@ -70,6 +82,79 @@ public final class StartOffsets implements AutoCloseable {
       throw new SinkConfigurationException(
           "Kafka at bootstrap.servers=" + servers + " did not answer: check the address", e);
     }
+  }
+
+  /** How the stream names what it reads. */
+  private interface Subscription {
+    List<TopicPartition> partitions(KafkaConsumer<byte[], byte[]> consumer, Object servers);
+  }
+
+  private static List<PartitionInfo> existing(
+      KafkaConsumer<byte[], byte[]> consumer, String topic, Object servers) {
+    List<PartitionInfo> infos = consumer.partitionsFor(topic);
+    if (infos == null || infos.isEmpty()) {
+      throw new SinkConfigurationException(
+          "topic '" + topic + "' does not exist at " + servers + ": create it first");
+    }
+    return infos;
+  }
+
+  private static Subscription subscribed(List<String> topics) {
+    return (consumer, servers) -> {
+      List<TopicPartition> found = new ArrayList<>();
+      for (String topic : topics) {
+        existing(consumer, topic, servers)
+            .forEach(i -> found.add(new TopicPartition(i.topic(), i.partition())));
+      }
+      return found;
+    };
+  }
+
+  private static Subscription matched(Pattern pattern) {
+    return (consumer, servers) -> {
+      List<TopicPartition> found = new ArrayList<>();
+      consumer
+          .listTopics()
+          .forEach(
+              (topic, infos) -> {
+                if (pattern.matcher(topic).matches()) {
+                  infos.forEach(i -> found.add(new TopicPartition(i.topic(), i.partition())));
+                }
+              });
+      if (found.isEmpty()) {
+        throw new SinkConfigurationException(
+            "no topic at "
+                + servers
+                + " matches the pattern '"
+                + pattern
+                + "': create a topic first, or correct the pattern (it must match a topic's"
+                + " whole name)");
+      }
+      return found;
+    };
+  }
+
+  private static Subscription assignment(List<TopicPartition> partitions) {
+    return (consumer, servers) -> {
+      Map<String, List<PartitionInfo>> byTopic = new HashMap<>();
+      for (TopicPartition tp : partitions) {
+        List<PartitionInfo> infos =
+            byTopic.computeIfAbsent(tp.topic(), t -> existing(consumer, t, servers));
+        if (infos.stream().noneMatch(i -> i.partition() == tp.partition())) {
+          throw new SinkConfigurationException(
+              "partition "
+                  + tp
+                  + " is assigned but does not exist at "
+                  + servers
+                  + " (topic '"
+                  + tp.topic()
+                  + "' has "
+                  + infos.size()
+                  + " partitions): assign existing partitions, or add partitions first");
+        }
+      }
+      return partitions;
+    };
   }
 
   /** The partitions of the subscribed topics as they are now. */

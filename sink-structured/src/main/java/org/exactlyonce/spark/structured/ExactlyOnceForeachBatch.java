@@ -336,7 +336,7 @@ public final class ExactlyOnceForeachBatch {
       checkOutput(spark, source);
       SparkVersionCheck.checkRunning(spark.version(), spark.sparkContext().getConf());
       StartSequence.Started started;
-      try (StartOffsets kafka = new StartOffsets(source.consumerParams(), source.topics());
+      try (StartOffsets kafka = source.startOffsets();
           StartSequence.Validated validated = StartSequence.validate(List.of(sink))) {
         started = validated.takeEpochs(kafka).resolve(kafka, start);
       }

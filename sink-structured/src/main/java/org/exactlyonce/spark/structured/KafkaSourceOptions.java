@@ -1,5 +1,7 @@
 package org.exactlyonce.spark.structured;
 
+import com.fasterxml.jackson.core.type.TypeReference;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -7,8 +9,11 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.regex.Pattern;
+import java.util.regex.PatternSyntaxException;
 import org.apache.kafka.common.TopicPartition;
 import org.exactlyonce.spark.SinkConfigurationException;
+import org.exactlyonce.spark.internal.StartOffsets;
 
 /**
  * The options of Spark's Kafka source ({@code spark.readStream().format("kafka")}) as a user gives
@@ -16,6 +21,10 @@ import org.exactlyonce.spark.SinkConfigurationException;
  * the sink's offset store, not the query, decides where reading starts.
  */
 final class KafkaSourceOptions {
+  /** The options naming what the source reads, in lower case: Spark takes exactly one. */
+  private static final List<String> SUBSCRIPTIONS =
+      List.of("subscribe", "subscribepattern", "assign");
+
   /** Options that set where a query starts: the sink's stored offsets do that. */
   private static final List<String> START_OPTIONS =
       List.of(
@@ -25,11 +34,21 @@ final class KafkaSourceOptions {
           "startingoffsetsbytimestampstrategy");
 
   private final Map<String, String> options;
+  // Exactly one of the three, as Spark's source takes exactly one of subscribe, subscribePattern
+  // and assign.
   private final List<String> topics;
+  private final Pattern pattern;
+  private final List<TopicPartition> assigned;
 
-  private KafkaSourceOptions(Map<String, String> options, List<String> topics) {
+  private KafkaSourceOptions(
+      Map<String, String> options,
+      List<String> topics,
+      Pattern pattern,
+      List<TopicPartition> assigned) {
     this.options = Map.copyOf(options);
-    this.topics = List.copyOf(topics);
+    this.topics = topics;
+    this.pattern = pattern;
+    this.assigned = assigned;
   }
 
   /**
@@ -61,28 +80,80 @@ final class KafkaSourceOptions {
               + " longer in Kafka without failing, and records would be lost silently. Remove the"
               + " option (the default is true).");
     }
-    for (String other : List.of("assign", "subscribepattern")) {
-      if (lower.containsKey(other)) {
-        throw new SinkConfigurationException(
-            "Kafka source option "
-                + original(options, other)
-                + " is not supported by the exactly-once adapter yet: name the topics with"
-                + " subscribe (a comma-separated list).");
-      }
-    }
     if (blank(lower.get("kafka.bootstrap.servers"))) {
       throw new SinkConfigurationException(
           "Kafka source option kafka.bootstrap.servers is missing: name the brokers to read from");
     }
-    String subscribe = lower.get("subscribe");
-    if (blank(subscribe)) {
+    List<String> given =
+        SUBSCRIPTIONS.stream().filter(lower::containsKey).map(o -> original(options, o)).toList();
+    if (given.size() > 1) {
+      throw new SinkConfigurationException(
+          "Kafka source options "
+              + String.join(" and ", given)
+              + " are both set: name what to read with exactly one of subscribe, subscribePattern"
+              + " and assign, as for Spark's Kafka source");
+    }
+    if (given.isEmpty()) {
       throw new SinkConfigurationException(
           "Kafka source option subscribe is missing: name the topics to read (a comma-separated"
-              + " list)");
+              + " list), or use subscribePattern or assign");
     }
-    List<String> topics =
-        Arrays.stream(subscribe.split(",")).map(String::trim).filter(t -> !t.isEmpty()).toList();
-    return new KafkaSourceOptions(options, topics);
+    String value = lower.get(given.get(0).toLowerCase(Locale.ROOT));
+    if (blank(value)) {
+      throw new SinkConfigurationException(
+          "Kafka source option " + given.get(0) + " is empty: name what to read");
+    }
+    return switch (given.get(0).toLowerCase(Locale.ROOT)) {
+      case "subscribe" ->
+          new KafkaSourceOptions(
+              options,
+              Arrays.stream(value.split(",")).map(String::trim).filter(t -> !t.isEmpty()).toList(),
+              null,
+              null);
+      case "subscribepattern" -> new KafkaSourceOptions(options, null, pattern(value), null);
+      default -> new KafkaSourceOptions(options, null, null, assignment(value));
+    };
+  }
+
+  private static Pattern pattern(String value) {
+    try {
+      return Pattern.compile(value.trim());
+    } catch (PatternSyntaxException e) {
+      throw new SinkConfigurationException(
+          "Kafka source option subscribePattern '"
+              + value
+              + "' is not a Java regular expression: "
+              + e.getDescription()
+              + ". Correct the pattern",
+          e);
+    }
+  }
+
+  /** Spark's assign JSON, {@code {"topicA":[0,1],"topicB":[2,4]}}. */
+  private static List<TopicPartition> assignment(String json) {
+    Map<String, List<Integer>> byTopic;
+    try {
+      byTopic = new ObjectMapper().readValue(json, new TypeReference<>() {});
+    } catch (Exception e) {
+      byTopic = null;
+    }
+    List<TopicPartition> partitions = new ArrayList<>();
+    if (byTopic != null) {
+      byTopic.forEach(
+          (topic, ps) -> {
+            if (ps != null) {
+              ps.forEach(p -> partitions.add(new TopicPartition(topic, p)));
+            }
+          });
+    }
+    if (partitions.isEmpty() || partitions.stream().anyMatch(tp -> tp.partition() < 0)) {
+      throw new SinkConfigurationException(
+          "Kafka source option assign '"
+              + json
+              + "' is not JSON of topics and partitions, like {\"clicks\":[0,1],\"views\":[2]}:"
+              + " correct it");
+    }
+    return List.copyOf(partitions);
   }
 
   private static boolean blank(String s) {
@@ -106,8 +177,25 @@ final class KafkaSourceOptions {
     return options;
   }
 
+  /** The topics of {@code subscribe}; null for the other two. */
   List<String> topics() {
     return topics;
+  }
+
+  /** The partitions of {@code assign}; null for the other two. */
+  List<TopicPartition> assigned() {
+    return assigned;
+  }
+
+  /** A look-up of the partitions the source reads, as it names them, and of their offsets. */
+  StartOffsets startOffsets() {
+    if (pattern != null) {
+      return StartOffsets.matching(consumerParams(), pattern);
+    }
+    if (assigned != null) {
+      return StartOffsets.assigned(consumerParams(), assigned);
+    }
+    return new StartOffsets(consumerParams(), topics);
   }
 
   /**

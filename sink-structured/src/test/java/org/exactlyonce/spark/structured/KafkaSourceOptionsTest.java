@@ -55,9 +55,21 @@ class KafkaSourceOptionsTest {
     assertThatThrownBy(
             () ->
                 KafkaSourceOptions.of(
-                    Map.of("kafka.bootstrap.servers", SERVERS, "subscribePattern", "t.*")))
-        .hasMessageContaining("subscribePattern is not supported")
-        .hasMessageContaining("subscribe");
+                    Map.of(
+                        "kafka.bootstrap.servers", SERVERS,
+                        "subscribe", "t",
+                        "subscribePattern", "t.*")))
+        .hasMessageContaining("exactly one of subscribe, subscribePattern and assign");
+    assertThatThrownBy(
+            () ->
+                KafkaSourceOptions.of(
+                    Map.of("kafka.bootstrap.servers", SERVERS, "subscribePattern", "t[")))
+        .hasMessageContaining("subscribePattern 't[' is not a Java regular expression");
+    assertThatThrownBy(
+            () ->
+                KafkaSourceOptions.of(
+                    Map.of("kafka.bootstrap.servers", SERVERS, "assign", "clicks-0")))
+        .hasMessageContaining("assign 'clicks-0' is not JSON of topics and partitions");
     assertThatThrownBy(() -> KafkaSourceOptions.of(Map.of()))
         .hasMessageContaining("no Kafka source options");
   }
@@ -86,5 +98,19 @@ class KafkaSourceOptionsTest {
                     new TopicPartition("clicks", 1), 12L,
                     new TopicPartition("clicks", 0), 0L)))
         .isEqualTo("{\"clicks\":{\"0\":0,\"1\":12},\"views\":{\"0\":7}}");
+  }
+
+  @Test
+  void anAssignmentIsReadAsSparksJsonOfTopicsAndPartitions() {
+    KafkaSourceOptions o =
+        KafkaSourceOptions.of(
+            Map.of(
+                "kafka.bootstrap.servers", SERVERS, "assign", "{\"clicks\":[0,2],\"views\":[1]}"));
+    assertThat(o.assigned())
+        .containsExactlyInAnyOrder(
+            new TopicPartition("clicks", 0),
+            new TopicPartition("clicks", 2),
+            new TopicPartition("views", 1));
+    assertThat(o.topics()).isNull();
   }
 }

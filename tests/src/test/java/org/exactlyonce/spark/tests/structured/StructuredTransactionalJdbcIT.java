@@ -1,16 +1,27 @@
 package org.exactlyonce.spark.tests.structured;
 
+import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
 
 import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.regex.Pattern;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.spark.sql.streaming.StreamingQuery;
 import org.exactlyonce.spark.SinkConfigurationException;
 import org.exactlyonce.spark.jdbc.JdbcSink;
 import org.exactlyonce.spark.structured.ExactlyOnceForeachBatch;
 import org.exactlyonce.spark.structured.SparkRows;
 import org.exactlyonce.spark.tests.support.JdbcTestSupport;
 import org.exactlyonce.spark.tests.support.JdbcTestSupport.Out;
+import org.exactlyonce.spark.tests.support.KafkaOutput;
+import org.exactlyonce.spark.tests.support.StreamHarness;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -73,5 +84,105 @@ class StructuredTransactionalJdbcIT extends StructuredForeachBatchContract {
         .isInstanceOf(SinkConfigurationException.class)
         .hasMessageContaining("values by name")
         .hasMessageContaining("ExactlyOnceForeachBatch.perBatch(...)");
+  }
+
+  /** A query of {@code pipeline} reading what {@code options} name (no subscribe added). */
+  private StreamingQuery startReading(Map<String, String> options) {
+    StreamingQuery q = query(pipeline).kafka(spark, options).start();
+    queries.add(q);
+    return q;
+  }
+
+  /**
+   * {@code subscribePattern}: the start sequence stores offsets for every topic the pattern matches
+   * now, and a matching topic created while the query runs is written from its first record (the
+   * source finds it at a later batch and reads it from its earliest offset); a restart without a
+   * checkpoint resumes both topics from the sink's offsets. Reads the whole output table.
+   */
+  @Test
+  void aPatternSubscriptionWritesEveryMatchingTopicOnceATopicCreatedWhileRunningFromItsStart()
+      throws Exception {
+    String second = topic + "-b";
+    Map<String, String> options =
+        Map.of(
+            "kafka.bootstrap.servers",
+            kafka.bootstrapServers(),
+            "subscribePattern",
+            Pattern.quote(topic) + "(-b)?");
+    produce(100);
+    StreamingQuery q = startReading(options);
+    q.processAllAvailable();
+    kafka.createTopic(second, 2);
+    produceTo(second, 60);
+    produce(50);
+    Map<TopicPartition, Long> end = new HashMap<>(StreamHarness.endOffsets(kafka, topic, 3));
+    end.putAll(StreamHarness.endOffsets(kafka, second, 2));
+    // The source lists the topics matching its pattern again at every batch.
+    await()
+        .atMost(Duration.ofSeconds(120))
+        .pollInterval(Duration.ofMillis(200))
+        .until(
+            () -> {
+              q.processAllAvailable();
+              return stored(pipeline).equals(end);
+            });
+    q.stop();
+
+    produceTo(second, 30);
+    produce(30);
+    StreamingQuery again = startReading(options);
+    again.processAllAvailable();
+    again.stop();
+
+    Map<TopicPartition, Long> last = new HashMap<>(StreamHarness.endOffsets(kafka, topic, 3));
+    last.putAll(StreamHarness.endOffsets(kafka, second, 2));
+    assertThat(stored(pipeline)).isEqualTo(last);
+    assertThat(sorted(ids())).isEqualTo(sorted(produced));
+  }
+
+  /**
+   * {@code assign}: only the assigned partitions are read, stored and written, across a restart
+   * without a checkpoint; the start offsets the query passes to Spark name exactly those partitions
+   * (Spark refuses any other set). Reads the whole output table and the whole input topic.
+   */
+  @Test
+  void anAssignmentWritesItsPartitionsOnceAndStoresNoOther() throws Exception {
+    Map<String, String> options =
+        Map.of(
+            "kafka.bootstrap.servers",
+            kafka.bootstrapServers(),
+            "assign",
+            "{\"" + topic + "\":[0,2]}");
+    produce(150);
+    StreamingQuery q = startReading(options);
+    q.processAllAvailable();
+    q.stop();
+    produce(60);
+    StreamingQuery again = startReading(options);
+    again.processAllAvailable();
+    again.stop();
+
+    Map<TopicPartition, Long> end = new HashMap<>(StreamHarness.endOffsets(kafka, topic, 3));
+    end.remove(new TopicPartition(topic, 1));
+    assertThat(stored(pipeline)).isEqualTo(end);
+    List<String> assigned =
+        KafkaOutput.committed(kafka, topic).stream()
+            .filter(r -> r.partition() != 1)
+            .map(r -> r.value())
+            .toList();
+    assertThat(assigned).as("records of the assigned partitions").isNotEmpty();
+    assertThat(assigned.size()).as("records of all partitions").isLessThan(produced.size());
+    assertThat(sorted(ids())).isEqualTo(sorted(assigned));
+  }
+
+  /** Sends {@code n} records to {@code other}, spread over its partitions by their keys. */
+  private void produceTo(String other, int n) {
+    List<ProducerRecord<String, String>> records = new ArrayList<>();
+    for (int i = 0; i < n; i++) {
+      String id = "click-" + produced.size();
+      produced.add(id);
+      records.add(new ProducerRecord<>(other, "k" + produced.size(), id));
+    }
+    kafka.send(records);
   }
 }
