@@ -10,6 +10,7 @@ import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.common.PartitionInfo;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.errors.TimeoutException;
+import org.apache.kafka.common.internals.Topic;
 import org.exactlyonce.spark.OffsetMismatchException;
 import org.exactlyonce.spark.PipelineId;
 import org.exactlyonce.spark.SinkConfigurationException;
@@ -36,11 +37,14 @@ public final class StartOffsets implements AutoCloseable {
   }
 
   /**
-   * The partitions of every topic whose whole name {@code pattern} matches (as Kafka's and Spark's
-   * pattern subscriptions match), at least one topic.
+   * The partitions of every topic {@code pattern} matches, internal topics left out, at least one
+   * topic: as Spark's Kafka source matches (a topic matches if the pattern is found in its name,
+   * or, with {@code wholeName}, if it matches the whole name, as Kafka's consumer does and Spark's
+   * deprecated offset fetching with it).
    */
-  public static StartOffsets matching(Map<String, Object> streamParams, Pattern pattern) {
-    return new StartOffsets(streamParams, matched(pattern));
+  public static StartOffsets matching(
+      Map<String, Object> streamParams, Pattern pattern, boolean wholeName) {
+    return new StartOffsets(streamParams, matched(pattern, wholeName));
   }
 
   /** Exactly {@code partitions} (a manual assignment), each of which must exist. */
@@ -87,6 +91,19 @@ public final class StartOffsets implements AutoCloseable {
   /** How the stream names what it reads. */
   private interface Subscription {
     List<TopicPartition> partitions(KafkaConsumer<byte[], byte[]> consumer, Object servers);
+
+    /** Whether the stream reads topics as they come to exist (a pattern), not named ones. */
+    default boolean discoversTopics() {
+      return false;
+    }
+  }
+
+  /**
+   * Whether the stream reads the topics of a pattern, which come and go, rather than named topics
+   * or partitions. Then a topic the pipeline never read is new to it, not a first start.
+   */
+  public boolean discoversTopics() {
+    return subscription.discoversTopics();
   }
 
   private static List<PartitionInfo> existing(
@@ -110,28 +127,42 @@ public final class StartOffsets implements AutoCloseable {
     };
   }
 
-  private static Subscription matched(Pattern pattern) {
-    return (consumer, servers) -> {
-      List<TopicPartition> found = new ArrayList<>();
-      consumer
-          .listTopics()
-          .forEach(
-              (topic, infos) -> {
-                if (pattern.matcher(topic).matches()) {
-                  infos.forEach(i -> found.add(new TopicPartition(i.topic(), i.partition())));
-                }
-              });
-      if (found.isEmpty()) {
-        throw new SinkConfigurationException(
-            "no topic at "
-                + servers
-                + " matches the pattern '"
-                + pattern
-                + "': create a topic first, or correct the pattern (it must match a topic's"
-                + " whole name)");
+  private static Subscription matched(Pattern pattern, boolean wholeName) {
+    return new Subscription() {
+      @Override
+      public List<TopicPartition> partitions(
+          KafkaConsumer<byte[], byte[]> consumer, Object servers) {
+        return matchedPartitions(consumer, servers, pattern, wholeName);
       }
-      return found;
+
+      @Override
+      public boolean discoversTopics() {
+        return true;
+      }
     };
+  }
+
+  private static List<TopicPartition> matchedPartitions(
+      KafkaConsumer<byte[], byte[]> consumer, Object servers, Pattern pattern, boolean wholeName) {
+    List<TopicPartition> found = new ArrayList<>();
+    consumer
+        .listTopics()
+        .forEach(
+            (topic, infos) -> {
+              var m = pattern.matcher(topic);
+              if (!Topic.isInternal(topic) && (wholeName ? m.matches() : m.find())) {
+                infos.forEach(i -> found.add(new TopicPartition(i.topic(), i.partition())));
+              }
+            });
+    if (found.isEmpty()) {
+      throw new SinkConfigurationException(
+          "no topic at "
+              + servers
+              + " matches the pattern '"
+              + pattern
+              + "': create a topic first, or correct the pattern");
+    }
+    return found;
   }
 
   private static Subscription assignment(List<TopicPartition> partitions) {

@@ -170,11 +170,16 @@ public final class StartSequence {
             checkHighWater(id, stored, store.highWaterMarks(), kafka.servers(), tool);
             Set<String> storedTopics =
                 stored.keySet().stream().map(TopicPartition::topic).collect(Collectors.toSet());
+            // The start position is for where a pipeline first starts, and for topics it is told
+            // to read anew (added to a subscribe list). A partition added to a topic it reads, or a
+            // topic its pattern has come to match since (created while it was down), is read from
+            // its first record, as the source reads one it finds while running.
+            boolean discovered = kafka.discoversTopics() && !stored.isEmpty();
             List<TopicPartition> firstStart = new ArrayList<>();
             List<TopicPartition> added = new ArrayList<>();
             for (TopicPartition tp : kafka.partitions()) {
               if (!stored.containsKey(tp)) {
-                (storedTopics.contains(tp.topic()) ? added : firstStart).add(tp);
+                (discovered || storedTopics.contains(tp.topic()) ? added : firstStart).add(tp);
               }
             }
             Map<TopicPartition, Long> resolved = new HashMap<>(kafka.resolve(start, firstStart));
@@ -188,7 +193,8 @@ public final class StartSequence {
             }
             if (!added.isEmpty()) {
               LOG.info(
-                  "pipeline '{}': partitions {} were added to topics it already read; they start"
+                  "pipeline '{}': partitions {} are new to it since it first started (added to"
+                      + " topics it reads, or of topics its pattern has come to match); they start"
                       + " at their earliest offset, whatever the start position",
                   id,
                   added);

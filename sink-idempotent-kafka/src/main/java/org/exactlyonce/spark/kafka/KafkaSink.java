@@ -85,15 +85,21 @@ public final class KafkaSink<R> extends KafkaSinkBase<R> implements Transactiona
   public static final class Builder<R, S> {
     // Set by the sink itself: each has a reason the user cannot choose it.
     private static final Map<String, String> RESERVED =
-        Map.of(
-            "transactional.id", "it is derived from the pipeline id and the source partition",
-            "enable.idempotence", "the sink needs idempotent producers",
-            "acks", "the sink needs acks=all",
-            "transaction.timeout.ms", "use transactionTimeout(...)",
-            "key.serializer", "use key(...)",
-            "value.serializer", "use value(...)",
-            "partitioner.class", "outputs are partitioned deterministically by key or source",
-            "bootstrap.servers", "use bootstrapServers(...)");
+        Map.ofEntries(
+            Map.entry(
+                "transactional.id", "it is derived from the pipeline id and the source partition"),
+            Map.entry("enable.idempotence", "the sink needs idempotent producers"),
+            Map.entry("acks", "the sink needs acks=all"),
+            Map.entry("transaction.timeout.ms", "use transactionTimeout(...)"),
+            Map.entry("key.serializer", "use key(...)"),
+            Map.entry("value.serializer", "use value(...)"),
+            Map.entry(
+                "partitioner.class", "outputs are partitioned deterministically by key or source"),
+            Map.entry("bootstrap.servers", "use bootstrapServers(...)"),
+            Map.entry(
+                "client.id", "it is derived from the pipeline id, so that brokers' logs name it"),
+            Map.entry("max.block.ms", "use apiTimeout(...)"),
+            Map.entry("default.api.timeout.ms", "use apiTimeout(...)"));
 
     private final PipelineId pipelineId;
     private final boolean transactional;
@@ -284,10 +290,13 @@ public final class KafkaSink<R> extends KafkaSinkBase<R> implements Transactiona
      * writeStream().format("kafka").option(...)} passes them, so that moving such a query to this
      * sink keeps its options: {@code kafka.bootstrap.servers}, {@code topic}, and {@code
      * kafka.<setting>} for any Kafka client setting ({@code kafka.security.protocol}, {@code
-     * kafka.sasl.jaas.config}, {@code kafka.linger.ms}, ...). Settings every Kafka client takes
-     * (security, timeouts) go to all of the sink's clients, as {@link #clientProperty}; the others
-     * to its producers, as {@link #producerProperty}. {@code kafka.acks=all} and {@code
-     * kafka.enable.idempotence=true} are what the sink does anyway and are accepted.
+     * kafka.sasl.jaas.config}, {@code kafka.linger.ms}, ...); option names are case-insensitive, as
+     * in Spark. Settings an admin client takes too (security, connection settings) go to all of the
+     * sink's clients, as {@link #clientProperty}; the others to its producers, as {@link
+     * #producerProperty}. {@code kafka.acks=all} (or {@code -1}) and {@code
+     * kafka.enable.idempotence=true} are what the sink does anyway and are accepted; settings the
+     * sink sets itself are refused ({@code kafka.client.id}, {@code kafka.max.block.ms} and {@code
+     * kafka.default.api.timeout.ms}: use {@link #apiTimeout}).
      *
      * @param options Spark Kafka sink options
      * @throws SinkConfigurationException for an option that is not one of Spark's Kafka sink (a
@@ -297,15 +306,26 @@ public final class KafkaSink<R> extends KafkaSinkBase<R> implements Transactiona
     public Builder<R, S> sparkKafkaOptions(Map<String, String> options) {
       for (Map.Entry<String, String> e : new TreeMap<>(options).entrySet()) {
         String option = e.getKey();
+        // Option names are case-insensitive in Spark, and Kafka's settings are lower case.
+        String lower = option.toLowerCase(java.util.Locale.ROOT);
         String value = e.getValue();
-        if (option.equals("topic")) {
+        if (lower.equals("topic")) {
           checkTopic(value);
           topic(value);
-        } else if (option.equals("kafka.bootstrap.servers")) {
+        } else if (lower.equals("kafka.bootstrap.servers")) {
           bootstrapServers(value);
-        } else if (option.startsWith("kafka.") && option.length() > "kafka.".length()) {
-          String key = option.substring("kafka.".length());
-          if ((key.equals("acks") && value.trim().equals("all"))
+        } else if (lower.equals("checkpointlocation")) {
+          throw new SinkConfigurationException(
+              "pipeline '"
+                  + pipelineId
+                  + "': '"
+                  + option
+                  + "' is an option of the query, not of its sink: set it on the query"
+                  + " (ExactlyOnceForeachBatch...checkpointLocation(path)), or leave it out (the"
+                  + " sink's stored offsets are where a query starts)");
+        } else if (lower.startsWith("kafka.") && lower.length() > "kafka.".length()) {
+          String key = lower.substring("kafka.".length());
+          if ((key.equals("acks") && (value.trim().equals("all") || value.trim().equals("-1")))
               || (key.equals("enable.idempotence") && value.trim().equalsIgnoreCase("true"))) {
             continue;
           }

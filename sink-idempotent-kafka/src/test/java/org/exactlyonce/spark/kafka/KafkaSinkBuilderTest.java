@@ -75,7 +75,7 @@ class KafkaSinkBuilderTest {
             .sparkKafkaOptions(
                 Map.of(
                     "kafka.bootstrap.servers", "broker:9092",
-                    "topic", "out",
+                    "TOPIC", "out",
                     "kafka.security.protocol", "SASL_SSL",
                     "kafka.linger.ms", "20",
                     "kafka.acks", "all"))
@@ -100,6 +100,14 @@ class KafkaSinkBuilderTest {
         .hasMessageContaining("use value(...)");
     assertThatThrownBy(() -> valid().sparkKafkaOptions(Map.of("kafka.acks", "1")))
         .hasMessageContaining("acks=all");
+    valid().sparkKafkaOptions(Map.of("kafka.acks", "-1", "kafka.enable.idempotence", "true"));
+    assertThatThrownBy(() -> valid().sparkKafkaOptions(Map.of("kafka.max.block.ms", "1000")))
+        .hasMessageContaining("'max.block.ms' is set by the sink")
+        .hasMessageContaining("apiTimeout(...)");
+    assertThatThrownBy(() -> valid().sparkKafkaOptions(Map.of("Kafka.Client.Id", "mine")))
+        .hasMessageContaining("'client.id' is set by the sink");
+    assertThatThrownBy(() -> valid().sparkKafkaOptions(Map.of("checkpointLocation", "/cp")))
+        .hasMessageContaining("an option of the query, not of its sink");
     assertThatThrownBy(() -> valid().sparkKafkaOptions(Map.of("topic", "bad topic")))
         .hasMessageContaining("not a valid Kafka topic name");
   }

@@ -273,14 +273,48 @@ public final class ExactlyOnceForeachBatch {
      */
     void checkOutput(SparkSession spark, KafkaSourceOptions source) {}
 
+    /**
+     * Has Spark's Kafka source take the options, without a start: it checks them (and that it is on
+     * the classpath at all) only when a query loads it, which must not be after this query's writer
+     * epoch fenced the running one.
+     */
+    private static void checkSource(SparkSession spark, KafkaSourceOptions source) {
+      try {
+        spark.readStream().format("kafka").options(source.options()).load();
+      } catch (Exception e) {
+        // Not only RuntimeException: Spark 3.5's AnalysisException is checked, thrown undeclared.
+        String scalaVersion = scala.util.Properties.versionNumberString();
+        throw new SinkConfigurationException(
+            "Spark's Kafka source did not take the query's options ("
+                + e.getMessage()
+                + "): correct the option it names; if the source is missing, add"
+                + " org.apache.spark:spark-sql-kafka-0-10_"
+                + scalaVersion.substring(0, scalaVersion.lastIndexOf('.'))
+                + ":"
+                + spark.version()
+                + " to the job (spark-submit --packages). Nothing was started",
+            e);
+      }
+    }
+
+    /**
+     * Whether Spark's source matches a {@code subscribePattern} against whole topic names (its
+     * deprecated, consumer-based offset fetching) rather than finding it in them (the default).
+     */
+    private static boolean wholeTopicNames(SparkSession spark) {
+      return Boolean.parseBoolean(
+          spark.conf().get("spark.sql.streaming.kafka.useDeprecatedOffsetFetching", "false"));
+    }
+
     /** The function {@code foreachBatch} runs, for writer {@code epoch}. */
     abstract VoidFunction2<Dataset<Row>, Long> function(long epoch, PipelineGuard guard);
 
     /**
      * Reads with Spark's Kafka source, {@code options} as for {@code
-     * spark.readStream().format("kafka")}: {@code kafka.bootstrap.servers} and {@code subscribe} at
-     * least. Options that set a start ({@code startingOffsets}, {@code startingTimestamp}, ...) are
-     * refused (the sink's store decides), and so is {@code failOnDataLoss=false}.
+     * spark.readStream().format("kafka")}: {@code kafka.bootstrap.servers} and one of {@code
+     * subscribe}, {@code subscribePattern} and {@code assign} at least. Options that set a start
+     * ({@code startingOffsets}, {@code startingTimestamp}, ...) are refused (the sink's store
+     * decides), and so is {@code failOnDataLoss=false}.
      *
      * @throws SinkConfigurationException naming the option and the fix
      */
@@ -332,11 +366,13 @@ public final class ExactlyOnceForeachBatch {
             "no source: call kafka(spark, options) before start()");
       }
       checkReady();
-      // Before the start sequence: a query whose rows do not fit fences no running one.
+      // Before the start sequence: a query Spark's source refuses, or whose rows do not fit,
+      // fences no running one.
+      checkSource(spark, source);
       checkOutput(spark, source);
       SparkVersionCheck.checkRunning(spark.version(), spark.sparkContext().getConf());
       StartSequence.Started started;
-      try (StartOffsets kafka = source.startOffsets();
+      try (StartOffsets kafka = source.startOffsets(wholeTopicNames(spark));
           StartSequence.Validated validated = StartSequence.validate(List.of(sink))) {
         started = validated.takeEpochs(kafka).resolve(kafka, start);
       }

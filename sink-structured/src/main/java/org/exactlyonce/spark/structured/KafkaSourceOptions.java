@@ -59,7 +59,8 @@ final class KafkaSourceOptions {
   static KafkaSourceOptions of(Map<String, String> options) {
     if (options == null || options.isEmpty()) {
       throw new SinkConfigurationException(
-          "no Kafka source options given: pass at least kafka.bootstrap.servers and subscribe,"
+          "no Kafka source options given: pass at least kafka.bootstrap.servers and subscribe"
+              + " (or subscribePattern, or assign),"
               + " as for spark.readStream().format(\"kafka\")");
     }
     Map<String, String> lower = new HashMap<>();
@@ -135,7 +136,7 @@ final class KafkaSourceOptions {
     try {
       byTopic = new ObjectMapper().readValue(json, new TypeReference<>() {});
     } catch (Exception e) {
-      byTopic = null;
+      throw notAnAssignment(json, e);
     }
     List<TopicPartition> partitions = new ArrayList<>();
     if (byTopic != null) {
@@ -147,13 +148,18 @@ final class KafkaSourceOptions {
           });
     }
     if (partitions.isEmpty() || partitions.stream().anyMatch(tp -> tp.partition() < 0)) {
-      throw new SinkConfigurationException(
-          "Kafka source option assign '"
-              + json
-              + "' is not JSON of topics and partitions, like {\"clicks\":[0,1],\"views\":[2]}:"
-              + " correct it");
+      throw notAnAssignment(json, null);
     }
     return List.copyOf(partitions);
+  }
+
+  private static SinkConfigurationException notAnAssignment(String json, Exception cause) {
+    return new SinkConfigurationException(
+        "Kafka source option assign '"
+            + json
+            + "' is not JSON of topics and partitions, like {\"clicks\":[0,1],\"views\":[2]}:"
+            + " correct it",
+        cause);
   }
 
   private static boolean blank(String s) {
@@ -187,10 +193,14 @@ final class KafkaSourceOptions {
     return assigned;
   }
 
-  /** A look-up of the partitions the source reads, as it names them, and of their offsets. */
-  StartOffsets startOffsets() {
+  /**
+   * A look-up of the partitions the source reads, as it names them, and of their offsets. {@code
+   * wholeName}: a pattern matches a topic's whole name, as with Spark's deprecated offset fetching
+   * (Kafka's consumer), rather than anywhere in it (Spark's default, through an admin client).
+   */
+  StartOffsets startOffsets(boolean wholeName) {
     if (pattern != null) {
-      return StartOffsets.matching(consumerParams(), pattern);
+      return StartOffsets.matching(consumerParams(), pattern, wholeName);
     }
     if (assigned != null) {
       return StartOffsets.assigned(consumerParams(), assigned);

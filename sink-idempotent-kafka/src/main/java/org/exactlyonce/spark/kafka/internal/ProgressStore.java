@@ -642,6 +642,25 @@ public final class ProgressStore implements OffsetStore {
 
   @Override
   public void checkBeforeEpoch(Collection<TopicPartition> streamPartitions) {
+    // A stream that reads what its sink writes (a pattern matching the output topic, say) would
+    // write each output again, without end.
+    for (TopicPartition tp : streamPartitions) {
+      String role =
+          tp.topic().equals(spec.topic())
+              ? "its output topic"
+              : tp.topic().equals(spec.deadLetterTopic()) ? "its dead-letter topic" : null;
+      if (role != null) {
+        throw new SinkConfigurationException(
+            "pipeline '"
+                + spec.pipelineId()
+                + "' reads topic '"
+                + tp.topic()
+                + "', which is "
+                + role
+                + ": every record written would be read and written again, without end. Read"
+                + " other topics (check the subscription or its pattern), or write elsewhere");
+      }
+    }
     // Not a stable read: the running driver's tasks hold offsets in open transactions, which a
     // stable read would wait for; an offset set by a tool is committed outside any transaction.
     refuseForeign(Progress.committedSoFar(admin, spec.progressGroup(), spec.apiTimeoutMs()));

@@ -148,8 +148,9 @@ class ChaosIT {
 
   /**
    * Kafka transactions (strategy K) through {@code ExactlyOnceForeachBatch.transactional}, without
-   * a checkpoint, under the kafka run's faults (the broker restarted besides the kills): the output
-   * topic's committed records, read whole, hold every input record once.
+   * a checkpoint, under the kafka run's faults (an executor and the driver killed, then a fault
+   * drawn from those and a broker restart): the output topic's committed records, read whole, hold
+   * every input record once.
    */
   // In the slow group (mvn -B verify -Pslow -pl tests -am) to keep the default run under 20
   // minutes on 2 cores: the default run has the adapter under faults with PostgreSQL, and this

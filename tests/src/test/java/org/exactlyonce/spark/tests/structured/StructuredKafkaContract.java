@@ -1,6 +1,7 @@
 package org.exactlyonce.spark.tests.structured;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.awaitility.Awaitility.await;
 
 import java.nio.charset.StandardCharsets;
@@ -8,8 +9,10 @@ import java.time.Duration;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.regex.Pattern;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.spark.sql.streaming.StreamingQuery;
+import org.exactlyonce.spark.SinkConfigurationException;
 import org.exactlyonce.spark.kafka.KafkaSink;
 import org.exactlyonce.spark.kafka.ToBytes;
 import org.exactlyonce.spark.spi.ExactlyOnceSink;
@@ -105,6 +108,30 @@ abstract class StructuredKafkaContract extends StructuredForeachBatchContract {
    * runs on an idle query; that it keeps the offsets past the broker's retention is {@code
    * StructuredKafkaProgressRetentionIT}'s, with {@code -Pslow}.)
    */
+  /**
+   * A query whose pattern matches its sink's own output topic (Spark's source finds the pattern in
+   * a topic's name) would write every output again, without end: {@code start()} refuses it before
+   * the writer epoch, naming the topic, and nothing is written.
+   */
+  @Test
+  void aQueryWhosePatternMatchesItsOwnOutputTopicIsRefusedBeforeItStarts() {
+    produce(10);
+    var q =
+        query(sink(pipeline))
+            .kafka(
+                spark,
+                Map.of(
+                    "kafka.bootstrap.servers",
+                    kafka.bootstrapServers(),
+                    "subscribePattern",
+                    Pattern.quote(topic)));
+    assertThatThrownBy(q::start)
+        .isInstanceOf(SinkConfigurationException.class)
+        .hasMessageContaining("reads topic '" + out + "', which is its output topic")
+        .hasMessageContaining("without end");
+    assertThat(read(out)).isEmpty();
+  }
+
   @Test
   void anIdleQueryIsStoppedByItsKeepAliveWhenANewerOneTakesThePipeline() throws Exception {
     produce(60);
