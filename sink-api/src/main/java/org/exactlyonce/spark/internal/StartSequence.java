@@ -172,14 +172,22 @@ public final class StartSequence {
                 stored.keySet().stream().map(TopicPartition::topic).collect(Collectors.toSet());
             // The start position is for where a pipeline first starts, and for topics it is told
             // to read anew (added to a subscribe list). A partition added to a topic it reads, or a
-            // topic its pattern has come to match since (created while it was down), is read from
-            // its first record, as the source reads one it finds while running.
+            // topic its pattern has come to match since (created while it was down, or matched by
+            // a wider pattern), is read from its first record, as the source reads one it finds
+            // while running; unless an explicit start position names that partition of a pattern.
             boolean discovered = kafka.discoversTopics() && !stored.isEmpty();
             List<TopicPartition> firstStart = new ArrayList<>();
             List<TopicPartition> added = new ArrayList<>();
             for (TopicPartition tp : kafka.partitions()) {
-              if (!stored.containsKey(tp)) {
-                (discovered || storedTopics.contains(tp.topic()) ? added : firstStart).add(tp);
+              if (stored.containsKey(tp)) {
+                continue;
+              }
+              boolean named =
+                  start.kind() == StartPosition.Kind.EXPLICIT && start.offsets().containsKey(tp);
+              if (storedTopics.contains(tp.topic()) || (discovered && !named)) {
+                added.add(tp);
+              } else {
+                firstStart.add(tp);
               }
             }
             Map<TopicPartition, Long> resolved = new HashMap<>(kafka.resolve(start, firstStart));

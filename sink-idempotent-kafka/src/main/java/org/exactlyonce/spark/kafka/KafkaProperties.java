@@ -29,11 +29,13 @@ public final class KafkaProperties {
   public static final SinkSetting<Map<String, String>> CLIENT =
       SinkSetting.map(
           "client",
-          "a setting of every client of the sink, e.g. client.security.protocol=SSL (no secrets)");
+          "a setting of every client of the sink, e.g. client.security.protocol=SSL (no secrets; the sink sets client.id and default.api.timeout.ms)");
 
   /** {@link KafkaSink.Builder#producerProperty(String, String)}, one key per producer setting. */
   public static final SinkSetting<Map<String, String>> PRODUCER =
-      SinkSetting.map("producer", "a producer setting, e.g. producer.linger.ms=20");
+      SinkSetting.map(
+          "producer",
+          "a producer setting, e.g. producer.linger.ms=20 (the sink sets acks, client.id, max.block.ms and the serializers)");
 
   /** {@link KafkaSink.Builder#progressGroup(String)}. */
   public static final SinkSetting<String> PROGRESS_GROUP =

@@ -325,7 +325,8 @@ public final class KafkaSink<R> extends KafkaSinkBase<R> implements Transactiona
                   + " sink's stored offsets are where a query starts)");
         } else if (lower.startsWith("kafka.") && lower.length() > "kafka.".length()) {
           String key = lower.substring("kafka.".length());
-          if ((key.equals("acks") && (value.trim().equals("all") || value.trim().equals("-1")))
+          if ((key.equals("acks")
+                  && (value.trim().equalsIgnoreCase("all") || value.trim().equals("-1")))
               || (key.equals("enable.idempotence") && value.trim().equalsIgnoreCase("true"))) {
             continue;
           }

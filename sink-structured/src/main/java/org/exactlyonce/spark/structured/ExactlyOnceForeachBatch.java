@@ -326,7 +326,11 @@ public final class ExactlyOnceForeachBatch {
 
     /**
      * Where a pipeline starts the first time, for partitions of topics it never stored (default:
-     * earliest). Afterwards the stored offsets decide.
+     * earliest). Afterwards the stored offsets decide. With {@code subscribePattern}, a topic the
+     * pattern comes to match after the first start (created later, or matched by a pattern made
+     * wider) starts at its earliest offset, as the source reads a topic it finds while running,
+     * unless an explicit position ({@link StartPosition#offsets(java.util.Map)}) names its
+     * partitions.
      */
     public B startPosition(StartPosition start) {
       this.start = Objects.requireNonNull(start, "start");

@@ -213,6 +213,57 @@ class StructuredTransactionalJdbcIT extends StructuredForeachBatchContract {
   }
 
   /**
+   * With an explicit start position, a topic the pattern comes to match later starts where the
+   * position names it (a hand-over from another job, say), not at its earliest offset. Reads the
+   * whole output table and the whole new topic.
+   */
+  @Test
+  void anExplicitStartPositionNamingATopicThePatternMatchesLaterStartsItThere() throws Exception {
+    Map<String, String> options =
+        Map.of(
+            "kafka.bootstrap.servers",
+            kafka.bootstrapServers(),
+            "subscribePattern",
+            topic + "-x.*");
+    String first = topic + "-x1";
+    String later = topic + "-x2";
+    kafka.createTopic(first, 1);
+    produceTo(first, 20);
+    Map<TopicPartition, Long> position = new HashMap<>();
+    position.put(new TopicPartition(first, 0), 5L);
+    position.put(new TopicPartition(later, 0), 7L);
+    StreamingQuery q =
+        query(pipeline)
+            .kafka(spark, options)
+            .startPosition(StartPosition.offsets(position))
+            .start();
+    queries.add(q);
+    q.processAllAvailable();
+    q.stop();
+
+    kafka.createTopic(later, 1);
+    produceTo(later, 20);
+    StreamingQuery again =
+        query(pipeline)
+            .kafka(spark, options)
+            .startPosition(StartPosition.offsets(position))
+            .start();
+    queries.add(again);
+    again.processAllAvailable();
+    again.stop();
+
+    List<String> expected = new ArrayList<>();
+    KafkaOutput.committed(kafka, first).stream()
+        .filter(r -> r.offset() >= 5)
+        .forEach(r -> expected.add(r.value()));
+    KafkaOutput.committed(kafka, later).stream()
+        .filter(r -> r.offset() >= 7)
+        .forEach(r -> expected.add(r.value()));
+    assertThat(expected).hasSize(15 + 13);
+    assertThat(sorted(ids())).isEqualTo(sorted(expected));
+  }
+
+  /**
    * An option Spark's Kafka source refuses ({@code kafka.auto.offset.reset}: the source sets it) is
    * refused by {@code start()} before the start sequence, so the running query of the pipeline is
    * not fenced and goes on writing: the whole output holds every record once.
