@@ -129,14 +129,14 @@ public final class ExactlyOnceForeachBatch {
      * count()}) is checked at every batch only, the first of which runs after the start sequence.
      */
     @Override
-    void checkOutput(SparkSession spark, KafkaSourceOptions source) {
+    void checkOutput(Dataset<Row> streamingSource) {
       columnsByName = sink.columnsByName();
       if (columnsByName.isEmpty()) {
         return;
       }
       Dataset<Row> out;
       try {
-        out = compute.apply(spark.readStream().format("kafka").options(source.options()).load());
+        out = compute.apply(streamingSource);
       } catch (Exception e) {
         // Not only RuntimeException: Spark 3.5's AnalysisException is checked, thrown undeclared.
         LOG.warn(
@@ -268,19 +268,19 @@ public final class ExactlyOnceForeachBatch {
     abstract void checkReady();
 
     /**
-     * Checks what the query writes against the sink's backend, before anything else touches it.
-     * Default: nothing.
+     * Checks what the query writes against the sink's backend, before anything else touches it,
+     * given Spark's Kafka source loaded with the query's options (not started). Default: nothing.
      */
-    void checkOutput(SparkSession spark, KafkaSourceOptions source) {}
+    void checkOutput(Dataset<Row> streamingSource) {}
 
     /**
      * Has Spark's Kafka source take the options, without a start: it checks them (and that it is on
      * the classpath at all) only when a query loads it, which must not be after this query's writer
      * epoch fenced the running one.
      */
-    private static void checkSource(SparkSession spark, KafkaSourceOptions source) {
+    private static Dataset<Row> checkSource(SparkSession spark, KafkaSourceOptions source) {
       try {
-        spark.readStream().format("kafka").options(source.options()).load();
+        return spark.readStream().format("kafka").options(source.options()).load();
       } catch (Exception e) {
         // Not only RuntimeException: Spark 3.5's AnalysisException is checked, thrown undeclared.
         String scalaVersion = scala.util.Properties.versionNumberString();
@@ -372,8 +372,7 @@ public final class ExactlyOnceForeachBatch {
       checkReady();
       // Before the start sequence: a query Spark's source refuses, or whose rows do not fit,
       // fences no running one.
-      checkSource(spark, source);
-      checkOutput(spark, source);
+      checkOutput(checkSource(spark, source));
       SparkVersionCheck.checkRunning(spark.version(), spark.sparkContext().getConf());
       StartSequence.Started started;
       try (StartOffsets kafka = source.startOffsets(wholeTopicNames(spark));

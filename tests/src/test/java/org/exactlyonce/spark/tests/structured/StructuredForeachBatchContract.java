@@ -118,11 +118,16 @@ abstract class StructuredForeachBatchContract {
 
   /** Sends {@code n} records, spread over the topic's partitions by their keys. */
   void produce(int n) {
+    produce(topic, n);
+  }
+
+  /** Sends {@code n} records to {@code to}, spread over its partitions by their keys. */
+  void produce(String to, int n) {
     List<ProducerRecord<String, String>> records = new ArrayList<>();
     for (int i = 0; i < n; i++) {
       String id = "click-" + produced.size();
       produced.add(id);
-      records.add(new ProducerRecord<>(topic, "k" + produced.size(), id));
+      records.add(new ProducerRecord<>(to, "k" + produced.size(), id));
     }
     kafka.send(records);
   }

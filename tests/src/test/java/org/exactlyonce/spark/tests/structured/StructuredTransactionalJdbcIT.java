@@ -11,7 +11,6 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.regex.Pattern;
-import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.spark.sql.streaming.StreamingQuery;
 import org.exactlyonce.spark.SinkConfigurationException;
@@ -87,6 +86,11 @@ class StructuredTransactionalJdbcIT extends StructuredForeachBatchContract {
         .hasMessageContaining("ExactlyOnceForeachBatch.perBatch(...)");
   }
 
+  /** Source options that read what {@code subscription} (subscribePattern, assign) names. */
+  private Map<String, String> reading(String subscription, String value) {
+    return Map.of("kafka.bootstrap.servers", kafka.bootstrapServers(), subscription, value);
+  }
+
   /** A query of {@code pipeline} reading what {@code options} name (no subscribe added). */
   private StreamingQuery startReading(Map<String, String> options) {
     StreamingQuery q = query(pipeline).kafka(spark, options).start();
@@ -104,17 +108,12 @@ class StructuredTransactionalJdbcIT extends StructuredForeachBatchContract {
   void aPatternSubscriptionWritesEveryMatchingTopicOnceATopicCreatedWhileRunningFromItsStart()
       throws Exception {
     String second = topic + "-b";
-    Map<String, String> options =
-        Map.of(
-            "kafka.bootstrap.servers",
-            kafka.bootstrapServers(),
-            "subscribePattern",
-            Pattern.quote(topic));
+    Map<String, String> options = reading("subscribePattern", Pattern.quote(topic));
     produce(100);
     StreamingQuery q = startReading(options);
     q.processAllAvailable();
     kafka.createTopic(second, 2);
-    produceTo(second, 60);
+    produce(second, 60);
     produce(50);
     Map<TopicPartition, Long> end = new HashMap<>(StreamHarness.endOffsets(kafka, topic, 3));
     end.putAll(StreamHarness.endOffsets(kafka, second, 2));
@@ -129,7 +128,7 @@ class StructuredTransactionalJdbcIT extends StructuredForeachBatchContract {
             });
     q.stop();
 
-    produceTo(second, 30);
+    produce(second, 30);
     produce(30);
     StreamingQuery again = startReading(options);
     again.processAllAvailable();
@@ -150,12 +149,7 @@ class StructuredTransactionalJdbcIT extends StructuredForeachBatchContract {
   @Test
   void aTopicMatchingThePatternCreatedWhileTheQueryIsDownIsWrittenFromItsFirstRecord()
       throws Exception {
-    Map<String, String> options =
-        Map.of(
-            "kafka.bootstrap.servers",
-            kafka.bootstrapServers(),
-            "subscribePattern",
-            Pattern.quote(topic));
+    Map<String, String> options = reading("subscribePattern", Pattern.quote(topic));
     produce(50);
     int before = produced.size();
     StreamingQuery q =
@@ -166,7 +160,7 @@ class StructuredTransactionalJdbcIT extends StructuredForeachBatchContract {
     q.stop();
 
     kafka.createTopic(topic + "-b", 2);
-    produceTo(topic + "-b", 30);
+    produce(topic + "-b", 30);
     produce(20);
     StreamingQuery again =
         query(pipeline).kafka(spark, options).startPosition(StartPosition.latest()).start();
@@ -184,12 +178,7 @@ class StructuredTransactionalJdbcIT extends StructuredForeachBatchContract {
    */
   @Test
   void anAssignmentWritesItsPartitionsOnceAndStoresNoOther() throws Exception {
-    Map<String, String> options =
-        Map.of(
-            "kafka.bootstrap.servers",
-            kafka.bootstrapServers(),
-            "assign",
-            "{\"" + topic + "\":[0,2]}");
+    Map<String, String> options = reading("assign", "{\"" + topic + "\":[0,2]}");
     produce(150);
     StreamingQuery q = startReading(options);
     q.processAllAvailable();
@@ -219,16 +208,11 @@ class StructuredTransactionalJdbcIT extends StructuredForeachBatchContract {
    */
   @Test
   void anExplicitStartPositionNamingATopicThePatternMatchesLaterStartsItThere() throws Exception {
-    Map<String, String> options =
-        Map.of(
-            "kafka.bootstrap.servers",
-            kafka.bootstrapServers(),
-            "subscribePattern",
-            topic + "-x.*");
+    Map<String, String> options = reading("subscribePattern", topic + "-x.*");
     String first = topic + "-x1";
     String later = topic + "-x2";
     kafka.createTopic(first, 1);
-    produceTo(first, 20);
+    produce(first, 20);
     Map<TopicPartition, Long> position = new HashMap<>();
     position.put(new TopicPartition(first, 0), 5L);
     position.put(new TopicPartition(later, 0), 7L);
@@ -242,7 +226,7 @@ class StructuredTransactionalJdbcIT extends StructuredForeachBatchContract {
     q.stop();
 
     kafka.createTopic(later, 1);
-    produceTo(later, 20);
+    produce(later, 20);
     StreamingQuery again =
         query(pipeline)
             .kafka(spark, options)
@@ -286,16 +270,5 @@ class StructuredTransactionalJdbcIT extends StructuredForeachBatchContract {
     running.processAllAvailable();
     running.stop();
     assertThat(sorted(ids())).isEqualTo(sorted(produced));
-  }
-
-  /** Sends {@code n} records to {@code other}, spread over its partitions by their keys. */
-  private void produceTo(String other, int n) {
-    List<ProducerRecord<String, String>> records = new ArrayList<>();
-    for (int i = 0; i < n; i++) {
-      String id = "click-" + produced.size();
-      produced.add(id);
-      records.add(new ProducerRecord<>(other, "k" + produced.size(), id));
-    }
-    kafka.send(records);
   }
 }
